@@ -1,0 +1,57 @@
+// Package nlpclient owns the answer engines behind one small interface: the built-in FAQ
+// engine (BM25 over a tenant's knowledge base, Chinese and English) and, later, model
+// clients with their resilience policies.
+//
+// It must not import other Fengda packages: callers pass plain values in and get plain
+// values back.
+package nlpclient
+
+import "errors"
+
+// ErrUnavailable is returned when an engine cannot answer now (a vendor down, a breaker
+// open); the caller answers with the tenant's fallback text.
+var ErrUnavailable = errors.New("answer engine unavailable")
+
+// Source says where an answer came from.
+type Source string
+
+// The sources an Answer can have.
+const (
+	SourceFAQ      Source = "faq"      // a knowledge-base entry, confidently matched
+	SourceLLM      Source = "llm"      // a language model
+	SourceClarify  Source = "clarify"  // not confident: suggested questions instead
+	SourceFallback Source = "fallback" // the engine failed: the tenant's fallback text
+)
+
+// Citation names a knowledge-base entry an answer rests on (or, for clarify, suggests).
+type Citation struct {
+	ID       string `json:"id"`
+	Question string `json:"question"`
+}
+
+// Exchange is one earlier turn of the conversation, oldest first in Request.History.
+type Exchange struct {
+	User      string
+	Assistant string
+	// Citations are the entries the assistant's answer cited, if any.
+	Citations []Citation
+}
+
+// Request is one question to an engine.
+type Request struct {
+	// Message is the user's new message.
+	Message string
+	// History holds earlier turns of the session, oldest first (may be empty).
+	History []Exchange
+}
+
+// Answer is an engine's reply.
+type Answer struct {
+	Text       string
+	Source     Source
+	Confidence float64 // in [0, 1]
+	// Citations: for SourceFAQ the entry answered from; empty otherwise.
+	Citations []Citation
+	// Suggestions: for SourceClarify, up to three entries the user may have meant.
+	Suggestions []Citation
+}

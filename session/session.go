@@ -1,0 +1,48 @@
+// Package session owns conversation memory: the Turn record, the MemoryStore (the
+// embedded default) and the RedisStore, both honouring the same contract.
+//
+// It must not know about the answer engine or HTTP.
+package session
+
+import (
+	"errors"
+	"time"
+
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// ErrNotFound is returned for a session that does not exist, has expired, or belongs to
+// another user or tenant (the caller cannot tell which, by design).
+var ErrNotFound = errors.New("session not found")
+
+// ErrUnavailable is returned when the backing store cannot be reached in time.
+var ErrUnavailable = errors.New("session store unavailable")
+
+// Ref names one session of one user of one tenant. Every key a store derives from it
+// starts with the tenant, so no two tenants can share a key.
+type Ref struct {
+	Tenant  tenant.ID
+	Session string // session ID, see ValidID
+	User    string // the verified user (JWT sub); the session's owner
+}
+
+// Citation names a knowledge-base entry an answer cited.
+type Citation struct {
+	ID       string `json:"id"`
+	Question string `json:"question"`
+}
+
+// Turn is one user message and the assistant's reply to it, stored as one record so a
+// turn is never half-written.
+type Turn struct {
+	ID          string     `json:"id"`                      // server-assigned turn id
+	ClientMsgID string     `json:"client_msg_id,omitempty"` // the client's idempotency key
+	User        string     `json:"user"`                    // the user's message
+	Answer      string     `json:"answer"`                  // the assistant's reply
+	Source      string     `json:"source"`                  // faq|llm|clarify|fallback
+	Confidence  float64    `json:"confidence"`
+	Citations   []Citation `json:"citations,omitempty"`
+	Suggestions []Citation `json:"suggestions,omitempty"`
+	At          time.Time  `json:"at"`          // when the user's message arrived
+	AnsweredAt  time.Time  `json:"answered_at"` // when the answer was made
+}
