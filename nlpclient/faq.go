@@ -1,0 +1,447 @@
+package nlpclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// DefaultMinConfidence is the confidence below which FAQ answers with suggestions
+// instead of an entry, calibrated on the development sample of both demo knowledge bases.
+const DefaultMinConfidence = 0.5
+
+// Ranking weights.
+const (
+	// answerWeight scales the answer text's BM25 score: it helps recall, but a long answer
+	// mentions many topics and would otherwise attract wrong matches.
+	answerWeight = 0.25
+	// historyWeight scales the previous user turn's terms in a follow-up query.
+	historyWeight = 0.4
+	// tagBoost favours, in a follow-up, entries sharing a tag with the previous answer.
+	tagBoost = 0.15
+	// repeatPenalty lowers the entry just answered: a follow-up rarely asks it again.
+	repeatPenalty = 0.1
+	// correctedWeight is the weight of a word found by typo correction.
+	correctedWeight = 0.8
+	// suggestRatio: a suggestion must score at least this share of the best entry.
+	suggestRatio = 0.35
+	// maxSuggestions is how many questions a clarify answer offers.
+	maxSuggestions = 3
+	// plausibleCoverage: below this share of the query's weight matched, nothing is
+	// suggested, only a request to rephrase.
+	plausibleCoverage = 0.2
+	// topK is how many candidates a search keeps.
+	topK = 5
+)
+
+// kindWeight is a query term's weight by kind: a single Chinese character says less than
+// a word or a pair of characters; a number says little about the topic.
+func kindWeight(k tokenKind, text string) float64 {
+	switch k {
+	case kindUnigram:
+		return 0.5
+	case kindWord:
+		if isNumber(text) {
+			return 0.3
+		}
+	}
+	return 1
+}
+
+func isNumber(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Confidence model: a logistic function of features that are comparable across queries.
+// Few weights, fitted on the development sample and shipped here.
+var confWeights = struct {
+	bias, score, coverage, margin, unseen float64
+}{bias: -4.0, score: 4.0, coverage: 4.0, margin: 2.0, unseen: -4.0}
+
+// FAQOptions configures an FAQ engine.
+type FAQOptions struct {
+	// MinConfidence is the confidence needed to answer from an entry; below it the engine
+	// suggests questions instead. Zero means DefaultMinConfidence.
+	MinConfidence float64 `yaml:"min_confidence"`
+}
+
+// FAQ answers questions from one tenant's knowledge base with BM25 over an inverted
+// index of the entries' phrasings. It is immutable once built and safe for concurrent use.
+type FAQ struct {
+	kb      *KB
+	tok     *tokenizer
+	ix      *index
+	byID    map[string]int
+	minConf float64
+}
+
+// NewFAQ builds the index of a validated knowledge base.
+func NewFAQ(kb *KB, opts FAQOptions) (*FAQ, error) {
+	if kb == nil {
+		return nil, errors.New("new faq: nil knowledge base")
+	}
+	if err := kb.validate(); err != nil {
+		return nil, fmt.Errorf("new faq: %w", err)
+	}
+	if opts.MinConfidence < 0 || opts.MinConfidence > 1 {
+		return nil, fmt.Errorf("new faq: min confidence %v outside [0, 1]", opts.MinConfidence)
+	}
+	if opts.MinConfidence == 0 {
+		opts.MinConfidence = DefaultMinConfidence
+	}
+	f := &FAQ{
+		kb:      kb,
+		tok:     newTokenizer(kb.Synonyms),
+		byID:    make(map[string]int, len(kb.Entries)),
+		minConf: opts.MinConfidence,
+	}
+	for i, e := range kb.Entries {
+		f.byID[e.ID] = i
+	}
+	f.ix = buildIndex(f.tok, kb.Entries)
+	return f, nil
+}
+
+// Len returns the number of entries.
+func (f *FAQ) Len() int { return len(f.kb.Entries) }
+
+// Entry returns the entry with the given id.
+func (f *FAQ) Entry(id string) (Entry, bool) {
+	i, ok := f.byID[id]
+	if !ok {
+		return Entry{}, false
+	}
+	return f.kb.Entries[i], true
+}
+
+// Language returns the knowledge base's language, zh or en.
+func (f *FAQ) Language() string { return f.kb.Language }
+
+// Answer answers one message. It returns an entry's answer when confident, otherwise up
+// to three suggested questions (SourceClarify). It returns the context's error if ctx
+// is done, and no other error.
+func (f *FAQ) Answer(ctx context.Context, req Request) (Answer, error) {
+	if err := ctx.Err(); err != nil {
+		return Answer{}, err
+	}
+	r := f.resolve(req)
+	return f.compose(r), nil
+}
+
+// qterm is one distinct query term.
+type qterm struct {
+	id     int32 // -1 when the knowledge base has never seen it
+	w      float64
+	kind   tokenKind
+	unseen bool
+}
+
+// features describe how well the best entry matches a query.
+type features struct {
+	Score    float64 // best score / the query's own best possible score
+	Coverage float64 // IDF-weighted share of the query matched by the best entry
+	Margin   float64 // (best - second) / best
+	Unseen   float64 // IDF-weighted share of the query the knowledge base never saw
+}
+
+// candidate is a ranked entry.
+type candidate struct {
+	ent   int
+	score float64
+}
+
+// result is a search outcome.
+type result struct {
+	cands []candidate
+	feat  features
+	conf  float64
+}
+
+// query builds weighted query terms from texts; a term in several texts keeps its
+// highest weight.
+func (f *FAQ) query(texts []string, weights []float64) []qterm {
+	var qs []qterm
+	pos := map[string]int{}
+	for ti, text := range texts {
+		for _, t := range f.tok.tokenize(text) {
+			w := weights[ti] * kindWeight(t.kind, t.text)
+			if i, ok := pos[t.text]; ok {
+				qs[i].w = math.Max(qs[i].w, w)
+				continue
+			}
+			q := qterm{id: -1, w: w, kind: t.kind}
+			if id, ok := f.ix.terms[t.text]; ok {
+				q.id = id
+			} else if t.kind == kindWord {
+				if id := f.ix.correct(t.text); id >= 0 {
+					if j, ok := pos[f.ix.text[id]]; ok {
+						qs[j].w = math.Max(qs[j].w, w*correctedWeight)
+						continue
+					}
+					q.id, q.w = id, w*correctedWeight
+				}
+			}
+			if q.id < 0 {
+				q.unseen = true
+			}
+			pos[t.text] = len(qs)
+			qs = append(qs, q)
+		}
+	}
+	return qs
+}
+
+// boost adjusts entry scores; nil means none.
+type boost func(ent int) float64
+
+// search ranks entries for the query terms.
+func (f *FAQ) search(qs []qterm, adj boost) result {
+	ix := f.ix
+	s := ix.pool.Get().(*scratch)
+	defer ix.pool.Put(s)
+	for _, q := range qs {
+		if q.id < 0 {
+			continue
+		}
+		ti := &ix.info[q.id]
+		wp := float32(q.w * ti.idfP)
+		for _, p := range ti.postP {
+			if s.doc[p.doc] == 0 {
+				s.docTouched = append(s.docTouched, p.doc)
+			}
+			s.doc[p.doc] += wp * p.w
+		}
+		wa := float32(q.w * ti.idfA * answerWeight)
+		for _, p := range ti.postA {
+			if !s.entSeen[p.doc] {
+				s.entSeen[p.doc] = true
+				s.entTouched = append(s.entTouched, p.doc)
+			}
+			s.ans[p.doc] += wa * p.w
+		}
+	}
+	for _, d := range s.docTouched {
+		e := ix.docEnt[d]
+		if !s.entSeen[e] {
+			s.entSeen[e] = true
+			s.entTouched = append(s.entTouched, e)
+		}
+		s.ent[e] = max(s.ent[e], s.doc[d])
+		s.doc[d] = 0
+	}
+	s.docTouched = s.docTouched[:0]
+	var top []candidate
+	for _, e := range s.entTouched {
+		sc := float64(s.ent[e] + s.ans[e])
+		s.ent[e], s.ans[e], s.entSeen[e] = 0, 0, false
+		if adj != nil {
+			sc *= adj(int(e))
+		}
+		top = pushTop(top, candidate{int(e), sc})
+	}
+	s.entTouched = s.entTouched[:0]
+
+	r := result{cands: top}
+	r.feat = f.features(qs, top)
+	r.conf = confidence(r.feat)
+	return r
+}
+
+// pushTop keeps the topK best candidates, best first; ties go to the earlier entry.
+func pushTop(top []candidate, c candidate) []candidate {
+	if c.score <= 0 {
+		return top
+	}
+	if len(top) == topK && !better(c, top[topK-1]) {
+		return top
+	}
+	i := sort.Search(len(top), func(i int) bool { return better(c, top[i]) })
+	if len(top) < topK {
+		top = append(top, candidate{})
+	}
+	copy(top[i+1:], top[i:])
+	top[i] = c
+	return top
+}
+
+func better(a, b candidate) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.ent < b.ent
+}
+
+func (f *FAQ) features(qs []qterm, top []candidate) features {
+	var ft features
+	if len(top) == 0 {
+		return ft
+	}
+	ix := f.ix
+	var self, covered, unseenMass, contentMass float64
+	best := top[0].ent
+	for _, q := range qs {
+		m := q.w * ix.baseIDF(q.id)
+		self += m
+		if q.kind != kindBigram {
+			contentMass += m
+			if q.unseen {
+				unseenMass += m
+			}
+		}
+		if q.id < 0 {
+			continue
+		}
+		switch {
+		case contains(ix.entPhr[best], q.id):
+			covered += m
+		case contains(ix.entAns[best], q.id):
+			covered += m / 2
+		}
+	}
+	if self <= 0 {
+		return ft
+	}
+	ft.Score = math.Min(1, top[0].score/self)
+	ft.Coverage = covered / self
+	if contentMass > 0 {
+		ft.Unseen = unseenMass / contentMass
+	}
+	ft.Margin = 1
+	if len(top) > 1 {
+		ft.Margin = (top[0].score - top[1].score) / top[0].score
+	}
+	return ft
+}
+
+func confidence(ft features) float64 {
+	w := confWeights
+	z := w.bias + w.score*ft.Score + w.coverage*ft.Coverage + w.margin*ft.Margin + w.unseen*ft.Unseen
+	return 1 / (1 + math.Exp(-z))
+}
+
+// resolve searches for the message alone and, when it reads as a follow-up or is weak
+// alone, again with the previous user turn mixed in.
+func (f *FAQ) resolve(req Request) result {
+	alone := f.search(f.query([]string{req.Message}, []float64{1}), nil)
+	if len(req.History) == 0 {
+		return alone
+	}
+	prev := req.History[len(req.History)-1]
+	anaphoric := f.looksLikeFollowUp(req.Message)
+	if !anaphoric && alone.conf >= f.minConf {
+		return alone // a strong standalone question is not bent by history
+	}
+	prevTags := map[string]bool{}
+	prevEnt := map[int]bool{}
+	for _, c := range prev.Citations {
+		if i, ok := f.byID[c.ID]; ok {
+			prevEnt[i] = true
+			for _, t := range f.kb.Entries[i].Tags {
+				prevTags[t] = true
+			}
+		}
+	}
+	adj := func(ent int) float64 {
+		m := 1.0
+		if prevEnt[ent] {
+			m -= repeatPenalty
+		}
+		for _, t := range f.kb.Entries[ent].Tags {
+			if prevTags[t] {
+				m += tagBoost
+				break
+			}
+		}
+		return m
+	}
+	both := f.search(f.query([]string{req.Message, prev.User}, []float64{1, historyWeight}), adj)
+	if anaphoric || both.conf > alone.conf {
+		return both
+	}
+	return alone
+}
+
+// Markers that open a follow-up question ("那…", "要是…", "and for returns?").
+var (
+	zhFollowUp = []string{"那", "要是", "如果", "还有", "另外", "它", "这个", "那个", "这样", "然后", "还能", "还可以", "以后", "之后"}
+	enFollowUp = []string{"and", "what about", "how about", "what if", "also", "then", "same", "it", "that", "those", "them", "this"}
+)
+
+// looksLikeFollowUp reports whether a message is short or opens like a follow-up.
+func (f *FAQ) looksLikeFollowUp(msg string) bool {
+	m := strings.TrimSpace(normalize(msg))
+	cjk, words := 0, 0
+	for _, t := range f.tok.tokenize(m) {
+		switch t.kind {
+		case kindUnigram:
+			cjk++
+		case kindWord:
+			words++
+		}
+	}
+	if cjk+2*words <= 4 {
+		return true
+	}
+	for _, p := range zhFollowUp {
+		if strings.HasPrefix(m, p) {
+			return true
+		}
+	}
+	for _, p := range enFollowUp {
+		if strings.HasPrefix(m, p+" ") || strings.HasPrefix(m, p+",") || strings.HasPrefix(m, p+"?") {
+			return true
+		}
+	}
+	return false
+}
+
+// Replies in each language.
+var replies = map[string]struct{ clarify, rephrase string }{
+	LangZH: {
+		clarify:  "抱歉,我没有完全理解您的问题。您是想问:",
+		rephrase: "抱歉,我暂时无法回答这个问题。请换个说法再问一次,或联系人工客服。",
+	},
+	LangEN: {
+		clarify:  "Sorry, I'm not sure I understood. Did you mean:",
+		rephrase: "Sorry, I can't answer that yet. Please try rephrasing your question, or contact a member of our support team.",
+	},
+}
+
+func (f *FAQ) compose(r result) Answer {
+	conf := math.Round(r.conf*1000) / 1000
+	if len(r.cands) > 0 && r.conf >= f.minConf {
+		e := f.kb.Entries[r.cands[0].ent]
+		return Answer{
+			Text:       e.Answer,
+			Source:     SourceFAQ,
+			Confidence: conf,
+			Citations:  []Citation{{ID: e.ID, Question: e.Question}},
+		}
+	}
+	text := replies[f.kb.Language]
+	a := Answer{Source: SourceClarify, Confidence: conf, Text: text.rephrase}
+	if len(r.cands) == 0 || r.feat.Coverage < plausibleCoverage {
+		return a
+	}
+	var b strings.Builder
+	b.WriteString(text.clarify)
+	for i, c := range r.cands {
+		if i == maxSuggestions || c.score < suggestRatio*r.cands[0].score {
+			break
+		}
+		e := f.kb.Entries[c.ent]
+		a.Suggestions = append(a.Suggestions, Citation{ID: e.ID, Question: e.Question})
+		b.WriteString("\n" + strconv.Itoa(i+1) + ". " + e.Question)
+	}
+	a.Text = b.String()
+	return a
+}

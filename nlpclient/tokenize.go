@@ -1,0 +1,283 @@
+package nlpclient
+
+import (
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// tokenKind says what a token is; kinds weigh differently in ranking and confidence.
+type tokenKind uint8
+
+const (
+	kindWord    tokenKind = iota // a run of letters or digits, lower-cased and stemmed
+	kindUnigram                  // one CJK character
+	kindBigram                   // two adjacent CJK characters
+)
+
+// token is one indexing unit of a text.
+type token struct {
+	text string
+	kind tokenKind
+}
+
+// fold maps a rune to the form matching compares: full-width ASCII and the ideographic
+// space become their half-width forms (the part of NFKC that customers' input methods
+// produce), and letters are lower-cased.
+func fold(r rune) rune {
+	switch {
+	case r >= 0xFF01 && r <= 0xFF5E:
+		r -= 0xFEE0
+	case r == 0x3000:
+		r = ' '
+	case r == '’' || r == '‘' || r == 'ʼ':
+		r = '\''
+	}
+	return unicode.ToLower(r)
+}
+
+// normalize folds a text rune by rune; invalid UTF-8 becomes spaces.
+func normalize(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				b.WriteByte(' ')
+				continue
+			}
+		}
+		b.WriteRune(fold(r))
+	}
+	return b.String()
+}
+
+// isCJK reports whether r is written without spaces between words, so it is indexed by
+// character n-grams instead of words.
+func isCJK(r rune) bool {
+	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
+}
+
+func isWordRune(r rune) bool {
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !isCJK(r)
+}
+
+// cjkStop holds function characters that say little on their own; they still take part
+// in bigrams, where they do carry meaning (一类, 不动户).
+var cjkStop = func() map[rune]bool {
+	m := make(map[rune]bool)
+	for _, r := range "的了吗呢吧啊呀嘛哦么我你您们是在和与就都也很这那个些啥咋" {
+		m[r] = true
+	}
+	return m
+}()
+
+// englishStop holds English words that carry no topic (after apostrophes are dropped).
+var englishStop = func() map[string]bool {
+	m := make(map[string]bool)
+	for _, w := range strings.Fields(`a an the and or but if then so of to in on at by for with from
+		as into about over after before up down out off than too very just also
+		i me my mine myself we us our ours you your yours he him his she her it its they them their
+		this that these those there here what which who whom whose when where why how
+		is am are was were be been being do does did doing done have has had having
+		can could will would shall should may might must
+		im ive id ill youre youve whats thats theres dont doesnt didnt cant wont isnt arent
+		hi hello hey please thanks thank any some all each other such own same
+		get got gets getting let lets want wanted like would some something anything
+		one now still yet again really actually totally already`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// stem strips common English inflections. It does not need to produce real words, only
+// the same stem for the forms a customer and a knowledge base use for one word.
+func stem(w string) string {
+	n := len(w)
+	if n <= 3 || !isASCIILower(w) {
+		return w
+	}
+	switch {
+	case strings.HasSuffix(w, "ies") && n > 4:
+		return w[:n-3] + "y"
+	case strings.HasSuffix(w, "sses"):
+		return w[:n-2]
+	case strings.HasSuffix(w, "shes") || strings.HasSuffix(w, "ches") || strings.HasSuffix(w, "xes") || strings.HasSuffix(w, "zes"):
+		return w[:n-2]
+	case strings.HasSuffix(w, "ss") || strings.HasSuffix(w, "us") || strings.HasSuffix(w, "is"):
+		return w
+	case strings.HasSuffix(w, "s"):
+		return w[:n-1]
+	case strings.HasSuffix(w, "ied") && n > 4:
+		return w[:n-3] + "y"
+	case strings.HasSuffix(w, "ing") && n > 5:
+		return undouble(w[:n-3])
+	case strings.HasSuffix(w, "ed") && n > 4:
+		return undouble(w[:n-2])
+	case strings.HasSuffix(w, "ly") && n > 5:
+		return w[:n-2]
+	}
+	return w
+}
+
+// undouble turns "shipp" (from shipping) into "ship".
+func undouble(w string) string {
+	n := len(w)
+	if n >= 3 && w[n-1] == w[n-2] && !strings.ContainsRune("aeiouls", rune(w[n-1])) {
+		return w[:n-1]
+	}
+	return w
+}
+
+func isASCIILower(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if c := w[i]; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenizer turns text into tokens for one knowledge base: its synonym groups are folded
+// into the first word of each group before and after splitting.
+type tokenizer struct {
+	// cjkSyn replaces CJK synonyms in the normalised text, longest first.
+	cjkSyn *strings.Replacer
+	// wordSyn maps a sequence of stemmed words (joined by a space) to its replacement.
+	wordSyn map[string][]string
+	// maxSynWords is the longest word sequence in wordSyn.
+	maxSynWords int
+}
+
+func newTokenizer(groups [][]string) *tokenizer {
+	t := &tokenizer{wordSyn: make(map[string][]string)}
+	var pairs [][2]string
+	for _, g := range groups {
+		var canon string
+		for _, w := range g {
+			if w = strings.TrimSpace(w); w != "" {
+				canon = w
+				break
+			}
+		}
+		canonN := normalize(canon)
+		canonWords := t.words(canonN)
+		for _, w := range g[1:] {
+			w = normalize(strings.TrimSpace(w))
+			if w == "" || w == canonN {
+				continue
+			}
+			if strings.IndexFunc(w, isCJK) >= 0 {
+				pairs = append(pairs, [2]string{w, canonN})
+				continue
+			}
+			ws := t.words(w)
+			if len(ws) == 0 || len(canonWords) == 0 {
+				continue
+			}
+			t.wordSyn[strings.Join(ws, " ")] = canonWords
+			t.maxSynWords = max(t.maxSynWords, len(ws))
+		}
+	}
+	if len(pairs) > 0 {
+		// strings.Replacer prefers the earlier pair at one position: longest first.
+		sort.SliceStable(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
+		args := make([]string, 0, 2*len(pairs))
+		for _, p := range pairs {
+			args = append(args, p[0], p[1])
+		}
+		t.cjkSyn = strings.NewReplacer(args...)
+	}
+	return t
+}
+
+// words returns the stemmed content words of a normalised text, ignoring CJK.
+func (t *tokenizer) words(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return !isWordRune(r) && r != '\'' }) {
+		w := strings.ReplaceAll(f, "'", "")
+		if w == "" || englishStop[w] {
+			continue
+		}
+		out = append(out, stem(w))
+	}
+	return out
+}
+
+// tokenize splits a text into CJK unigrams and bigrams and stemmed words. Punctuation
+// separates; runs of letters and digits inside Chinese text stay whole words.
+func (t *tokenizer) tokenize(text string) []token {
+	s := normalize(text)
+	if t.cjkSyn != nil {
+		s = t.cjkSyn.Replace(s)
+	}
+	var (
+		toks      []token
+		words     []string // pending word run, flushed through the synonym table
+		prev      rune     // previous CJK rune in the current run, or 0
+		wordStart = -1
+	)
+	flushWords := func() {
+		toks = t.appendWords(toks, words)
+		words = words[:0]
+	}
+	endWord := func(i int) {
+		if wordStart < 0 {
+			return
+		}
+		w := strings.ReplaceAll(s[wordStart:i], "'", "")
+		wordStart = -1
+		if w == "" || englishStop[w] {
+			return
+		}
+		words = append(words, stem(w))
+	}
+	for i, r := range s {
+		switch {
+		case isWordRune(r) || (r == '\'' && wordStart >= 0):
+			if wordStart < 0 {
+				wordStart = i
+			}
+			prev = 0
+		case isCJK(r):
+			endWord(i)
+			flushWords()
+			if !cjkStop[r] {
+				toks = append(toks, token{string(r), kindUnigram})
+			}
+			if prev != 0 {
+				toks = append(toks, token{string([]rune{prev, r}), kindBigram})
+			}
+			prev = r
+		default:
+			endWord(i)
+			prev = 0
+		}
+	}
+	endWord(len(s))
+	flushWords()
+	return toks
+}
+
+// appendWords appends word tokens, replacing synonym sequences (longest first).
+func (t *tokenizer) appendWords(toks []token, words []string) []token {
+	for i := 0; i < len(words); {
+		matched := false
+		for n := min(t.maxSynWords, len(words)-i); n >= 1; n-- {
+			if rep, ok := t.wordSyn[strings.Join(words[i:i+n], " ")]; ok {
+				for _, w := range rep {
+					toks = append(toks, token{w, kindWord})
+				}
+				i += n
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			toks = append(toks, token{words[i], kindWord})
+			i++
+		}
+	}
+	return toks
+}
