@@ -1,13 +1,77 @@
 package tenant
 
 import (
+	"bytes"
+	"cmp"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // ErrUnauthenticated is returned by Registry.Verify for any token that must be refused:
 // malformed, forged, expired, wrong algorithm, unknown kid or tenant, wrong iss/aud.
 var ErrUnauthenticated = errors.New("unauthenticated")
+
+// ErrNoSigningKey is returned by Registry.Mint for a tenant whose keys are all public
+// keys (EdDSA, RS256): its tokens come from its own identity provider, not from Fengda.
+var ErrNoSigningKey = errors.New("tenant has no HS256 signing key")
+
+// Algorithms a tenant key may use. Anything else, "none" included, is refused at start-up
+// and at verification.
+const (
+	AlgHS256 = "HS256"
+	AlgEdDSA = "EdDSA"
+	AlgRS256 = "RS256"
+)
+
+// Limits and defaults applied by NewRegistry, Mint and Verify.
+const (
+	// DefaultIssuer and DefaultAudience are the JWT iss and aud of a tenant that sets none.
+	DefaultIssuer   = "fengda"
+	DefaultAudience = "fengda"
+	// DefaultFallbackAnswer is shown when no engine can answer. It is bilingual because the
+	// registry does not know the user's language.
+	DefaultFallbackAnswer = "系统繁忙,请稍后再试 / The service is busy, please try again later."
+	// DefaultRPS is a tenant's rate when its config sets none; the burst defaults to 2×RPS.
+	DefaultRPS = 20
+
+	// MinHMACSecret is the shortest HS256 secret accepted (RFC 7518 §3.2: at least the
+	// size of the hash output).
+	MinHMACSecret = 32
+	// MinAPIKey is the shortest API key accepted.
+	MinAPIKey = 24
+	// MaxTokenSize bounds the token Verify will parse. golang-jwt before v5.2.2 spent
+	// memory quadratic in the number of dots (CVE-2025-30204); real tokens are well under
+	// 1 KiB, and the HTTP header limit is 8 KiB.
+	MaxTokenSize = 4096
+	// MaxUser is the longest user ID (sub) in bytes.
+	MaxUser = 128
+	// MaxTokenTTL is the longest lifetime Mint grants.
+	MaxTokenTTL = 24 * time.Hour
+	// Leeway is the clock skew tolerated on exp and iat.
+	Leeway = 30 * time.Second
+
+	maxKID        = 64
+	maxSecretFile = 64 << 10
+)
+
+var validMethods = []string{AlgHS256, AlgEdDSA, AlgRS256}
 
 // Secret is a secret value read from the environment or a file. Value is for demo
 // tenants only and is marked as such in config.yaml.
@@ -29,13 +93,13 @@ type KeyConfig struct {
 // Config is one tenant as written in config.yaml under tenants:.
 type Config struct {
 	ID             string        `yaml:"id"`
-	Name           string        `yaml:"name"`
+	Name           string        `yaml:"name"`     // default: the ID
 	Issuer         string        `yaml:"issuer"`   // JWT iss; default "fengda"
 	Audience       string        `yaml:"audience"` // JWT aud; default "fengda"
 	Keys           []KeyConfig   `yaml:"keys"`
 	APIKeys        []Secret      `yaml:"api_keys"`
-	RateLimit      RateLimit     `yaml:"rate_limit"`
-	Engine         Engine        `yaml:"engine"`
+	RateLimit      RateLimit     `yaml:"rate_limit"` // default 20 rps; burst default 2×rps
+	Engine         Engine        `yaml:"engine"`     // kind default "faq"
 	FallbackAnswer string        `yaml:"fallback_answer"`
 	HistoryTTL     time.Duration `yaml:"history_ttl"` // 0: the session store's default
 }
@@ -50,27 +114,509 @@ type Tenant struct {
 	HistoryTTL     time.Duration
 }
 
-// Registry holds the configured tenants. It is safe for concurrent use.
-type Registry struct{}
+// key is one verification (and, for HS256, signing) key of a tenant.
+type key struct {
+	kid    string
+	alg    string
+	verify any // []byte for HS256, ed25519.PublicKey, *rsa.PublicKey
+}
+
+// entry is everything the registry knows about one tenant.
+type entry struct {
+	tenant   Tenant
+	issuer   string
+	audience string
+	keys     map[string]*key
+	signing  *key // first HS256 key, nil when the tenant cannot mint
+}
+
+type apiKey struct {
+	secret []byte
+	id     ID
+}
+
+// Registry holds the configured tenants. It is safe for concurrent use: it is never
+// modified after NewRegistry returns.
+type Registry struct {
+	byID    map[ID]*entry
+	ids     []ID // sorted
+	apiKeys []apiKey
+}
 
 // NewRegistry validates cfgs and builds the registry. getenv resolves Secret.Env.
+// Errors name the offending setting, e.g. `tenants[1].keys[0].alg: unsupported "none"`.
 func NewRegistry(cfgs []Config, getenv func(string) string) (*Registry, error) {
-	panic("unimplemented")
+	if len(cfgs) == 0 {
+		return nil, errors.New("tenants: at least one tenant is required")
+	}
+	r := &Registry{byID: make(map[ID]*entry, len(cfgs))}
+	firstAt := make(map[ID]int, len(cfgs))
+	type secretAt struct {
+		secret []byte
+		id     ID
+		at     string
+	}
+	var hmacSecrets []secretAt
+	for i, cfg := range cfgs {
+		at := fmt.Sprintf("tenants[%d]", i)
+		id, err := ParseID(cfg.ID)
+		if err != nil {
+			return nil, fmt.Errorf("%s.id: %w", at, err)
+		}
+		if j, dup := firstAt[id]; dup {
+			return nil, fmt.Errorf("%s.id: duplicate %q (also tenants[%d])", at, id, j)
+		}
+		firstAt[id] = i
+
+		e, err := newEntry(id, cfg, at, getenv)
+		if err != nil {
+			return nil, err
+		}
+		// Two tenants sharing an HMAC secret could mint each other's tokens.
+		for j, kc := range cfg.Keys {
+			secret, ok := e.keys[kc.KID].verify.([]byte)
+			if !ok {
+				continue
+			}
+			kat := fmt.Sprintf("%s.keys[%d].secret", at, j)
+			for _, s := range hmacSecrets {
+				if s.id != id && hmac.Equal(s.secret, secret) {
+					return nil, fmt.Errorf("%s: same secret as %s: each tenant needs its own", kat, s.at)
+				}
+			}
+			hmacSecrets = append(hmacSecrets, secretAt{secret, id, kat})
+		}
+
+		for j, s := range cfg.APIKeys {
+			kat := fmt.Sprintf("%s.api_keys[%d]", at, j)
+			v, err := resolveSecret(s, getenv)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", kat, err)
+			}
+			if len(v) < MinAPIKey {
+				return nil, fmt.Errorf("%s: %d bytes, need at least %d", kat, len(v), MinAPIKey)
+			}
+			for _, other := range r.apiKeys {
+				if subtle.ConstantTimeCompare(other.secret, v) == 1 {
+					return nil, fmt.Errorf("%s: same key as one of tenant %q", kat, other.id)
+				}
+			}
+			r.apiKeys = append(r.apiKeys, apiKey{secret: v, id: id})
+		}
+
+		r.byID[id] = e
+		r.ids = append(r.ids, id)
+	}
+	slices.Sort(r.ids)
+	return r, nil
 }
 
-// Get returns the tenant with the given ID, or ErrUnknown.
-func (r *Registry) Get(id ID) (*Tenant, error) { panic("unimplemented") }
+// newEntry validates everything of one tenant except its API keys.
+func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry, error) {
+	e := &entry{
+		tenant: Tenant{
+			ID:             id,
+			Name:           cfg.Name,
+			RateLimit:      cfg.RateLimit,
+			Engine:         cfg.Engine,
+			FallbackAnswer: cfg.FallbackAnswer,
+			HistoryTTL:     cfg.HistoryTTL,
+		},
+		issuer:   cmp.Or(cfg.Issuer, DefaultIssuer),
+		audience: cmp.Or(cfg.Audience, DefaultAudience),
+		keys:     make(map[string]*key, len(cfg.Keys)),
+	}
+	t := &e.tenant
+	t.Name = cmp.Or(t.Name, string(id))
+	t.FallbackAnswer = cmp.Or(t.FallbackAnswer, DefaultFallbackAnswer)
+	t.Engine.Kind = cmp.Or(t.Engine.Kind, "faq")
 
-// Tenants returns every tenant, ordered by ID.
-func (r *Registry) Tenants() []*Tenant { panic("unimplemented") }
+	rl := &t.RateLimit
+	if math.IsNaN(rl.RPS) || math.IsInf(rl.RPS, 0) || rl.RPS < 0 {
+		return nil, fmt.Errorf("%s.rate_limit.rps: must be a positive number, got %v", at, rl.RPS)
+	}
+	if rl.Burst < 0 {
+		return nil, fmt.Errorf("%s.rate_limit.burst: must not be negative, got %d", at, rl.Burst)
+	}
+	if rl.RPS == 0 {
+		rl.RPS = DefaultRPS
+	}
+	if rl.Burst == 0 {
+		rl.Burst = int(math.Min(math.Ceil(2*rl.RPS), math.MaxInt32))
+	}
+	if mc := t.Engine.MinConfidence; math.IsNaN(mc) || mc < 0 || mc > 1 {
+		return nil, fmt.Errorf("%s.engine.min_confidence: must be between 0 and 1, got %v", at, mc)
+	}
+	if t.HistoryTTL < 0 {
+		return nil, fmt.Errorf("%s.history_ttl: must not be negative, got %s", at, t.HistoryTTL)
+	}
+
+	if len(cfg.Keys) == 0 {
+		return nil, fmt.Errorf("%s.keys: at least one key is required", at)
+	}
+	for j, kc := range cfg.Keys {
+		kat := fmt.Sprintf("%s.keys[%d]", at, j)
+		k, err := newKey(kc, kat, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := e.keys[k.kid]; dup {
+			return nil, fmt.Errorf("%s.kid: duplicate %q", kat, k.kid)
+		}
+		e.keys[k.kid] = k
+		if e.signing == nil && k.alg == AlgHS256 {
+			e.signing = k
+		}
+	}
+	return e, nil
+}
+
+// newKey validates and loads one key.
+func newKey(kc KeyConfig, at string, getenv func(string) string) (*key, error) {
+	if kc.KID == "" {
+		return nil, fmt.Errorf("%s.kid: required", at)
+	}
+	if len(kc.KID) > maxKID || !printable(kc.KID) {
+		return nil, fmt.Errorf("%s.kid: at most %d printable characters", at, maxKID)
+	}
+	k := &key{kid: kc.KID, alg: kc.Alg}
+	switch kc.Alg {
+	case AlgHS256:
+		if kc.PublicKeyFile != "" {
+			return nil, fmt.Errorf("%s.public_key_file: not used with HS256 (set secret)", at)
+		}
+		secret, err := resolveSecret(kc.Secret, getenv)
+		if err != nil {
+			return nil, fmt.Errorf("%s.secret: %w", at, err)
+		}
+		if len(secret) < MinHMACSecret {
+			return nil, fmt.Errorf("%s.secret: %d bytes, need at least %d", at, len(secret), MinHMACSecret)
+		}
+		k.verify = secret
+	case AlgEdDSA, AlgRS256:
+		if kc.Secret != (Secret{}) {
+			return nil, fmt.Errorf("%s.secret: not used with %s (set public_key_file)", at, kc.Alg)
+		}
+		if kc.PublicKeyFile == "" {
+			return nil, fmt.Errorf("%s.public_key_file: required for %s", at, kc.Alg)
+		}
+		pub, err := loadPublicKey(kc.PublicKeyFile, kc.Alg)
+		if err != nil {
+			return nil, fmt.Errorf("%s.public_key_file: %w", at, err)
+		}
+		k.verify = pub
+	case "":
+		return nil, fmt.Errorf("%s.alg: required (one of %s)", at, strings.Join(validMethods, ", "))
+	default:
+		return nil, fmt.Errorf("%s.alg: unsupported %q (use one of %s)", at, kc.Alg, strings.Join(validMethods, ", "))
+	}
+	return k, nil
+}
+
+// resolveSecret reads s from exactly one of its sources. Errors never contain the secret.
+func resolveSecret(s Secret, getenv func(string) string) ([]byte, error) {
+	set := 0
+	for _, v := range []string{s.Env, s.File, s.Value} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, errors.New("set exactly one of env, file, value")
+	}
+	switch {
+	case s.Env != "":
+		if getenv == nil {
+			return nil, fmt.Errorf("env %s: no environment given", s.Env)
+		}
+		v := getenv(s.Env)
+		if v == "" {
+			return nil, fmt.Errorf("env %s: empty or unset", s.Env)
+		}
+		return []byte(v), nil
+	case s.File != "":
+		b, err := readSmallFile(s.File)
+		if err != nil {
+			return nil, err
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) == 0 {
+			return nil, fmt.Errorf("file %s: empty", s.File)
+		}
+		return b, nil
+	default:
+		return []byte(s.Value), nil
+	}
+}
+
+func readSmallFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxSecretFile {
+		return nil, fmt.Errorf("file %s: larger than %d bytes", path, maxSecretFile)
+	}
+	return os.ReadFile(path)
+}
+
+// loadPublicKey reads a PEM public key ("PUBLIC KEY", or "RSA PUBLIC KEY" for RS256) of
+// the type alg needs.
+func loadPublicKey(path, alg string) (any, error) {
+	b, err := readSmallFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	var pub any
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%s: PEM block %q is not a public key", path, block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		if alg == AlgEdDSA {
+			return k, nil
+		}
+	case *rsa.PublicKey:
+		if alg == AlgRS256 {
+			if k.N.BitLen() < 2048 {
+				return nil, fmt.Errorf("%s: RSA key of %d bits, need at least 2048", path, k.N.BitLen())
+			}
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: a %T key cannot verify %s", path, pub, alg)
+}
+
+// Get returns the tenant with the given ID, or ErrUnknown. The result is a copy.
+func (r *Registry) Get(id ID) (*Tenant, error) {
+	e, ok := r.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknown, id)
+	}
+	t := e.tenant
+	return &t, nil
+}
+
+// Tenants returns every tenant, ordered by ID. The results are copies.
+func (r *Registry) Tenants() []*Tenant {
+	out := make([]*Tenant, len(r.ids))
+	for i, id := range r.ids {
+		t := r.byID[id].tenant
+		out[i] = &t
+	}
+	return out
+}
 
 // ByAPIKey returns the tenant owning key (compared in constant time), or ErrUnknown.
-func (r *Registry) ByAPIKey(key string) (*Tenant, error) { panic("unimplemented") }
-
-// Mint signs a user token for tenant id with the tenant's first signing key.
-func (r *Registry) Mint(id ID, user string, ttl time.Duration, now time.Time) (token string, expires time.Time, err error) {
-	panic("unimplemented")
+// Every configured key is compared, so the time taken does not reveal which one matched.
+func (r *Registry) ByAPIKey(key string) (*Tenant, error) {
+	var found ID
+	match := 0
+	for _, k := range r.apiKeys {
+		eq := subtle.ConstantTimeCompare(k.secret, []byte(key))
+		if eq == 1 {
+			found = k.id
+		}
+		match |= eq
+	}
+	if match != 1 {
+		return nil, ErrUnknown
+	}
+	return r.Get(found)
 }
 
-// Verify checks token and returns who it names; every failure wraps ErrUnauthenticated.
-func (r *Registry) Verify(token string, now time.Time) (Principal, error) { panic("unimplemented") }
+// Mint signs a user token for tenant id with the tenant's first signing key.
+// It returns ErrUnknown for an unknown tenant and ErrNoSigningKey for a tenant whose keys
+// are all public keys. user must be 1 to MaxUser bytes of UTF-8 without control
+// characters; ttl must be in (0, MaxTokenTTL].
+func (r *Registry) Mint(id ID, user string, ttl time.Duration, now time.Time) (token string, expires time.Time, err error) {
+	e, ok := r.byID[id]
+	if !ok {
+		return "", time.Time{}, fmt.Errorf("mint: %w: %q", ErrUnknown, id)
+	}
+	if e.signing == nil {
+		return "", time.Time{}, fmt.Errorf("mint for %s: %w: its tokens come from its identity provider", id, ErrNoSigningKey)
+	}
+	if err := checkUser(user); err != nil {
+		return "", time.Time{}, fmt.Errorf("mint for %s: %w", id, err)
+	}
+	if ttl <= 0 || ttl > MaxTokenTTL {
+		return "", time.Time{}, fmt.Errorf("mint for %s: ttl %s outside (0, %s]", id, ttl, MaxTokenTTL)
+	}
+	var jti [16]byte
+	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails (Go 1.24+)
+	iat := now.Unix()
+	exp := now.Add(ttl).Unix()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"tid": string(id),
+		"sub": user,
+		"iat": iat,
+		"exp": exp,
+		"jti": hex.EncodeToString(jti[:]),
+		"iss": e.issuer,
+		"aud": e.audience,
+	})
+	tok.Header["kid"] = e.signing.kid
+	s, err := tok.SignedString(e.signing.verify)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("mint for %s: %w", id, err)
+	}
+	return s, time.Unix(exp, 0), nil
+}
+
+// tokenClaims are the claims Verify reads; sid and anything else are ignored.
+type tokenClaims struct {
+	TID string `json:"tid"`
+	jwt.RegisteredClaims
+}
+
+// Reasons Verify gives. They are fixed strings, safe to log: none echoes the token.
+var (
+	errTooLarge      = errors.New("token too large")
+	errEmpty         = errors.New("no token")
+	errMalformed     = errors.New("malformed token")
+	errAlg           = errors.New("algorithm not allowed")
+	errBadTID        = errors.New("missing or invalid tid")
+	errUnknownTenant = errors.New("unknown tenant")
+	errNoKID         = errors.New("missing kid")
+	errUnknownKID    = errors.New("unknown kid")
+	errAlgMismatch   = errors.New("algorithm does not match the key")
+	errSignature     = errors.New("bad signature")
+	errExpired       = errors.New("expired")
+	errNoExp         = errors.New("missing exp")
+	errFuture        = errors.New("issued in the future or not yet valid")
+	errIssuer        = errors.New("wrong issuer")
+	errAudience      = errors.New("wrong audience")
+	errSubject       = errors.New("missing or invalid sub")
+	errInvalid       = errors.New("invalid token")
+)
+
+// Verify checks token and returns who it names; every failure wraps ErrUnauthenticated
+// with a short reason that is safe to log.
+//
+// The key is chosen by the token's own tid and kid: a token claiming tenant B is only ever
+// checked against B's keys, and the key's configured algorithm must be the token's.
+func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
+	if len(token) > MaxTokenSize {
+		return Principal{}, refuse(errTooLarge)
+	}
+	if token == "" {
+		return Principal{}, refuse(errEmpty)
+	}
+	var c tokenClaims
+	var e *entry
+	p := jwt.NewParser(
+		jwt.WithValidMethods(validMethods),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithStrictDecoding(), // one token, one encoding
+	)
+	tok, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		id, err := ParseID(c.TID)
+		if err != nil {
+			return nil, errBadTID
+		}
+		var ok bool
+		if e, ok = r.byID[id]; !ok {
+			return nil, errUnknownTenant
+		}
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errNoKID
+		}
+		k, ok := e.keys[kid]
+		if !ok {
+			return nil, errUnknownKID
+		}
+		if k.alg != t.Method.Alg() {
+			return nil, errAlgMismatch
+		}
+		return k.verify, nil
+	})
+	if err != nil {
+		if tok != nil && tok.Method != nil && !slices.Contains(validMethods, tok.Method.Alg()) {
+			return Principal{}, refuse(errAlg) // "none" among them
+		}
+		return Principal{}, refuse(reason(err))
+	}
+	if c.Issuer != e.issuer {
+		return Principal{}, refuse(errIssuer)
+	}
+	if !slices.Contains(c.Audience, e.audience) {
+		return Principal{}, refuse(errAudience)
+	}
+	if checkUser(c.Subject) != nil {
+		return Principal{}, refuse(errSubject)
+	}
+	return Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}, nil
+}
+
+func refuse(reason error) error {
+	return fmt.Errorf("%w: %w", ErrUnauthenticated, reason)
+}
+
+// reason maps a parser error to one of the fixed reasons, so that nothing taken from the
+// token (an algorithm name, a JSON fragment) reaches a log.
+func reason(err error) error {
+	for _, r := range []error{errBadTID, errUnknownTenant, errNoKID, errUnknownKID, errAlgMismatch} {
+		if errors.Is(err, r) {
+			return r
+		}
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return errMalformed
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// Only an unknown or missing alg gets here: keyfunc errors are handled above.
+		return errAlg
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errSignature
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return errNoExp
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errExpired
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errFuture
+	}
+	return errInvalid
+}
+
+// checkUser validates a user ID: it ends up in logs and store keys.
+func checkUser(user string) error {
+	switch {
+	case user == "":
+		return errors.New("user: required")
+	case len(user) > MaxUser:
+		return fmt.Errorf("user: longer than %d bytes", MaxUser)
+	case !printable(user):
+		return errors.New("user: must be UTF-8 without control characters")
+	}
+	return nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
