@@ -2,37 +2,527 @@ package dialogue
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
 
+	"go.uber.org/zap"
+
+	"github.com/fengda-ai/fengda/nlpclient"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// Engine answers turns with a bounded pool of workers.
-type Engine struct{}
+// Store is the conversation memory the engine reads and writes. Both session.MemoryStore
+// and session.RedisStore implement it. It has five methods rather than three because the
+// HTTP API needs history and erasure as well as the turn itself; splitting it would only
+// make callers pass the same value twice.
+type Store interface {
+	// Load returns the session's turns, oldest first, or session.ErrNotFound,
+	// or an error wrapping session.ErrUnavailable.
+	Load(ctx context.Context, ref session.Ref) ([]session.Turn, error)
+	// Append stores t atomically, or returns the turn stored earlier with the same
+	// ClientMsgID; session.ErrNotFound when the session is another user's.
+	Append(ctx context.Context, ref session.Ref, t session.Turn, ttl time.Duration) (session.Turn, error)
+	// Delete erases the session, or returns session.ErrNotFound.
+	Delete(ctx context.Context, ref session.Ref) error
+	// Ping returns an error wrapping session.ErrUnavailable when the store is unreachable.
+	Ping(ctx context.Context) error
+}
+
+// Answerer answers one message of one tenant. It returns nlpclient.ErrUnavailable (or
+// any error) when it cannot; the engine then answers with the tenant's fallback text.
+type Answerer interface {
+	Answer(ctx context.Context, req nlpclient.Request) (nlpclient.Answer, error)
+}
+
+// Tenants looks up a tenant's settings (fallback answer, history TTL).
+type Tenants interface {
+	Get(id tenant.ID) (*tenant.Tenant, error)
+}
+
+// Stage names for Deps.Observe.
+const (
+	StageHistoryLoad = "history_load"
+	StageAnswer      = "answer"
+	StageHistorySave = "history_save"
+)
+
+// Config sizes the engine.
+type Config struct {
+	// Workers is the number of turns answered at once. Default 64: a turn mostly waits
+	// on the session store or the model, so workers are cheap goroutines.
+	Workers int `yaml:"workers"`
+	// Backlog is how many accepted turns may wait for a worker. When it is full the
+	// engine refuses with ErrOverloaded instead of queueing without bound. Default 1024.
+	Backlog int `yaml:"backlog"`
+	// ContextTurns is how many earlier turns are passed to the answer engine. Default 6.
+	ContextTurns int `yaml:"context_turns"`
+	// StoreTimeout bounds the write of an answered turn, which is not cut short when
+	// the caller leaves: once answered, a turn is stored. Default 2s.
+	StoreTimeout time.Duration `yaml:"store_timeout"`
+}
+
+func (c *Config) setDefaults() {
+	if c.Workers == 0 {
+		c.Workers = 64
+	}
+	if c.Backlog == 0 {
+		c.Backlog = 1024
+	}
+	if c.ContextTurns == 0 {
+		c.ContextTurns = 6
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = 2 * time.Second
+	}
+}
+
+// Validate reports the first bad value, naming its key.
+func (c Config) Validate() error {
+	switch {
+	case c.Workers < 0 || c.Workers > 100000:
+		return fmt.Errorf("dialogue.workers: %d out of range 1..100000", c.Workers)
+	case c.Backlog < 0 || c.Backlog > 10000000:
+		return fmt.Errorf("dialogue.backlog: %d out of range 1..10000000", c.Backlog)
+	case c.ContextTurns < 0 || c.ContextTurns > 100:
+		return fmt.Errorf("dialogue.context_turns: %d out of range 1..100", c.ContextTurns)
+	case c.StoreTimeout < 0:
+		return fmt.Errorf("dialogue.store_timeout: negative duration %s", c.StoreTimeout)
+	}
+	return nil
+}
+
+// Deps are the parts the engine works with.
+type Deps struct {
+	Store     Store
+	Answerers map[tenant.ID]Answerer
+	Tenants   Tenants
+	// Observe, if set, receives the duration of each stage of a turn.
+	Observe func(t tenant.ID, stage string, d time.Duration)
+	Log     *zap.Logger
+}
+
+// Engine answers turns with a bounded pool of workers. Turns of one session are answered
+// one at a time, in the order they were accepted.
+type Engine struct {
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+
+	// jobs feeds the workers. Its capacity is cfg.Backlog; Submit never blocks on it:
+	// when pending reaches the backlog the turn is refused with ErrOverloaded.
+	jobs chan *job
+
+	mu       sync.Mutex
+	pending  int                   // accepted turns not yet taken by a worker
+	active   map[sessionKey][]*job // sessions with a turn in progress → turns waiting behind it
+	draining bool
+}
+
+type sessionKey struct {
+	tenant  tenant.ID
+	session string
+}
+
+// job is one accepted turn. Exactly one of result and events is set.
+type job struct {
+	ctx      context.Context
+	turn     Turn
+	ref      session.Ref
+	isNew    bool
+	turnID   string
+	accepted time.Time
+
+	// result has buffer 1 so a worker never blocks on a caller who left.
+	result chan result
+	// events has buffer eventBuffer; every send also selects on ctx.Done().
+	events chan Event
+	gone   bool // the streaming caller left; only the worker reads or writes it
+}
+
+type result struct {
+	reply Reply
+	err   error
+}
+
+// eventBuffer lets a worker run ahead of a slow SSE client by this many events; past it
+// the worker waits, bounded by the turn's deadline.
+const eventBuffer = 32
+
+// New validates cfg and deps and returns an engine. Call Run to start its workers.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Tenants == nil {
+		return nil, errors.New("dialogue: store and tenants are required")
+	}
+	if deps.Log == nil {
+		deps.Log = zap.NewNop()
+	}
+	if deps.Observe == nil {
+		deps.Observe = func(tenant.ID, string, time.Duration) {}
+	}
+	return &Engine{
+		cfg:    cfg,
+		deps:   deps,
+		log:    deps.Log.Named("dialogue"),
+		jobs:   make(chan *job, cfg.Backlog),
+		active: make(map[sessionKey][]*job),
+	}, nil
+}
+
+// Run starts the workers and blocks until ctx ends. Then it refuses new turns with
+// ErrDraining, lets the workers finish every accepted turn, and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range e.cfg.Workers {
+		wg.Go(e.work)
+	}
+	e.log.Info("dialogue engine started", zap.Int("workers", e.cfg.Workers), zap.Int("backlog", e.cfg.Backlog))
+	<-ctx.Done()
+
+	e.mu.Lock()
+	e.draining = true
+	close(e.jobs) // safe: every send happens under mu after checking draining
+	left := e.pending
+	e.mu.Unlock()
+	e.log.Info("dialogue engine draining", zap.Int("pending", left))
+	wg.Wait()
+	e.log.Info("dialogue engine stopped")
+	return nil
+}
 
 // Submit answers t and returns the stored reply. It returns ErrOverloaded at once when the
-// backlog is full, ErrNotFound for a foreign or unknown session, ErrUnavailable when the
-// store is down, and ctx.Err() when ctx ends first.
-func (e *Engine) Submit(ctx context.Context, t Turn) (Reply, error) { panic("unimplemented") }
+// backlog is full, ErrInvalid for a malformed turn, ErrNotFound for a foreign or unknown
+// session, ErrUnavailable when the store is down, and ctx.Err() when ctx ends first.
+func (e *Engine) Submit(ctx context.Context, t Turn) (Reply, error) {
+	j, err := e.accept(ctx, t, false)
+	if err != nil {
+		return Reply{}, err
+	}
+	select {
+	case r := <-j.result:
+		return r.reply, r.err
+	case <-ctx.Done():
+		return Reply{}, ctx.Err()
+	}
+}
 
 // Stream answers t as a stream of events: one EventMeta, EventDelta pieces, then EventDone
 // or EventError; the channel is closed after the last. An error returned directly (the
 // turn was not accepted: ErrOverloaded, ErrInvalid, ErrDraining) means no channel.
+// A session that is not found arrives as an EventError before any EventMeta.
 func (e *Engine) Stream(ctx context.Context, t Turn) (<-chan Event, error) {
-	panic("unimplemented")
+	j, err := e.accept(ctx, t, true)
+	if err != nil {
+		return nil, err
+	}
+	return j.events, nil
 }
 
 // History returns the caller's session, oldest turn first, or ErrNotFound.
 func (e *Engine) History(ctx context.Context, ref session.Ref) ([]session.Turn, error) {
-	panic("unimplemented")
+	if !session.ValidID(ref.Session) {
+		return nil, ErrNotFound
+	}
+	return e.deps.Store.Load(ctx, ref)
 }
 
 // DeleteSession erases the caller's session, or returns ErrNotFound.
 func (e *Engine) DeleteSession(ctx context.Context, ref session.Ref) error {
-	panic("unimplemented")
+	if !session.ValidID(ref.Session) {
+		return ErrNotFound
+	}
+	return e.deps.Store.Delete(ctx, ref)
 }
 
 // Ready reports whether the engine can take turns: the store answers and it is not draining.
-func (e *Engine) Ready(ctx context.Context) error { panic("unimplemented") }
+func (e *Engine) Ready(ctx context.Context) error {
+	e.mu.Lock()
+	draining := e.draining
+	e.mu.Unlock()
+	if draining {
+		return ErrDraining
+	}
+	return e.deps.Store.Ping(ctx)
+}
 
-var _ = tenant.ID("")
+// accept validates t and queues it, or refuses it at once.
+func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) {
+	if err := validate(t); err != nil {
+		return nil, err
+	}
+	j := &job{
+		ctx:      ctx,
+		turn:     t,
+		ref:      session.Ref{Tenant: t.Tenant, Session: t.SessionID, User: t.User},
+		turnID:   session.NewTurnID(),
+		accepted: time.Now(),
+	}
+	if j.ref.Session == "" {
+		j.ref.Session = session.NewID()
+		j.isNew = true
+	}
+	if stream {
+		j.events = make(chan Event, eventBuffer)
+	} else {
+		j.result = make(chan result, 1)
+	}
+
+	key := sessionKey{t.Tenant, j.ref.Session}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.draining:
+		return nil, ErrDraining
+	case e.pending >= e.cfg.Backlog:
+		return nil, ErrOverloaded
+	}
+	if waiting, busy := e.active[key]; busy {
+		// A turn of this session is in progress: this one runs after it, on the same
+		// worker, so two quick messages are answered in order and see each other.
+		e.active[key] = append(waiting, j)
+		e.pending++
+		return j, nil
+	}
+	select {
+	case e.jobs <- j:
+		e.active[key] = nil
+		e.pending++
+		return j, nil
+	default: // cannot happen while pending < Backlog; refuse rather than block
+		return nil, ErrOverloaded
+	}
+}
+
+func validate(t Turn) error {
+	switch {
+	case t.Tenant == "" || t.User == "":
+		return fmt.Errorf("%w: no tenant or user", ErrInvalid)
+	case t.SessionID != "" && !session.ValidID(t.SessionID):
+		return fmt.Errorf("%w: bad session id", ErrInvalid)
+	case t.Message == "" || !utf8.ValidString(t.Message):
+		return fmt.Errorf("%w: empty or invalid message", ErrInvalid)
+	}
+	return nil
+}
+
+// work answers jobs until the job channel is closed, then the turns queued behind them.
+func (e *Engine) work() {
+	for j := range e.jobs {
+		e.mu.Lock()
+		e.pending--
+		e.mu.Unlock()
+		for j != nil {
+			e.process(j)
+			j = e.next(sessionKey{j.turn.Tenant, j.ref.Session})
+		}
+	}
+}
+
+// next pops the turn waiting behind the one just finished in the same session, or marks
+// the session idle.
+func (e *Engine) next(key sessionKey) *job {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	waiting := e.active[key]
+	if len(waiting) == 0 {
+		delete(e.active, key)
+		return nil
+	}
+	e.active[key] = waiting[1:]
+	e.pending--
+	return waiting[0]
+}
+
+// process answers one turn: load history → answer → append → reply. A streaming
+// caller's channel is closed when it returns.
+func (e *Engine) process(j *job) {
+	if j.events != nil {
+		defer close(j.events)
+	}
+	if err := j.ctx.Err(); err != nil {
+		e.fail(j, err) // the caller left while the turn waited: no work, nothing stored
+		return
+	}
+	tn, err := e.deps.Tenants.Get(j.turn.Tenant)
+	if err != nil {
+		e.fail(j, fmt.Errorf("%w: %v", ErrNotFound, err))
+		return
+	}
+
+	var history []session.Turn
+	if !j.isNew {
+		start := time.Now()
+		history, err = e.deps.Store.Load(j.ctx, j.ref)
+		e.deps.Observe(tn.ID, StageHistoryLoad, time.Since(start))
+		if err != nil {
+			e.fail(j, fmt.Errorf("load session: %w", err))
+			return
+		}
+	}
+	e.emit(j, Event{Kind: EventMeta, SessionID: j.ref.Session, TurnID: j.turnID})
+
+	// A retry of a turn already answered: the history holds every retained turn, so
+	// finding it there costs no round trip.
+	if id := j.turn.ClientMsgID; id != "" {
+		for i := len(history) - 1; i >= 0; i-- {
+			if history[i].ClientMsgID == id {
+				e.finish(j, history[i], true)
+				return
+			}
+		}
+	}
+
+	start := time.Now()
+	ans := e.answer(j, tn, history)
+	e.deps.Observe(tn.ID, StageAnswer, time.Since(start))
+	e.emitPieces(j, ans.Text)
+
+	now := time.Now()
+	st := session.Turn{
+		ID:          j.turnID,
+		ClientMsgID: j.turn.ClientMsgID,
+		User:        j.turn.Message,
+		Answer:      ans.Text,
+		Source:      string(ans.Source),
+		Confidence:  ans.Confidence,
+		Citations:   citations(ans.Citations),
+		Suggestions: citations(ans.Suggestions),
+		At:          j.accepted.UTC(),
+		AnsweredAt:  now.UTC(),
+	}
+	// Once answered, the turn is stored even if the caller has just left.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), e.cfg.StoreTimeout)
+	stored, err := e.deps.Store.Append(sctx, j.ref, st, tn.HistoryTTL)
+	cancel()
+	e.deps.Observe(tn.ID, StageHistorySave, time.Since(now))
+	if err != nil {
+		e.fail(j, fmt.Errorf("store turn: %w", err))
+		return
+	}
+	e.finish(j, stored, stored.ID != j.turnID)
+}
+
+// answer asks the tenant's engine, and falls back to the tenant's fallback text when it
+// has none or fails.
+func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) nlpclient.Answer {
+	a, ok := e.deps.Answerers[tn.ID]
+	if !ok {
+		e.log.Warn("tenant has no answer engine", zap.String("tenant", tn.ID.String()))
+		return fallback(tn)
+	}
+	req := nlpclient.Request{Message: j.turn.Message}
+	if n := len(history); n > 0 {
+		from := max(0, n-e.cfg.ContextTurns)
+		req.History = make([]nlpclient.Exchange, 0, n-from)
+		for _, h := range history[from:] {
+			ex := nlpclient.Exchange{User: h.User, Assistant: h.Answer}
+			for _, c := range h.Citations {
+				ex.Citations = append(ex.Citations, nlpclient.Citation{ID: c.ID, Question: c.Question})
+			}
+			req.History = append(req.History, ex)
+		}
+	}
+	ans, err := a.Answer(j.ctx, req)
+	if err != nil {
+		e.log.Warn("answer engine failed, using fallback",
+			zap.String("tenant", tn.ID.String()), zap.String("session", j.ref.Session), zap.Error(err))
+		return fallback(tn)
+	}
+	return ans
+}
+
+func fallback(tn *tenant.Tenant) nlpclient.Answer {
+	return nlpclient.Answer{Text: tn.FallbackAnswer, Source: nlpclient.SourceFallback}
+}
+
+func citations(cs []nlpclient.Citation) []session.Citation {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]session.Citation, len(cs))
+	for i, c := range cs {
+		out[i] = session.Citation{ID: c.ID, Question: c.Question}
+	}
+	return out
+}
+
+// finish delivers the stored turn as the reply.
+func (e *Engine) finish(j *job, t session.Turn, duplicate bool) {
+	r := Reply{
+		SessionID:   j.ref.Session,
+		TurnID:      t.ID,
+		Answer:      t.Answer,
+		Source:      t.Source,
+		Confidence:  t.Confidence,
+		Citations:   t.Citations,
+		Suggestions: t.Suggestions,
+		Latency:     time.Since(j.accepted),
+		Duplicate:   duplicate,
+	}
+	if j.events == nil {
+		j.result <- result{reply: r}
+		return
+	}
+	if duplicate {
+		e.emitPieces(j, r.Answer) // the stream of a retried turn replays the stored answer
+	}
+	e.emit(j, Event{Kind: EventDone, Reply: r})
+}
+
+// fail delivers err as the turn's outcome.
+func (e *Engine) fail(j *job, err error) {
+	if j.events == nil {
+		j.result <- result{err: err}
+		return
+	}
+	e.emit(j, Event{Kind: EventError, Err: err})
+}
+
+// emit sends ev to a streaming caller, unless the caller has gone: then nothing more is
+// sent, but the turn is still answered and stored.
+func (e *Engine) emit(j *job, ev Event) {
+	if j.events == nil || j.gone {
+		return
+	}
+	select {
+	case j.events <- ev:
+	case <-j.ctx.Done():
+		j.gone = true
+	}
+}
+
+// emitPieces streams text as deltas.
+func (e *Engine) emitPieces(j *job, text string) {
+	if j.events == nil {
+		return
+	}
+	for _, p := range pieces(text) {
+		e.emit(j, Event{Kind: EventDelta, Delta: p})
+	}
+}
+
+// pieceRunes is the size of the pieces a non-streaming answer is cut into for SSE.
+const pieceRunes = 16
+
+// pieces cuts an answer into short pieces for streaming, at rune boundaries.
+func pieces(s string) []string {
+	var out []string
+	for len(s) > 0 {
+		n, i := 0, 0
+		for i < len(s) && n < pieceRunes {
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			n++
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return out
+}
