@@ -45,6 +45,9 @@ type index struct {
 	// for the coverage of the few best candidates.
 	entPhr [][]int32
 	entAns [][]int32
+	// entDocs lists each entry's phrasing documents; docTerms each document's term ids.
+	entDocs  [][]int32
+	docTerms [][]int32
 	// idfUnseen is the IDF of a term no phrasing contains.
 	idfUnseen float64
 	// deletes maps every one-letter deletion of an indexed word to the words, for typo
@@ -60,6 +63,7 @@ type scratch struct {
 	doc        []float32
 	docTouched []int32
 	ent        []float32 // best phrasing score per entry
+	ent2       []float32 // second-best phrasing score per entry
 	ans        []float32 // answer score per entry
 	entTouched []int32
 	entSeen    []bool
@@ -136,8 +140,15 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 	post(phr, true)
 	post(ans, false)
 	ix.docEnt = make([]int32, len(phr))
+	ix.entDocs = make([][]int32, len(entries))
+	ix.docTerms = make([][]int32, len(phr))
 	for i, d := range phr {
 		ix.docEnt[i] = d.ent
+		ix.entDocs[d.ent] = append(ix.entDocs[d.ent], int32(i))
+		for id := range d.tf {
+			ix.docTerms[i] = append(ix.docTerms[i], id)
+		}
+		ix.docTerms[i] = sortedUnique(ix.docTerms[i])
 	}
 	for e := range ix.entPhr {
 		ix.entPhr[e] = sortedUnique(ix.entPhr[e])
@@ -161,6 +172,7 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 		return &scratch{
 			doc:     make([]float32, len(phr)),
 			ent:     make([]float32, len(entries)),
+			ent2:    make([]float32, len(entries)),
 			ans:     make([]float32, len(entries)),
 			entSeen: make([]bool, len(entries)),
 		}
