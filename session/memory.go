@@ -1,0 +1,360 @@
+package session
+
+import (
+	"container/heap"
+	"container/list"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// Defaults shared by both stores.
+const (
+	DefaultMaxTurns = 100
+	DefaultTTL      = 7 * 24 * time.Hour
+	// DefaultMaxBytes is the MemoryStore's memory budget.
+	DefaultMaxBytes = 256 << 20
+)
+
+// sweepBatch bounds how many expired sessions one Append removes, so a write never
+// pays for a large backlog of expiries at once; expired sessions it leaves behind are
+// invisible to readers and still count against MaxBytes, which keeps memory bounded.
+const sweepBatch = 8
+
+// MemoryConfig configures a MemoryStore. Zero values take the documented defaults.
+type MemoryConfig struct {
+	// MaxTurns is how many turns a session keeps, oldest dropped first (default 100).
+	MaxTurns int `yaml:"max_turns"`
+	// TTL is how long a session lives after its last Append (default 168h).
+	TTL time.Duration `yaml:"ttl"`
+	// MaxBytes is the approximate memory budget; past it the least recently used
+	// sessions are evicted (default 256 MiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Now is the clock, for tests (default time.Now).
+	Now func() time.Time `yaml:"-"`
+}
+
+// MemoryStore keeps sessions in process memory. It is the embedded default for a single
+// instance: nothing survives a restart and instances do not share sessions.
+//
+// One mutex guards everything. Every critical section is a map lookup plus work
+// bounded by MaxTurns (no encoding, no allocation proportional to the store), and a
+// single lock keeps the least-recently-used order and the byte budget exact across
+// all sessions, which sharding would blur.
+//
+// A MemoryStore is safe for concurrent use.
+type MemoryStore struct {
+	maxTurns int
+	ttl      time.Duration
+	maxBytes int64
+	now      func() time.Time
+
+	mu       sync.Mutex
+	sessions map[memKey]*memSession
+	lru      list.List // of *memSession; front is the most recently used
+	expiry   expiryHeap
+	bytes    int64 // approximate size of everything held
+}
+
+type memKey struct {
+	tenant  tenant.ID
+	session string
+}
+
+// memSession is one session. turns is a ring: once full, head is the oldest turn.
+type memSession struct {
+	key     memKey
+	owner   string
+	turns   []Turn
+	head    int
+	size    int64
+	expires time.Time
+	elem    *list.Element
+	heapIdx int
+}
+
+// NewMemoryStore validates cfg and returns an empty store.
+func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
+	if cfg.MaxTurns < 0 || cfg.TTL < 0 || cfg.MaxBytes < 0 {
+		return nil, fmt.Errorf("session: memory store: negative max_turns, ttl or max_bytes")
+	}
+	if cfg.MaxTurns == 0 {
+		cfg.MaxTurns = DefaultMaxTurns
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &MemoryStore{
+		maxTurns: cfg.MaxTurns,
+		ttl:      cfg.TTL,
+		maxBytes: cfg.MaxBytes,
+		now:      cfg.Now,
+		sessions: make(map[memKey]*memSession),
+	}, nil
+}
+
+// Load returns the session's turns, oldest first. It returns ErrNotFound if the session
+// does not exist, has expired or is not ref.User's.
+func (m *MemoryStore) Load(ctx context.Context, ref Ref) ([]Turn, error) {
+	if err := checkRef(ref); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	s := m.visible(ref, now)
+	if s == nil {
+		m.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	m.lru.MoveToFront(s.elem)
+	out := make([]Turn, 0, len(s.turns))
+	out = append(out, s.turns[s.head:]...)
+	out = append(out, s.turns[:s.head]...)
+	m.mu.Unlock()
+	for i := range out {
+		out[i] = cloneTurn(out[i])
+	}
+	return out, nil
+}
+
+// Append stores t as the session's newest turn, creating the session for ref.User if
+// needed, dropping turns past MaxTurns and pushing the expiry to now plus ttl (the
+// store's TTL when ttl <= 0). If a retained turn has t's non-empty ClientMsgID, it
+// stores nothing and returns that turn. It returns ErrNotFound if the session is
+// another user's.
+func (m *MemoryStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Duration) (Turn, error) {
+	if err := checkRef(ref); err != nil {
+		return Turn{}, err
+	}
+	if ttl <= 0 {
+		ttl = m.ttl
+	}
+	stored := cloneTurn(t) // the caller keeps t; the store keeps its own slices
+	size := turnSize(&stored)
+	now := m.now()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep(now)
+	key := memKey{ref.Tenant, ref.Session}
+	s := m.sessions[key]
+	if s != nil && !now.Before(s.expires) {
+		m.remove(s)
+		s = nil
+	}
+	if s == nil {
+		s = &memSession{
+			key:   key,
+			owner: ref.User,
+			turns: make([]Turn, 0, min(m.maxTurns, 8)),
+			size:  sessionOverhead + int64(len(key.tenant)+len(key.session)+len(ref.User)),
+		}
+		s.expires = now.Add(ttl)
+		m.sessions[key] = s
+		s.elem = m.lru.PushFront(s)
+		heap.Push(&m.expiry, s)
+		m.bytes += s.size
+	} else if s.owner != ref.User {
+		return Turn{}, ErrNotFound
+	} else {
+		m.lru.MoveToFront(s.elem)
+		if t.ClientMsgID != "" {
+			if i := s.find(t.ClientMsgID); i >= 0 {
+				return cloneTurn(s.turns[i]), nil
+			}
+		}
+		s.expires = now.Add(ttl)
+		heap.Fix(&m.expiry, s.heapIdx)
+	}
+
+	if len(s.turns) < m.maxTurns {
+		s.turns = append(s.turns, stored)
+	} else {
+		old := &s.turns[s.head]
+		delta := -turnSize(old)
+		*old = stored
+		s.head = (s.head + 1) % len(s.turns)
+		s.size += delta
+		m.bytes += delta
+	}
+	s.size += size
+	m.bytes += size
+	m.evict(s)
+	return t, nil
+}
+
+// Lookup returns the retained turn whose ClientMsgID is clientMsgID, or ErrNotFound,
+// also when the session is missing, expired or another user's.
+func (m *MemoryStore) Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error) {
+	if err := checkRef(ref); err != nil {
+		return Turn{}, err
+	}
+	if clientMsgID == "" {
+		return Turn{}, ErrNotFound
+	}
+	now := m.now()
+	m.mu.Lock()
+	s := m.visible(ref, now)
+	if s == nil {
+		m.mu.Unlock()
+		return Turn{}, ErrNotFound
+	}
+	m.lru.MoveToFront(s.elem)
+	i := s.find(clientMsgID)
+	if i < 0 {
+		m.mu.Unlock()
+		return Turn{}, ErrNotFound
+	}
+	t := s.turns[i]
+	m.mu.Unlock()
+	return cloneTurn(t), nil
+}
+
+// Delete erases the session. It returns ErrNotFound if the session is missing, expired
+// or another user's.
+func (m *MemoryStore) Delete(ctx context.Context, ref Ref) error {
+	if err := checkRef(ref); err != nil {
+		return err
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.visible(ref, now)
+	if s == nil {
+		return ErrNotFound
+	}
+	m.remove(s)
+	return nil
+}
+
+// Ping always succeeds: process memory is always reachable.
+func (m *MemoryStore) Ping(ctx context.Context) error { return nil }
+
+// Len returns how many sessions the store holds, expired ones not yet swept included.
+func (m *MemoryStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
+// Bytes returns the approximate memory the store's sessions take.
+func (m *MemoryStore) Bytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes
+}
+
+// visible returns ref's session if it exists, is live and is ref.User's; an expired one
+// is removed on the way. m.mu must be held.
+func (m *MemoryStore) visible(ref Ref, now time.Time) *memSession {
+	s := m.sessions[memKey{ref.Tenant, ref.Session}]
+	if s == nil {
+		return nil
+	}
+	if !now.Before(s.expires) {
+		m.remove(s)
+		return nil
+	}
+	if s.owner != ref.User {
+		return nil
+	}
+	return s
+}
+
+// sweep removes up to sweepBatch expired sessions, soonest expiry first. m.mu must be held.
+func (m *MemoryStore) sweep(now time.Time) {
+	for i := 0; i < sweepBatch && len(m.expiry) > 0 && !now.Before(m.expiry[0].expires); i++ {
+		m.remove(m.expiry[0])
+	}
+}
+
+// evict removes least recently used sessions, never keep, until the store fits its
+// budget. m.mu must be held.
+func (m *MemoryStore) evict(keep *memSession) {
+	for m.bytes > m.maxBytes {
+		back := m.lru.Back()
+		if back == nil || back.Value.(*memSession) == keep {
+			return
+		}
+		m.remove(back.Value.(*memSession))
+	}
+}
+
+// remove forgets s entirely. m.mu must be held.
+func (m *MemoryStore) remove(s *memSession) {
+	delete(m.sessions, s.key)
+	m.lru.Remove(s.elem)
+	heap.Remove(&m.expiry, s.heapIdx)
+	m.bytes -= s.size
+}
+
+// find returns the index in s.turns of the turn with that ClientMsgID, or -1. A linear
+// scan over at most MaxTurns turns is cheaper than keeping a map in step with the ring.
+func (s *memSession) find(clientMsgID string) int {
+	for i := range s.turns {
+		if s.turns[i].ClientMsgID == clientMsgID {
+			return i
+		}
+	}
+	return -1
+}
+
+// Approximate sizes for the byte budget: struct sizes plus string bytes, ignoring
+// allocator rounding.
+const (
+	sessionOverhead  = int64(unsafe.Sizeof(memSession{})) + 128 // map entry, list element, heap slot
+	turnOverhead     = int64(unsafe.Sizeof(Turn{}))
+	citationOverhead = int64(unsafe.Sizeof(Citation{}))
+)
+
+func turnSize(t *Turn) int64 {
+	n := turnOverhead + int64(len(t.ID)+len(t.ClientMsgID)+len(t.User)+len(t.Answer)+len(t.Source))
+	for _, cs := range [2][]Citation{t.Citations, t.Suggestions} {
+		for _, c := range cs {
+			n += citationOverhead + int64(len(c.ID)+len(c.Question))
+		}
+	}
+	return n
+}
+
+// cloneTurn copies t's slices so the store and its callers never share them.
+func cloneTurn(t Turn) Turn {
+	t.Citations = slices.Clone(t.Citations)
+	t.Suggestions = slices.Clone(t.Suggestions)
+	return t
+}
+
+// expiryHeap orders sessions by expiry, soonest first.
+type expiryHeap []*memSession
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx = i
+	h[j].heapIdx = j
+}
+func (h *expiryHeap) Push(x any) {
+	s := x.(*memSession)
+	s.heapIdx = len(*h)
+	*h = append(*h, s)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	s.heapIdx = -1
+	return s
+}

@@ -1,0 +1,204 @@
+package session
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMemoryStore(t *testing.T) {
+	runStoreContract(t, func(t *testing.T) Store {
+		s, err := NewMemoryStore(MemoryConfig{MaxTurns: contractMaxTurns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// fakeClock is a settable clock for MemoryConfig.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestMemoryStoreTTL(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: testEpoch}
+	s, err := NewMemoryStore(MemoryConfig{MaxTurns: contractMaxTurns, TTL: time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testRef("acme", "u1")
+	mustAppend(t, s, ref, testTurn(1, "m1"))
+	clock.Advance(59 * time.Minute)
+	mustLoad(t, s, ref)
+	mustAppend(t, s, ref, testTurn(2, "m2")) // slides the expiry to +1h from here
+	clock.Advance(59 * time.Minute)
+	if got := mustLoad(t, s, ref); len(got) != 2 {
+		t.Fatalf("Load after the TTL slid: got %d turns, want 2", len(got))
+	}
+	clock.Advance(time.Minute)
+	_, err = s.Load(ctx, ref)
+	wantNotFound(t, "Load at expiry", err)
+	_, err = s.Lookup(ctx, ref, "m1")
+	wantNotFound(t, "Lookup at expiry", err)
+	if s.Len() != 0 || s.Bytes() != 0 {
+		t.Errorf("after expiry: Len %d, Bytes %d; want 0, 0", s.Len(), s.Bytes())
+	}
+	// The expired session's owner is forgotten too: anyone may start it afresh.
+	fresh := ref
+	fresh.User = "u2"
+	mustAppend(t, s, fresh, testTurn(3, "m1"))
+	if got := mustLoad(t, s, fresh); len(got) != 1 || got[0].User != testTurn(3, "").User {
+		t.Errorf("Load of the restarted session: %+v", got)
+	}
+
+	// A ttl argument overrides the store's TTL.
+	short := testRef("acme", "u1")
+	if _, err := s.Append(ctx, short, testTurn(1, ""), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	_, err = s.Load(ctx, short)
+	wantNotFound(t, "Load after a ttl override expired", err)
+}
+
+func TestMemoryStoreSweepsExpiredSessions(t *testing.T) {
+	clock := &fakeClock{now: testEpoch}
+	s, err := NewMemoryStore(MemoryConfig{MaxTurns: contractMaxTurns, TTL: time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * sweepBatch
+	for range n {
+		mustAppend(t, s, testRef("acme", "u1"), testTurn(1, ""))
+	}
+	clock.Advance(time.Hour)
+	live := testRef("acme", "u2")
+	for i := range 3 {
+		mustAppend(t, s, live, testTurn(i, ""))
+		if got, want := s.Len(), n-(i+1)*sweepBatch+1; got != want {
+			t.Errorf("after Append %d: Len %d, want %d (each Append sweeps at most %d)", i, got, want, sweepBatch)
+		}
+	}
+}
+
+func TestMemoryStoreEvictsLeastRecentlyUsed(t *testing.T) {
+	big := testTurn(1, "")
+	big.Answer = strings.Repeat("a", 4096)
+
+	// Measure one session of one big turn.
+	probe, err := NewMemoryStore(MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, probe, testRef("acme", "u1"), big)
+	one := probe.Bytes()
+
+	s, err := NewMemoryStore(MemoryConfig{MaxBytes: 3*one + one/2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]Ref, 4)
+	for i := range refs {
+		refs[i] = testRef("acme", "u1")
+	}
+	for _, ref := range refs[:3] {
+		mustAppend(t, s, ref, big)
+	}
+	mustLoad(t, s, refs[0]) // refs[1] is now the least recently used
+	mustAppend(t, s, refs[3], big)
+
+	ctx := context.Background()
+	for i, ref := range refs {
+		_, err := s.Load(ctx, ref)
+		if i == 1 {
+			wantNotFound(t, "Load of the least recently used session", err)
+		} else if err != nil {
+			t.Errorf("Load of session %d: %v", i, err)
+		}
+	}
+	if s.Bytes() > 3*one+one/2 {
+		t.Errorf("Bytes %d over the budget %d", s.Bytes(), 3*one+one/2)
+	}
+
+	// Turns dropped by trimming are given back to the budget.
+	trim, err := NewMemoryStore(MemoryConfig{MaxTurns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testRef("acme", "u1")
+	for range 2 {
+		mustAppend(t, trim, ref, big)
+	}
+	full := trim.Bytes()
+	for range 5 {
+		mustAppend(t, trim, ref, big)
+	}
+	if trim.Bytes() != full {
+		t.Errorf("Bytes after trimming: %d, want %d", trim.Bytes(), full)
+	}
+	if err := trim.Delete(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if trim.Bytes() != 0 {
+		t.Errorf("Bytes after Delete: %d, want 0", trim.Bytes())
+	}
+}
+
+func TestNewMemoryStoreConfig(t *testing.T) {
+	for _, cfg := range []MemoryConfig{{MaxTurns: -1}, {TTL: -time.Second}, {MaxBytes: -1}} {
+		if _, err := NewMemoryStore(cfg); err == nil {
+			t.Errorf("NewMemoryStore(%+v): no error", cfg)
+		}
+	}
+	s, err := NewMemoryStore(MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.maxTurns != DefaultMaxTurns || s.ttl != DefaultTTL || s.maxBytes != DefaultMaxBytes {
+		t.Errorf("defaults: %d, %v, %d", s.maxTurns, s.ttl, s.maxBytes)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		for _, id := range []string{NewID(), NewTurnID()} {
+			if len(id) < 22 || !ValidID(id) || seen[id] {
+				t.Fatalf("bad or repeated id %q", id)
+			}
+			seen[id] = true
+		}
+	}
+	for s, want := range map[string]bool{
+		"abcdefgh":              true,
+		"AZaz09_-":              true,
+		strings.Repeat("a", 64): true,
+		strings.Repeat("a", 65): false,
+		"abcdefg":               false,
+		"abcdefg}":              false,
+		"abc:defgh":             false,
+		"abcdefgh ":             false,
+		"会话会话会话会话":              false,
+	} {
+		if got := ValidID(s); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -1,0 +1,277 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisConfig configures a RedisStore. Zero values take the documented defaults.
+type RedisConfig struct {
+	// KeyPrefix starts every key (default "fd:"). It must not contain '{' or '}', which
+	// would move the hash tag.
+	KeyPrefix string `yaml:"key_prefix"`
+	// MaxTurns is how many turns a session keeps, oldest dropped first (default 100).
+	MaxTurns int `yaml:"max_turns"`
+	// TTL is how long a session lives after its last Append (default 168h).
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// RedisStore keeps sessions in Redis (single node, Sentinel or Cluster), shared by
+// every instance. A session is four keys sharing the hash tag {<tenant>:<session>}, so
+// they live on one Cluster slot and one Lua script can change them together:
+//
+//	<prefix>{<tenant>:<session>}:owner  string, the owning user
+//	<prefix>{<tenant>:<session>}:turns  list of JSON turns, oldest first, at most MaxTurns
+//	<prefix>{<tenant>:<session>}:seq    integer, how many turns were ever pushed
+//	<prefix>{<tenant>:<session>}:idem   hash, client message id → seq of its turn
+//
+// The idem hash points into the list instead of copying the turn, so a session's
+// turns are stored once. An entry whose seq is older than the oldest retained turn is
+// stale and ignored; the hash is pruned to the retained turns whenever it grows past
+// twice MaxTurns, which bounds it without decoding any turn in Lua.
+//
+// Every key of a session gets the same TTL on every Append, so the keys expire
+// together. A RedisStore is safe for concurrent use.
+type RedisStore struct {
+	client   redis.UniversalClient
+	prefix   string
+	maxTurns int
+	ttl      time.Duration
+}
+
+// NewRedisStore validates cfg and returns a store using client, which the caller owns
+// and closes. Use NewRedisClient to build a client with safe options.
+func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) (*RedisStore, error) {
+	if client == nil {
+		return nil, errors.New("session: redis store: nil client")
+	}
+	if cfg.MaxTurns < 0 || cfg.TTL < 0 {
+		return nil, errors.New("session: redis store: negative max_turns or ttl")
+	}
+	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
+		return nil, fmt.Errorf("session: redis store: key_prefix %q must not contain braces", cfg.KeyPrefix)
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "fd:"
+	}
+	if cfg.MaxTurns == 0 {
+		cfg.MaxTurns = DefaultMaxTurns
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	return &RedisStore{client: client, prefix: cfg.KeyPrefix, maxTurns: cfg.MaxTurns, ttl: cfg.TTL}, nil
+}
+
+// keys returns the session's keys in the order the scripts take them: owner, turns,
+// seq, idem.
+func (r *RedisStore) keys(ref Ref) []string {
+	base := r.prefix + "{" + string(ref.Tenant) + ":" + ref.Session + "}:"
+	return []string{base + "owner", base + "turns", base + "seq", base + "idem"}
+}
+
+// luaFind is shared by the scripts that look a turn up by client message id: it
+// returns the retained turn whose id is cmid, or nil.
+const luaFind = `
+local function find(cmid)
+  local s = redis.call('HGET', KEYS[4], cmid)
+  if not s then return nil end
+  local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local n = redis.call('LLEN', KEYS[2])
+  local idx = tonumber(s) - (seq - n) - 1
+  if idx < 0 or idx >= n then return nil end
+  return redis.call('LINDEX', KEYS[2], idx) or nil
+end
+`
+
+// appendScript: KEYS owner, turns, seq, idem; ARGV user, turn JSON, client msg id,
+// max turns, ttl in ms. Returns {0} for another user's session, {2, turn} for a
+// duplicate client msg id, {1} once stored.
+var appendScript = redis.NewScript(luaFind + `
+local owner = redis.call('GET', KEYS[1])
+if not owner then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  redis.call('SET', KEYS[1], ARGV[1])
+elseif owner ~= ARGV[1] then
+  return {0}
+elseif ARGV[3] ~= '' then
+  local prev = find(ARGV[3])
+  if prev then return {2, prev} end
+end
+local max = tonumber(ARGV[4])
+local seq = redis.call('INCR', KEYS[3])
+local n = redis.call('RPUSH', KEYS[2], ARGV[2])
+if n > max then
+  redis.call('LTRIM', KEYS[2], -max, -1)
+  n = max
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[3], seq)
+  if redis.call('HLEN', KEYS[4]) > 2 * max then
+    local first = seq - n + 1
+    local all = redis.call('HGETALL', KEYS[4])
+    for i = 1, #all, 2 do
+      if tonumber(all[i + 1]) < first then redis.call('HDEL', KEYS[4], all[i]) end
+    end
+  end
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+return {1}
+`)
+
+// loadScript: KEYS owner, turns; ARGV user, max turns. Returns the turns, or nil if
+// the session is missing or another user's.
+var loadScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[2]), -1)
+`)
+
+// lookupScript: KEYS owner, turns, seq, idem; ARGV user, client msg id. Returns the
+// turn, or nil.
+var lookupScript = redis.NewScript(luaFind + `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+return find(ARGV[2]) or false
+`)
+
+// deleteScript: KEYS owner, turns, seq, idem; ARGV user. Returns 1 if deleted, 0 if the
+// session is missing or another user's.
+var deleteScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
+`)
+
+// Load returns the session's turns, oldest first. It returns ErrNotFound if the session
+// does not exist, has expired or is not ref.User's, and an error wrapping ErrUnavailable
+// if Redis cannot answer.
+func (r *RedisStore) Load(ctx context.Context, ref Ref) ([]Turn, error) {
+	if err := checkRef(ref); err != nil {
+		return nil, err
+	}
+	k := r.keys(ref)
+	raw, err := loadScript.Run(ctx, r.client, k[:2], ref.User, r.maxTurns).StringSlice()
+	if err != nil {
+		return nil, r.fail("load", err)
+	}
+	turns := make([]Turn, len(raw))
+	for i, s := range raw {
+		if err := json.Unmarshal([]byte(s), &turns[i]); err != nil {
+			return nil, fmt.Errorf("session: load: decode turn: %w", err)
+		}
+	}
+	return turns, nil
+}
+
+// Append stores t as the session's newest turn in one Lua script: it creates the
+// session for ref.User if needed, returns the retained turn with t's non-empty
+// ClientMsgID instead of storing t if there is one, pushes, trims to MaxTurns and sets
+// the TTL (the store's when ttl <= 0) on every key of the session. It returns
+// ErrNotFound if the session is another user's and an error wrapping ErrUnavailable if
+// Redis cannot answer; the turn may then have been stored, and a retry with the same
+// ClientMsgID stores it at most once.
+func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Duration) (Turn, error) {
+	if err := checkRef(ref); err != nil {
+		return Turn{}, err
+	}
+	if ttl <= 0 {
+		ttl = r.ttl
+	}
+	ms := max(ttl.Milliseconds(), 1)
+	data, err := json.Marshal(t)
+	if err != nil {
+		return Turn{}, fmt.Errorf("session: append: encode turn: %w", err)
+	}
+	res, err := appendScript.Run(ctx, r.client, r.keys(ref), ref.User, data, t.ClientMsgID, r.maxTurns, ms).Slice()
+	if err != nil {
+		return Turn{}, r.fail("append", err)
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case 1:
+		return t, nil
+	case 0:
+		return Turn{}, ErrNotFound
+	case 2:
+		s, _ := res[1].(string)
+		var prev Turn
+		if err := json.Unmarshal([]byte(s), &prev); err != nil {
+			return Turn{}, fmt.Errorf("session: append: decode stored turn: %w", err)
+		}
+		return prev, nil
+	}
+	return Turn{}, fmt.Errorf("session: append: unexpected script reply %v", res)
+}
+
+// Lookup returns the retained turn whose ClientMsgID is clientMsgID. It returns
+// ErrNotFound if there is none or the session is missing or another user's, and an
+// error wrapping ErrUnavailable if Redis cannot answer.
+func (r *RedisStore) Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error) {
+	if err := checkRef(ref); err != nil {
+		return Turn{}, err
+	}
+	if clientMsgID == "" {
+		return Turn{}, ErrNotFound
+	}
+	s, err := lookupScript.Run(ctx, r.client, r.keys(ref), ref.User, clientMsgID).Text()
+	if err != nil {
+		return Turn{}, r.fail("lookup", err)
+	}
+	var t Turn
+	if err := json.Unmarshal([]byte(s), &t); err != nil {
+		return Turn{}, fmt.Errorf("session: lookup: decode turn: %w", err)
+	}
+	return t, nil
+}
+
+// Delete erases every key of the session. It returns ErrNotFound if the session is
+// missing or another user's, and an error wrapping ErrUnavailable if Redis cannot answer.
+func (r *RedisStore) Delete(ctx context.Context, ref Ref) error {
+	if err := checkRef(ref); err != nil {
+		return err
+	}
+	n, err := deleteScript.Run(ctx, r.client, r.keys(ref), ref.User).Int()
+	if err != nil {
+		return r.fail("delete", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers; its error wraps ErrUnavailable.
+func (r *RedisStore) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return r.fail("ping", err)
+	}
+	return nil
+}
+
+// fail maps a go-redis error: a nil reply is ErrNotFound; network errors, timeouts,
+// cancellations and the replies Redis gives while it cannot serve (loading, read-only
+// replica, failover, cluster down, out of memory, busy script) wrap ErrUnavailable, so
+// callers answer 503 at once; other replies (a script or type error) are plain errors.
+// The original error stays wrapped for errors.Is.
+func (r *RedisStore) fail(op string, err error) error {
+	if errors.Is(err, redis.Nil) {
+		return ErrNotFound
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) && !unavailableReply(err) {
+		return fmt.Errorf("session: redis %s: %w", op, err)
+	}
+	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
+}
+
+func unavailableReply(err error) bool {
+	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
+		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
+		redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsOOMError(err) || redis.HasErrorPrefix(err, "BUSY")
+}

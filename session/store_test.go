@@ -1,0 +1,327 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fengda-ai/fengda/tenant"
+	"github.com/google/go-cmp/cmp"
+)
+
+// Store is the method set both stores share; the contract suite runs against it.
+type Store interface {
+	Load(ctx context.Context, ref Ref) ([]Turn, error)
+	Append(ctx context.Context, ref Ref, t Turn, ttl time.Duration) (Turn, error)
+	Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error)
+	Delete(ctx context.Context, ref Ref) error
+	Ping(ctx context.Context) error
+}
+
+var (
+	_ Store = (*MemoryStore)(nil)
+	_ Store = (*RedisStore)(nil)
+)
+
+// contractMaxTurns is the MaxTurns every store under the contract suite must have.
+const contractMaxTurns = 5
+
+// testRef returns a reference to a fresh session of user in tenant tn.
+func testRef(tn, user string) Ref {
+	return Ref{Tenant: tenant.ID(tn), Session: NewID(), User: user}
+}
+
+var testEpoch = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// testTurn returns a distinct turn numbered n.
+func testTurn(n int, clientMsgID string) Turn {
+	at := testEpoch.Add(time.Duration(n) * time.Minute)
+	return Turn{
+		ID:          NewTurnID(),
+		ClientMsgID: clientMsgID,
+		User:        fmt.Sprintf("question %d: 我的订单在哪里?", n),
+		Answer:      fmt.Sprintf("answer %d", n),
+		Source:      "faq",
+		Confidence:  0.875,
+		Citations:   []Citation{{ID: fmt.Sprintf("kb-%d", n), Question: "Where is my order?"}},
+		Suggestions: []Citation{{ID: "kb-refund", Question: "How do I get a refund?"}},
+		At:          at,
+		AnsweredAt:  at.Add(1500 * time.Millisecond),
+	}
+}
+
+func mustAppend(t *testing.T, s Store, ref Ref, turn Turn) Turn {
+	t.Helper()
+	got, err := s.Append(context.Background(), ref, turn, 0)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return got
+}
+
+func mustLoad(t *testing.T, s Store, ref Ref) []Turn {
+	t.Helper()
+	got, err := s.Load(context.Background(), ref)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return got
+}
+
+func wantNotFound(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("%s: got error %v, want ErrNotFound", what, err)
+	}
+}
+
+// runStoreContract checks the behaviour every Store must have. newStore returns an
+// empty store (or one whose other sessions do not matter) with MaxTurns ==
+// contractMaxTurns and a TTL of at least a minute.
+func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+
+	t.Run("append creates session then load", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		wantNotFound(t, "Load before Append", func() error { _, err := s.Load(ctx, ref); return err }())
+		turn := testTurn(1, "m1")
+		if got := mustAppend(t, s, ref, turn); !cmp.Equal(got, turn) {
+			t.Errorf("Append returned a different turn (-got +want):\n%s", cmp.Diff(got, turn))
+		}
+		if diff := cmp.Diff(mustLoad(t, s, ref), []Turn{turn}); diff != "" {
+			t.Errorf("Load (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("load returns oldest first", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		var want []Turn
+		for i := range 3 {
+			turn := testTurn(i, "")
+			mustAppend(t, s, ref, turn)
+			want = append(want, turn)
+		}
+		if diff := cmp.Diff(mustLoad(t, s, ref), want); diff != "" {
+			t.Errorf("Load (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("trims to max turns", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		var all []Turn
+		for i := range contractMaxTurns + 3 {
+			turn := testTurn(i, fmt.Sprintf("m%d", i))
+			mustAppend(t, s, ref, turn)
+			all = append(all, turn)
+		}
+		want := all[len(all)-contractMaxTurns:]
+		if diff := cmp.Diff(mustLoad(t, s, ref), want); diff != "" {
+			t.Errorf("Load (-got +want):\n%s", diff)
+		}
+		// Lookup sees exactly the retained turns.
+		_, err := s.Lookup(ctx, ref, all[0].ClientMsgID)
+		wantNotFound(t, "Lookup of a trimmed turn", err)
+		got, err := s.Lookup(ctx, ref, want[0].ClientMsgID)
+		if err != nil || got.ID != want[0].ID {
+			t.Errorf("Lookup of the oldest retained turn: got %q, %v; want %q", got.ID, err, want[0].ID)
+		}
+	})
+
+	t.Run("foreign user sees nothing and changes nothing", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "owner")
+		turn := testTurn(1, "m1")
+		mustAppend(t, s, ref, turn)
+		other := ref
+		other.User = "intruder"
+		_, err := s.Load(ctx, other)
+		wantNotFound(t, "Load", err)
+		_, err = s.Append(ctx, other, testTurn(2, "m2"), 0)
+		wantNotFound(t, "Append", err)
+		_, err = s.Lookup(ctx, other, "m1")
+		wantNotFound(t, "Lookup", err)
+		wantNotFound(t, "Delete", s.Delete(ctx, other))
+		if diff := cmp.Diff(mustLoad(t, s, ref), []Turn{turn}); diff != "" {
+			t.Errorf("owner's Load after the intruder (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("tenants do not share sessions", func(t *testing.T) {
+		s := newStore(t)
+		a := testRef("acme", "u1")
+		b := a
+		b.Tenant = "globex"
+		ta, tb := testTurn(1, "m1"), testTurn(2, "m1")
+		mustAppend(t, s, a, ta)
+		_, err := s.Load(ctx, b)
+		wantNotFound(t, "Load in the other tenant", err)
+		_, err = s.Lookup(ctx, b, "m1")
+		wantNotFound(t, "Lookup in the other tenant", err)
+		wantNotFound(t, "Delete in the other tenant", s.Delete(ctx, b))
+		if got := mustAppend(t, s, b, tb); got.ID != tb.ID {
+			t.Errorf("Append in the other tenant with the same client msg id returned turn %q, want its own %q", got.ID, tb.ID)
+		}
+		if diff := cmp.Diff(mustLoad(t, s, a), []Turn{ta}); diff != "" {
+			t.Errorf("Load in tenant a (-got +want):\n%s", diff)
+		}
+		if diff := cmp.Diff(mustLoad(t, s, b), []Turn{tb}); diff != "" {
+			t.Errorf("Load in tenant b (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("append is idempotent by client msg id", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		first, retry := testTurn(1, "m1"), testTurn(2, "m1")
+		mustAppend(t, s, ref, first)
+		if diff := cmp.Diff(mustAppend(t, s, ref, retry), first); diff != "" {
+			t.Errorf("second Append returned (-got +want):\n%s", diff)
+		}
+		noID := testTurn(3, "")
+		mustAppend(t, s, ref, noID)
+		mustAppend(t, s, ref, noID) // no client msg id: stored again
+		if diff := cmp.Diff(mustLoad(t, s, ref), []Turn{first, noID, noID}); diff != "" {
+			t.Errorf("Load (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("concurrent appends of one client msg id store once", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		const n = 16
+		got := make([]Turn, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { got[i], errs[i] = s.Append(ctx, ref, testTurn(i, "same"), 0) })
+		}
+		wg.Wait()
+		stored := mustLoad(t, s, ref)
+		if len(stored) != 1 {
+			t.Fatalf("Load: got %d turns, want 1", len(stored))
+		}
+		for i := range n {
+			if errs[i] != nil || got[i].ID != stored[0].ID {
+				t.Errorf("Append %d: got turn %q, %v; want the stored %q", i, got[i].ID, errs[i], stored[0].ID)
+			}
+		}
+	})
+
+	t.Run("concurrent distinct appends are all stored", func(t *testing.T) {
+		s := newStore(t)
+		const sessions = 4
+		refs := make([]Ref, sessions)
+		for i := range refs {
+			refs[i] = testRef("acme", fmt.Sprintf("u%d", i))
+		}
+		var wg sync.WaitGroup
+		for i := range sessions * contractMaxTurns {
+			wg.Go(func() {
+				if _, err := s.Append(ctx, refs[i%sessions], testTurn(i, fmt.Sprintf("m%d", i)), 0); err != nil {
+					t.Errorf("Append %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		for i, ref := range refs {
+			turns := mustLoad(t, s, ref)
+			seen := map[string]bool{}
+			for _, turn := range turns {
+				seen[turn.ClientMsgID] = true
+			}
+			for j := i; j < sessions*contractMaxTurns; j += sessions {
+				if !seen[fmt.Sprintf("m%d", j)] {
+					t.Errorf("session %d: turn m%d missing from %d turns", i, j, len(turns))
+				}
+			}
+		}
+	})
+
+	t.Run("delete erases the session", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		mustAppend(t, s, ref, testTurn(1, "m1"))
+		if err := s.Delete(ctx, ref); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		_, err := s.Load(ctx, ref)
+		wantNotFound(t, "Load after Delete", err)
+		_, err = s.Lookup(ctx, ref, "m1")
+		wantNotFound(t, "Lookup after Delete", err)
+		wantNotFound(t, "second Delete", s.Delete(ctx, ref))
+		// The idempotency data went too: the same client msg id stores a new turn.
+		again := testTurn(2, "m1")
+		if got := mustAppend(t, s, ref, again); got.ID != again.ID {
+			t.Errorf("Append after Delete returned turn %q, want the new %q", got.ID, again.ID)
+		}
+		if got := mustLoad(t, s, ref); len(got) != 1 {
+			t.Errorf("Load after Delete and Append: got %d turns, want 1", len(got))
+		}
+	})
+
+	t.Run("lookup", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		want := testTurn(1, "m1")
+		mustAppend(t, s, ref, want)
+		mustAppend(t, s, ref, testTurn(2, "m2"))
+		got, err := s.Lookup(ctx, ref, "m1")
+		if err != nil {
+			t.Fatalf("Lookup: %v", err)
+		}
+		if diff := cmp.Diff(got, want); diff != "" {
+			t.Errorf("Lookup (-got +want):\n%s", diff)
+		}
+		_, err = s.Lookup(ctx, ref, "unknown")
+		wantNotFound(t, "Lookup of an unknown id", err)
+		_, err = s.Lookup(ctx, ref, "")
+		wantNotFound(t, "Lookup of an empty id", err)
+		_, err = s.Lookup(ctx, testRef("acme", "u1"), "m1")
+		wantNotFound(t, "Lookup in a missing session", err)
+	})
+
+	t.Run("stored turns are not shared with callers", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		turn := testTurn(1, "m1")
+		want := testTurn(1, "m1")
+		want.ID = turn.ID
+		mustAppend(t, s, ref, turn)
+		turn.Citations[0].ID = "changed by caller"
+		loaded := mustLoad(t, s, ref)
+		loaded[0].Citations[0].ID = "changed by reader"
+		if diff := cmp.Diff(mustLoad(t, s, ref), []Turn{want}); diff != "" {
+			t.Errorf("Load (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("malformed refs are not found", func(t *testing.T) {
+		s := newStore(t)
+		good := testRef("acme", "u1")
+		bad := map[string]Ref{
+			"short session id":    {Tenant: good.Tenant, Session: "abc", User: "u1"},
+			"hash tag in session": {Tenant: good.Tenant, Session: "abcdefgh}{x", User: "u1"},
+			"no user":             {Tenant: good.Tenant, Session: good.Session},
+			"no tenant":           {Session: good.Session, User: "u1"},
+			"bad tenant":          {Tenant: "Acme:{x}", Session: good.Session, User: "u1"},
+		}
+		for name, ref := range bad {
+			_, err := s.Append(ctx, ref, testTurn(1, ""), 0)
+			wantNotFound(t, name+": Append", err)
+			_, err = s.Load(ctx, ref)
+			wantNotFound(t, name+": Load", err)
+		}
+	})
+
+	t.Run("ping", func(t *testing.T) {
+		if err := newStore(t).Ping(ctx); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
+}
