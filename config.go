@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// defaultConfigYAML is config.yaml as shipped, so a binary copied anywhere still starts
+// with the demo tenants when no config file is found.
+//
+//go:embed config.yaml
+var defaultConfigYAML []byte
+
+// Config is the whole configuration. Every scalar key a.b.c can be overridden by the
+// environment variable FENGDA_A_B_C.
+type Config struct {
+	Server    ServerConfig    `yaml:"server"`
+	Session   SessionConfig   `yaml:"session"`
+	Dialogue  dialogue.Config `yaml:"dialogue"`
+	RateLimit RateLimitConfig `yaml:"ratelimit"`
+	Log       LogConfig       `yaml:"log"`
+	Tenants   []tenant.Config `yaml:"tenants"`
+}
+
+// ServerConfig is the HTTP edge: its address plus the gateway's own settings.
+type ServerConfig struct {
+	Addr           string `yaml:"addr"`
+	gateway.Config `yaml:",inline"`
+}
+
+// SessionConfig selects and sizes the conversation store.
+type SessionConfig struct {
+	Store    string        `yaml:"store"` // memory | redis
+	MaxTurns int           `yaml:"max_turns"`
+	TTL      time.Duration `yaml:"ttl"`
+	Memory   struct {
+		MaxBytes int64 `yaml:"max_bytes"`
+	} `yaml:"memory"`
+	Redis RedisConfig `yaml:"redis"`
+}
+
+// RedisConfig locates Redis: one URL, or comma-separated addresses for a cluster, or
+// Sentinel addresses with a master name.
+type RedisConfig struct {
+	URL          string        `yaml:"url"`
+	MasterName   string        `yaml:"master_name"`
+	KeyPrefix    string        `yaml:"key_prefix"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+}
+
+// RateLimitConfig switches every per-tenant rate limit on or off.
+type RateLimitConfig struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// LogConfig sets the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// defaultConfig holds the defaults that apply before any file or environment.
+func defaultConfig() Config {
+	var c Config
+	c.Server.Addr = ":8080"
+	c.Session.Store = "memory"
+	c.Session.MaxTurns = 100
+	c.Session.TTL = 168 * time.Hour
+	c.Session.Memory.MaxBytes = 256 << 20
+	c.Session.Redis.URL = "redis://127.0.0.1:6379/0"
+	c.Session.Redis.KeyPrefix = "fd:"
+	c.Session.Redis.DialTimeout = 2 * time.Second
+	c.Session.Redis.ReadTimeout = time.Second
+	c.Session.Redis.WriteTimeout = time.Second
+	c.RateLimit.Enabled = true
+	c.Log.Level = "info"
+	c.Log.Format = "json"
+	return c
+}
+
+// loadConfig reads defaults, then the file at path ("" means ./config.yaml if present,
+// else the embedded copy), then the environment. It returns the config and where it
+// came from.
+func loadConfig(path string, getenv func(string) string) (Config, string, error) {
+	cfg := defaultConfig()
+	data, source := defaultConfigYAML, "built-in config.yaml"
+	switch {
+	case path != "":
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, "", fmt.Errorf("read config: %w", err)
+		}
+		data, source = b, path
+	default:
+		if b, err := os.ReadFile("config.yaml"); err == nil {
+			data, source = b, "config.yaml"
+		}
+	}
+	if err := decodeStrict(data, &cfg); err != nil {
+		return cfg, "", fmt.Errorf("%s: %w", source, err)
+	}
+	if err := applyEnv(&cfg, "FENGDA", getenv); err != nil {
+		return cfg, "", err
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, "", err
+	}
+	return cfg, source, nil
+}
+
+// decodeStrict decodes YAML into v, refusing keys that v has no field for. Errors name
+// the dotted key at fault, not only its line.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
+			if key := keyAtLine(&root, "", line); key != "" {
+				m = key + ": " + m
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// keyAtLine returns the dotted key of the mapping entry on the given line, if any.
+func keyAtLine(n *yaml.Node, path string, line int) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, path, line); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			p := joinKey(path, key.Value)
+			if key.Line == line {
+				return p
+			}
+			if k := keyAtLine(val, p, line); k != "" {
+				return k
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if k := keyAtLine(c, fmt.Sprintf("%s[%d]", path, i), line); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Server.Addr == "":
+		return errors.New("server.addr: must not be empty")
+	case c.Session.Store != "memory" && c.Session.Store != "redis":
+		return fmt.Errorf("session.store: %q is not memory or redis", c.Session.Store)
+	case c.Session.MaxTurns < 1 || c.Session.MaxTurns > 10000:
+		return fmt.Errorf("session.max_turns: %d out of range 1..10000", c.Session.MaxTurns)
+	case c.Session.TTL < time.Minute:
+		return fmt.Errorf("session.ttl: %s is shorter than 1m", c.Session.TTL)
+	case c.Session.Memory.MaxBytes < 1<<20:
+		return fmt.Errorf("session.memory.max_bytes: %d is below 1 MiB", c.Session.Memory.MaxBytes)
+	case c.Session.Store == "redis" && c.Session.Redis.URL == "":
+		return errors.New("session.redis.url: required when session.store is redis")
+	case c.Session.Redis.DialTimeout <= 0:
+		return errors.New("session.redis.dial_timeout: must be positive")
+	case c.Session.Redis.ReadTimeout <= 0:
+		return errors.New("session.redis.read_timeout: must be positive")
+	case c.Session.Redis.WriteTimeout <= 0:
+		return errors.New("session.redis.write_timeout: must be positive")
+	case !oneOf(c.Log.Level, "debug", "info", "warn", "error"):
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	case !oneOf(c.Log.Format, "json", "console"):
+		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
+	case len(c.Tenants) == 0:
+		return errors.New("tenants: at least one tenant is required")
+	}
+	if err := c.Dialogue.Validate(); err != nil {
+		return err
+	}
+	if err := c.Server.Config.Validate(); err != nil {
+		return fmt.Errorf("server.%w", err)
+	}
+	return nil
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+// applyEnv overrides every scalar field of the struct v points to from the environment:
+// the key a.b.c is read from PREFIX_A_B_C. Values are parsed as the field's type; a bad
+// one is an error naming the variable and the key.
+func applyEnv(v any, prefix string, getenv func(string) string) error {
+	return walkScalars(reflect.ValueOf(v).Elem(), "", func(key string, f reflect.Value) error {
+		name := prefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		raw := getenv(name)
+		if raw == "" {
+			return nil
+		}
+		if err := setScalar(f, raw); err != nil {
+			return fmt.Errorf("%s (from %s): %w", key, name, err)
+		}
+		return nil
+	})
+}
+
+// walkScalars calls fn for every scalar field below v with its dotted YAML key. Slices
+// (the tenant list) are not walked: they have no single key.
+func walkScalars(v reflect.Value, path string, fn func(key string, f reflect.Value) error) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		f := v.Field(i)
+		key := path
+		if opts != "inline" {
+			if name == "" {
+				name = strings.ToLower(sf.Name)
+			}
+			key = joinKey(path, name)
+		}
+		switch {
+		case f.Kind() == reflect.Struct:
+			if err := walkScalars(f, key, fn); err != nil {
+				return err
+			}
+		case f.Kind() == reflect.Slice || f.Kind() == reflect.Map || f.Kind() == reflect.Func:
+		default:
+			if err := fn(key, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func joinKey(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func setScalar(f reflect.Value, raw string) error {
+	switch {
+	case f.Type() == durationType:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s or 168h", raw)
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(raw)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", raw)
+		}
+		f.SetBool(b)
+	case f.CanInt():
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || f.OverflowInt(n) {
+			return fmt.Errorf("%q is not a whole number in range", raw)
+		}
+		f.SetInt(n)
+	case f.Kind() == reflect.Float64 || f.Kind() == reflect.Float32:
+		x, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", raw)
+		}
+		f.SetFloat(x)
+	default:
+		return fmt.Errorf("cannot be set from the environment (type %s)", f.Type())
+	}
+	return nil
+}

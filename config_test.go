@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != ":8080" || cfg.Session.Store != "memory" || cfg.Session.MaxTurns != 100 ||
+		cfg.Session.TTL != 168*time.Hour || !cfg.RateLimit.Enabled || cfg.Log.Level != "info" {
+		t.Errorf("defaults: got %+v", cfg)
+	}
+	if len(cfg.Tenants) != 2 {
+		t.Errorf("demo tenants: got %d, want 2", len(cfg.Tenants))
+	}
+}
+
+func TestLoadConfigEnvOverrides(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(map[string]string{
+		"FENGDA_SESSION_STORE":     "redis",
+		"FENGDA_SESSION_REDIS_URL": "redis://10.0.0.1:6379/2",
+		"FENGDA_SESSION_MAX_TURNS": "50",
+		"FENGDA_SESSION_TTL":       "1h",
+		"FENGDA_DIALOGUE_WORKERS":  "8",
+		"FENGDA_DIALOGUE_BACKLOG":  "16",
+		"FENGDA_RATELIMIT_ENABLED": "false",
+		"FENGDA_LOG_LEVEL":         "debug",
+		"FENGDA_SERVER_ADDR":       "127.0.0.1:9999",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{cfg.Session.Store, cfg.Session.Redis.URL, cfg.Session.MaxTurns, cfg.Session.TTL,
+		cfg.Dialogue.Workers, cfg.Dialogue.Backlog, cfg.RateLimit.Enabled, cfg.Log.Level, cfg.Server.Addr}
+	want := []any{"redis", "redis://10.0.0.1:6379/2", 50, time.Hour, 8, 16, false, "debug", "127.0.0.1:9999"}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("override %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestLoadConfigErrorsNameTheKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		wantInErr  string
+	}{
+		{"unknown key", "session:\n  stor: redis\n", nil, "stor"},
+		{"bad store", "", map[string]string{"FENGDA_SESSION_STORE": "mongo"}, "session.store"},
+		{"bad int", "", map[string]string{"FENGDA_SESSION_MAX_TURNS": "many"}, "session.max_turns"},
+		{"bad duration", "", map[string]string{"FENGDA_SESSION_TTL": "7 days"}, "session.ttl"},
+		{"bad bool", "", map[string]string{"FENGDA_RATELIMIT_ENABLED": "perhaps"}, "ratelimit.enabled"},
+		{"bad level", "", map[string]string{"FENGDA_LOG_LEVEL": "loud"}, "log.level"},
+		{"negative workers", "", map[string]string{"FENGDA_DIALOGUE_WORKERS": "-1"}, "dialogue.workers"},
+		{"bad type in file", "session:\n  max_turns: lots\n", nil, "max_turns"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = write(tc.file)
+			}
+			_, _, err := loadConfig(path, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.wantInErr) {
+				t.Errorf("got error %v, want one naming %q", err, tc.wantInErr)
+			}
+		})
+	}
+}

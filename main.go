@@ -1,0 +1,286 @@
+// Command fengda is an AI customer-service backend: one binary that answers the end users
+// of many tenants in real time, remembers each conversation and keeps tenants apart.
+//
+//	fengda [-config FILE]                                 serve (default)
+//	fengda token -tenant ID -user USER [-ttl 1h]          print a user token
+//
+// main only parses flags, loads configuration, builds every module and runs them; the
+// logic lives in the packages.
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// embeddedKB holds the demo knowledge bases, used when a configured kb/ path is not on disk.
+//
+//go:embed kb/*.yaml
+var embeddedKB embed.FS
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "fengda:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, reusable by end-to-end tests.
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	return runWith(ctx, args, getenv, os.Stdout, nil)
+}
+
+// runWith is run with its output and a hook that receives the address the server
+// listens on (tests pass server.addr 127.0.0.1:0).
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(net.Addr)) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "token":
+			return runToken(args[1:], getenv, stdout)
+		case "serve":
+			args = args[1:]
+		}
+	}
+	fl := flag.NewFlagSet("fengda", flag.ContinueOnError)
+	fl.SetOutput(stdout)
+	configPath := fl.String("config", "", "config file (default ./config.yaml, else the built-in one)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unknown command %q (commands: serve, token)", fl.Arg(0))
+	}
+	cfg, source, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return serve(ctx, cfg, source, getenv, log, ready)
+}
+
+// serve builds every module, runs them, and shuts them down in reverse order.
+func serve(ctx context.Context, cfg Config, source string, getenv func(string) string, log *zap.Logger, ready func(net.Addr)) error {
+	// Tenants and their answer engines.
+	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
+	if err != nil {
+		return fmt.Errorf("tenants: %w", err)
+	}
+	answerers, err := buildAnswerers(tenants)
+	if err != nil {
+		return err
+	}
+
+	// Session store.
+	store, closeStore, err := buildStore(ctx, cfg.Session, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	// Dialogue engine and HTTP edge.
+	metrics := gateway.NewMetrics()
+	engine, err := dialogue.New(cfg.Dialogue, dialogue.Deps{
+		Store:     store,
+		Answerers: answerers,
+		Tenants:   tenants,
+		Observe:   metrics.ObserveStage,
+		Log:       log,
+	})
+	if err != nil {
+		return err
+	}
+	gwCfg := cfg.Server.Config
+	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
+	srv, err := gateway.New(gwCfg, engine, tenants, metrics, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("server.addr: %w", err)
+	}
+
+	log.Info("fengda listening",
+		zap.String("addr", ln.Addr().String()),
+		zap.String("config", source),
+		zap.String("session_store", cfg.Session.Store),
+		zap.Int("tenants", len(tenants.Tenants())),
+		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
+		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -d '{"message":"信用卡丢了怎么办"}'`))
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	// Shutdown order is the reverse of start: the gateway stops taking requests and
+	// finishes those in flight, then the engine drains its accepted turns, then the
+	// store closes (deferred above).
+	g, gctx := errgroup.WithContext(ctx)
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	g.Go(func() error { return engine.Run(engineCtx) })
+	g.Go(func() error {
+		defer stopEngine()
+		return srv.Run(gctx, ln)
+	})
+	err = g.Wait()
+	log.Info("fengda stopped")
+	return err
+}
+
+// buildAnswerers loads each tenant's knowledge base into a FAQ engine.
+func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]dialogue.Answerer, error) {
+	out := make(map[tenant.ID]dialogue.Answerer)
+	for _, t := range tenants.Tenants() {
+		if t.Engine.Kind != "faq" {
+			return nil, fmt.Errorf("tenant %s: engine.kind %q is not supported (use faq)", t.ID, t.Engine.Kind)
+		}
+		data, err := readKB(t.Engine.KB)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: engine.kb: %w", t.ID, err)
+		}
+		kb, err := nlpclient.ParseKB(data)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: engine.kb %s: %w", t.ID, t.Engine.KB, err)
+		}
+		if kb.Tenant != "" && kb.Tenant != t.ID.String() {
+			return nil, fmt.Errorf("tenant %s: engine.kb %s belongs to tenant %q", t.ID, t.Engine.KB, kb.Tenant)
+		}
+		faq, err := nlpclient.NewFAQ(kb, nlpclient.FAQOptions{MinConfidence: t.Engine.MinConfidence})
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		out[t.ID] = faq
+	}
+	return out, nil
+}
+
+// readKB reads a knowledge base from disk, or the built-in demo copy of kb/*.yaml.
+func readKB(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("no knowledge base file configured")
+	}
+	data, err := os.ReadFile(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return data, err
+	}
+	if b, embErr := embeddedKB.ReadFile(path); embErr == nil {
+		return b, nil
+	}
+	return nil, err
+}
+
+// buildStore opens the configured session store and returns how to close it.
+func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialogue.Store, func(), error) {
+	if cfg.Store == "memory" {
+		s, err := session.NewMemoryStore(session.MemoryConfig{
+			MaxTurns: cfg.MaxTurns, TTL: cfg.TTL, MaxBytes: cfg.Memory.MaxBytes,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("session: %w", err)
+		}
+		return s, func() {}, nil
+	}
+	client, err := session.NewRedisClient(session.RedisClientConfig{
+		URL:          cfg.Redis.URL,
+		MasterName:   cfg.Redis.MasterName,
+		DialTimeout:  cfg.Redis.DialTimeout,
+		ReadTimeout:  cfg.Redis.ReadTimeout,
+		WriteTimeout: cfg.Redis.WriteTimeout,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("session.redis.url: %w", err)
+	}
+	s, err := session.NewRedisStore(client, session.RedisConfig{
+		KeyPrefix: cfg.Redis.KeyPrefix, MaxTurns: cfg.MaxTurns, TTL: cfg.TTL,
+	})
+	if err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("session: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.Redis.DialTimeout)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
+		// Start anyway: /readyz reports it and chat answers 503 until Redis is back.
+		log.Warn("redis not reachable at start", zap.Error(err))
+	}
+	return s, func() { _ = client.Close() }, nil
+}
+
+// runToken prints a user token: fengda token -tenant ID -user USER [-ttl 1h].
+func runToken(args []string, getenv func(string) string, stdout io.Writer) error {
+	fl := flag.NewFlagSet("token", flag.ContinueOnError)
+	fl.SetOutput(stdout)
+	configPath := fl.String("config", "", "config file")
+	tid := fl.String("tenant", "", "tenant id (required)")
+	user := fl.String("user", "", "user id, the token's sub (required)")
+	ttl := fl.Duration("ttl", time.Hour, "token lifetime, at most 24h")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *tid == "" || *user == "" {
+		return errors.New("token: -tenant and -user are required")
+	}
+	id, err := tenant.ParseID(*tid)
+	if err != nil {
+		return fmt.Errorf("token: -tenant: %w", err)
+	}
+	cfg, _, err := loadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
+	if err != nil {
+		return fmt.Errorf("tenants: %w", err)
+	}
+	tok, _, err := tenants.Mint(id, *user, *ttl, time.Now())
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+// newLogger builds the root logger; every line passes through PII redaction.
+func newLogger(cfg LogConfig) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.Sampling = nil
+	log, err := zc.Build(zap.WrapCore(tenant.NewRedactingCore))
+	if err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	return log, nil
+}

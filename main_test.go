@@ -1,0 +1,523 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// testServer runs the whole program with env on a free port and returns its base URL.
+// The program is stopped, and must return, when the test ends.
+func testServer(t *testing.T, env map[string]string) string {
+	t.Helper()
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		if k == "FENGDA_SERVER_ADDR" {
+			return "127.0.0.1:0"
+		}
+		if k == "FENGDA_LOG_LEVEL" {
+			return "warn"
+		}
+		return ""
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runWith(ctx, nil, getenv, io.Discard, func(a net.Addr) { addrc <- a })
+	}()
+	var base string
+	select {
+	case a := <-addrc:
+		base = "http://" + a.String()
+	case err := <-done:
+		cancel()
+		t.Fatalf("run returned before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 10s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("run did not return within 15s of cancel")
+		}
+	})
+	return base
+}
+
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+// do sends a request and decodes a JSON reply into out (if non-nil); it returns the response.
+func (c client) do(method, path string, body any, out any) *http.Response {
+	c.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			c.t.Fatalf("%s %s: status %d, body %q: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp
+}
+
+// tokenFor exchanges the demo API key of a tenant for a user token.
+func tokenFor(t *testing.T, base, apiKey, user string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/tokens", strings.NewReader(fmt.Sprintf(`{"user_id":%q,"ttl_seconds":600}`, user)))
+	req.Header.Set("X-API-Key", apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token     string `json:"token"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
+		t.Fatalf("POST /v1/tokens: status %d, err %v", resp.StatusCode, err)
+	}
+	if _, err := time.Parse(time.RFC3339, out.ExpiresAt); err != nil {
+		t.Errorf("expires_at %q: %v", out.ExpiresAt, err)
+	}
+	return out.Token
+}
+
+const (
+	bankAPIKey = "DEMO-ONLY-qinghe-bank-api-key-0001"
+	shopAPIKey = "DEMO-ONLY-northwind-shop-api-key-0001"
+)
+
+type chatReply struct {
+	SessionID  string  `json:"session_id"`
+	TurnID     string  `json:"turn_id"`
+	Answer     string  `json:"answer"`
+	Source     string  `json:"source"`
+	Confidence float64 `json:"confidence"`
+	Citations  []struct {
+		ID       string `json:"id"`
+		Question string `json:"question"`
+	} `json:"citations"`
+	LatencyMS *float64 `json:"latency_ms"`
+}
+
+type errorReply struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+func citedID(r chatReply) string {
+	if len(r.Citations) == 0 {
+		return ""
+	}
+	return r.Citations[0].ID
+}
+
+// conversation runs the walk-through of the README against a server: FAQ answers in
+// both languages, a follow-up that needs context, history, isolation between tenants.
+func conversation(t *testing.T, base string) {
+	bank := client{t, base, tokenFor(t, base, bankAPIKey, "u1")}
+	shop := client{t, base, tokenFor(t, base, shopAPIKey, "u1")}
+
+	var r1 chatReply
+	if resp := bank.do("POST", "/v1/chat", map[string]string{"message": "借记卡丢了怎么挂失?"}, &r1); resp.StatusCode != 200 {
+		t.Fatalf("bank chat: status %d", resp.StatusCode)
+	}
+	if r1.Source != "faq" || citedID(r1) != "debit-card-lost" || r1.SessionID == "" || r1.TurnID == "" || r1.LatencyMS == nil {
+		t.Fatalf("bank chat: got %+v, want faq debit-card-lost", r1)
+	}
+
+	var r2 chatReply
+	bank.do("POST", "/v1/chat", map[string]string{"message": "那补一张要多少钱?", "session_id": r1.SessionID}, &r2)
+	if r2.SessionID != r1.SessionID || citedID(r2) != "debit-card-replace" {
+		t.Errorf("follow-up: got source %s cite %q session %s, want debit-card-replace in %s", r2.Source, citedID(r2), r2.SessionID, r1.SessionID)
+	}
+
+	var hist struct {
+		SessionID string `json:"session_id"`
+		Messages  []struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+			TurnID  string `json:"turn_id"`
+			At      string `json:"at"`
+		} `json:"messages"`
+	}
+	if resp := bank.do("GET", "/v1/sessions/"+r1.SessionID+"/messages", nil, &hist); resp.StatusCode != 200 {
+		t.Fatalf("history: status %d", resp.StatusCode)
+	}
+	var roles []string
+	for _, m := range hist.Messages {
+		roles = append(roles, m.Role)
+	}
+	if got, want := strings.Join(roles, ","), "user,assistant,user,assistant"; got != want {
+		t.Fatalf("history roles: got %s, want %s", got, want)
+	}
+	if hist.Messages[0].Content != "借记卡丢了怎么挂失?" || hist.Messages[2].TurnID != r2.TurnID || hist.Messages[1].Content != r1.Answer {
+		t.Errorf("history content: got %+v", hist.Messages)
+	}
+
+	var s1 chatReply
+	shop.do("POST", "/v1/chat", map[string]string{"message": "How do I return an item?"}, &s1)
+	if s1.Source != "faq" || citedID(s1) != "return-how" {
+		t.Errorf("shop chat: got %s %q, want faq return-how", s1.Source, citedID(s1))
+	}
+
+	// Another tenant (same user id) and another user of the same tenant see nothing.
+	other := client{t, base, tokenFor(t, base, bankAPIKey, "u2")}
+	for name, c := range map[string]client{"other tenant": shop, "other user": other} {
+		var e errorReply
+		if resp := c.do("GET", "/v1/sessions/"+r1.SessionID+"/messages", nil, &e); resp.StatusCode != 404 || e.Error.Code != "not_found" {
+			t.Errorf("%s reads session: status %d code %q, want 404 not_found", name, resp.StatusCode, e.Error.Code)
+		}
+		if resp := c.do("POST", "/v1/chat", map[string]string{"message": "hi", "session_id": r1.SessionID}, &e); resp.StatusCode != 404 {
+			t.Errorf("%s writes session: status %d, want 404", name, resp.StatusCode)
+		}
+		if resp := c.do("DELETE", "/v1/sessions/"+r1.SessionID, nil, nil); resp.StatusCode != 404 {
+			t.Errorf("%s deletes session: status %d, want 404", name, resp.StatusCode)
+		}
+	}
+
+	// A retry with the same client_msg_id is answered from the stored turn.
+	var d1, d2 chatReply
+	msg := map[string]string{"message": "转账手续费多少", "session_id": r1.SessionID, "client_msg_id": "m-42"}
+	bank.do("POST", "/v1/chat", msg, &d1)
+	bank.do("POST", "/v1/chat", msg, &d2)
+	if d1.TurnID == "" || d2.TurnID != d1.TurnID || d2.Answer != d1.Answer {
+		t.Errorf("retry: turn ids %q and %q, want equal", d1.TurnID, d2.TurnID)
+	}
+	bank.do("GET", "/v1/sessions/"+r1.SessionID+"/messages", nil, &hist)
+	if len(hist.Messages) != 6 {
+		t.Errorf("after retry: %d messages, want 6 (stored once)", len(hist.Messages))
+	}
+
+	// Erasure.
+	if resp := bank.do("DELETE", "/v1/sessions/"+r1.SessionID, nil, nil); resp.StatusCode != 204 {
+		t.Errorf("delete: status %d, want 204", resp.StatusCode)
+	}
+	if resp := bank.do("GET", "/v1/sessions/"+r1.SessionID+"/messages", nil, nil); resp.StatusCode != 404 {
+		t.Errorf("after delete: status %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestEndToEndMemory(t *testing.T) {
+	base := testServer(t, nil)
+	conversation(t, base)
+}
+
+func TestEndToEndRedis(t *testing.T) {
+	requireRedis(t)
+	prefix := "fdtest:" + rand.Text()[:10] + ":"
+	base := testServer(t, map[string]string{
+		"FENGDA_SESSION_STORE":            "redis",
+		"FENGDA_SESSION_REDIS_URL":        "redis://127.0.0.1:6379/0",
+		"FENGDA_SESSION_REDIS_KEY_PREFIX": prefix,
+	})
+	conversation(t, base)
+
+	// The turns really are in Redis, under the tenant's hash tag.
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	t.Cleanup(func() { deletePrefix(rdb, prefix) })
+	bank := client{t, base, tokenFor(t, base, bankAPIKey, "u9")}
+	var r chatReply
+	bank.do("POST", "/v1/chat", map[string]string{"message": "信用卡年费怎么收"}, &r)
+	keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := prefix + "{qinghe-bank:" + r.SessionID + "}:"
+	found := false
+	for _, k := range keys {
+		if strings.HasPrefix(k, want) {
+			found = true
+		}
+		if !strings.HasPrefix(k, prefix+"{") {
+			t.Errorf("key %q lacks the prefix and hash tag", k)
+		}
+	}
+	if !found {
+		t.Errorf("no key starting %q among %v", want, keys)
+	}
+}
+
+func TestRedisDownAnswers503(t *testing.T) {
+	// A port nothing listens on: chat must fail fast with 503, and readiness must fail.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := ln.Addr().String()
+	ln.Close()
+	base := testServer(t, map[string]string{
+		"FENGDA_SESSION_STORE":               "redis",
+		"FENGDA_SESSION_REDIS_URL":           "redis://" + deadAddr + "/0",
+		"FENGDA_SESSION_REDIS_DIAL_TIMEOUT":  "200ms",
+		"FENGDA_SESSION_REDIS_READ_TIMEOUT":  "200ms",
+		"FENGDA_SESSION_REDIS_WRITE_TIMEOUT": "200ms",
+	})
+	c := client{t, base, tokenFor(t, base, bankAPIKey, "u1")}
+	start := time.Now()
+	var e errorReply
+	resp := c.do("POST", "/v1/chat", map[string]string{"message": "信用卡年费", "session_id": "abcdefgh12345678"}, &e)
+	if resp.StatusCode != 503 || e.Error.Code != "unavailable" {
+		t.Errorf("chat with redis down: status %d code %q, want 503 unavailable", resp.StatusCode, e.Error.Code)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("chat with redis down took %s", d)
+	}
+	if resp := c.do("GET", "/readyz", nil, nil); resp.StatusCode != 503 {
+		t.Errorf("/readyz with redis down: status %d, want 503", resp.StatusCode)
+	}
+	if resp := c.do("GET", "/healthz", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("/healthz: status %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestHostileRequests(t *testing.T) {
+	base := testServer(t, nil)
+	good := tokenFor(t, base, bankAPIKey, "u1")
+
+	// Correctly signed with the demo key, but an hour past its expiry.
+	expiredTok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"tid": "qinghe-bank", "sub": "u1", "iss": "fengda", "aud": "fengda", "jti": "x1",
+		"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix(),
+	})
+	expiredTok.Header["kid"] = "demo-1"
+	expired, err := expiredTok.SignedString([]byte("DEMO-ONLY-qinghe-bank-jwt-secret-not-for-production"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good, ".")
+	algNone := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"demo-1"}`)) + "." + parts[1] + "."
+	forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte("not-the-signature-at-all-00000000"))
+
+	for _, tc := range []struct {
+		name, token string
+	}{
+		{"no token", ""},
+		{"garbage", "abc.def.ghi"},
+		{"forged signature", forged},
+		{"alg none", algNone},
+		{"expired", expired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e errorReply
+			resp := client{t, base, tc.token}.do("POST", "/v1/chat", map[string]string{"message": "hi"}, &e)
+			if resp.StatusCode != 401 || e.Error.Code != "unauthenticated" {
+				t.Errorf("got %d %q, want 401 unauthenticated", resp.StatusCode, e.Error.Code)
+			}
+		})
+	}
+
+	c := client{t, base, good}
+	for _, tc := range []struct {
+		name       string
+		body       any
+		wantStatus int
+		wantCode   string
+	}{
+		{"malformed json", `{"message": "hi"`, 400, "invalid_request"},
+		{"wrong type", `{"message": 5}`, 400, "invalid_request"},
+		{"empty message", `{"message": "   "}`, 400, "invalid_request"},
+		{"NUL in message", "{\"message\": \"a\\u0000b\"}", 400, "invalid_request"},
+		{"over-long message", map[string]string{"message": strings.Repeat("长", 2001)}, 400, "invalid_request"},
+		{"bad session id", map[string]string{"message": "hi", "session_id": "../../etc"}, 400, "invalid_request"},
+		{"unknown session", map[string]string{"message": "hi", "session_id": "abcdefgh12345678"}, 404, "not_found"},
+		{"20 KiB body", `{"message":"` + strings.Repeat("a", 20<<10) + `"}`, 413, "too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e errorReply
+			resp := c.do("POST", "/v1/chat", tc.body, &e)
+			if resp.StatusCode != tc.wantStatus || e.Error.Code != tc.wantCode {
+				t.Errorf("got %d %q, want %d %q", resp.StatusCode, e.Error.Code, tc.wantStatus, tc.wantCode)
+			}
+			if e.Error.RequestID == "" {
+				t.Error("error without request_id")
+			}
+		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	base := testServer(t, nil)
+	c := client{t, base, tokenFor(t, base, shopAPIKey, "burst")}
+	var limited *http.Response
+	for i := range 200 {
+		resp := c.do("POST", "/v1/chat", map[string]string{"message": fmt.Sprintf("where is my order %d", i)}, nil)
+		if resp.StatusCode == 429 {
+			limited = resp
+			break
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+	if limited == nil {
+		t.Fatal("200 quick requests never got 429 (demo tenant: 20 rps, burst 40)")
+	}
+	if ra := limited.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("429 Retry-After = %q, want a positive number of seconds", ra)
+	}
+
+	// With rate limits off, the same burst passes.
+	base = testServer(t, map[string]string{"FENGDA_RATELIMIT_ENABLED": "false"})
+	c = client{t, base, tokenFor(t, base, shopAPIKey, "burst")}
+	for i := range 100 {
+		if resp := c.do("POST", "/v1/chat", map[string]string{"message": "payment options"}, nil); resp.StatusCode != 200 {
+			t.Fatalf("ratelimit.enabled=false, request %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
+
+func TestStreamingChat(t *testing.T) {
+	base := testServer(t, nil)
+	tok := tokenFor(t, base, bankAPIKey, "u1")
+	req, _ := http.NewRequest("POST", base+"/v1/chat", strings.NewReader(`{"message":"借记卡丢了怎么挂失?"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("content type %q", ct)
+	}
+	var events []string
+	var text strings.Builder
+	var done chatReply
+	sc := bufio.NewScanner(resp.Body)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+			events = append(events, event)
+		case strings.HasPrefix(line, "data: "):
+			data := strings.TrimPrefix(line, "data: ")
+			switch event {
+			case "token":
+				var d struct{ Delta string }
+				if err := json.Unmarshal([]byte(data), &d); err != nil {
+					t.Fatal(err)
+				}
+				text.WriteString(d.Delta)
+			case "done":
+				if err := json.Unmarshal([]byte(data), &done); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if len(events) < 3 || events[0] != "meta" || events[len(events)-1] != "done" {
+		t.Fatalf("events %v, want meta, token…, done", events)
+	}
+	if text.String() != done.Answer || citedID(done) != "debit-card-lost" {
+		t.Errorf("streamed %q, done %+v", text.String(), done)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	out := mustRun(t, "token", "-tenant", "northwind-shop", "-user", "u1", "-ttl", "5m")
+	if parts := strings.Split(strings.TrimSpace(out), "."); len(parts) != 3 {
+		t.Fatalf("token output %q is not a JWT", out)
+	}
+	if err := runWith(context.Background(), []string{"token", "-tenant", "nope", "-user", "u1"}, func(string) string { return "" }, io.Discard, nil); err == nil {
+		t.Error("token for an unknown tenant succeeded")
+	}
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := runWith(context.Background(), args, func(string) string { return "" }, &out, nil); err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return out.String()
+}
+
+// requireRedis skips (or, in CI, fails) when Redis is not on 127.0.0.1:6379.
+func requireRedis(t *testing.T) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		msg := fmt.Sprintf("redis on 127.0.0.1:6379 not answering (%v); start it with: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no", err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+}
+
+func deletePrefix(rdb *redis.Client, prefix string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		rdb.Del(ctx, iter.Val())
+	}
+}
