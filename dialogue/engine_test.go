@@ -20,8 +20,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var (
-	_ dialogue.Store = (*session.MemoryStore)(nil)
-	_ dialogue.Store = (*session.RedisStore)(nil)
+	_ dialogue.Store    = (*session.MemoryStore)(nil)
+	_ dialogue.Store    = (*session.RedisStore)(nil)
 	_ dialogue.Answerer = (*nlpclient.FAQ)(nil)
 	_ dialogue.Tenants  = (*tenant.Registry)(nil)
 )
