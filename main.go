@@ -278,6 +278,7 @@ func newLogger(cfg LogConfig) (*zap.Logger, error) {
 	}
 	zc.Level = zap.NewAtomicLevelAt(level)
 	zc.Sampling = nil
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	log, err := zc.Build(zap.WrapCore(tenant.NewRedactingCore))
 	if err != nil {
 		return nil, fmt.Errorf("log: %w", err)
