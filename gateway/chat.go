@@ -1,0 +1,295 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// chatRequest is the body of POST /v1/chat. Pointers tell an absent field from an
+// empty one: an empty session_id is refused, an absent one starts a new session.
+type chatRequest struct {
+	Message     *string `json:"message"`
+	SessionID   *string `json:"session_id"`
+	ClientMsgID *string `json:"client_msg_id"`
+}
+
+// chatInput is a decoded and validated chat request.
+type chatInput struct {
+	Message     string
+	SessionID   string
+	ClientMsgID string
+}
+
+// parseChatBody decodes and validates the body of POST /v1/chat.
+func parseChatBody(raw []byte, maxMessageChars int) (chatInput, error) {
+	var req chatRequest
+	if err := unmarshalBody(raw, &req); err != nil {
+		return chatInput{}, err
+	}
+	if req.Message == nil {
+		return chatInput{}, invalid("Field \"message\" is required.")
+	}
+	if err := checkText("message", *req.Message, maxMessageChars, true); err != nil {
+		return chatInput{}, err
+	}
+	in := chatInput{Message: *req.Message}
+	if req.SessionID != nil {
+		if !validSessionID(*req.SessionID) {
+			return chatInput{}, invalid("Field \"session_id\" must be 8 to 64 characters of letters, digits, '_' or '-'.")
+		}
+		in.SessionID = *req.SessionID
+	}
+	if req.ClientMsgID != nil {
+		if !validClientMsgID(*req.ClientMsgID) {
+			return chatInput{}, invalid("Field \"client_msg_id\" must be 1 to 64 printable ASCII characters.")
+		}
+		in.ClientMsgID = *req.ClientMsgID
+	}
+	return in, nil
+}
+
+// citationJSON is one knowledge-base entry in a reply.
+type citationJSON struct {
+	ID       string `json:"id"`
+	Question string `json:"question"`
+}
+
+// replyJSON is the reply to one turn: the body of POST /v1/chat and the data of the
+// SSE done event.
+type replyJSON struct {
+	SessionID   string         `json:"session_id"`
+	TurnID      string         `json:"turn_id"`
+	Answer      string         `json:"answer"`
+	Source      string         `json:"source"`
+	Confidence  float64        `json:"confidence"`
+	Citations   []citationJSON `json:"citations"`
+	Suggestions []citationJSON `json:"suggestions"`
+	LatencyMS   float64        `json:"latency_ms"`
+}
+
+func toCitationsJSON(cs []dialogue.Citation) []citationJSON {
+	out := make([]citationJSON, len(cs)) // never nil: clients get [] rather than null
+	for i, c := range cs {
+		out[i] = citationJSON{ID: c.ID, Question: c.Question}
+	}
+	return out
+}
+
+func toReplyJSON(r dialogue.Reply) replyJSON {
+	return replyJSON{
+		SessionID:   r.SessionID,
+		TurnID:      r.TurnID,
+		Answer:      r.Answer,
+		Source:      r.Source,
+		Confidence:  r.Confidence,
+		Citations:   toCitationsJSON(r.Citations),
+		Suggestions: toCitationsJSON(r.Suggestions),
+		LatencyMS:   float64(r.Latency.Microseconds()) / 1000,
+	}
+}
+
+// handleChatCreate serves POST /v1/chat: one turn, answered as JSON, or as SSE events
+// when the client accepts text/event-stream. Tenant and user come from the verified
+// token only.
+func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
+	raw, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in, err := parseChatBody(raw, s.cfg.MaxMessageChars)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, _ := tenant.FromContext(r.Context())
+	turn := dialogue.Turn{
+		Tenant:      p.Tenant,
+		User:        p.User,
+		SessionID:   in.SessionID,
+		Message:     in.Message,
+		ClientMsgID: in.ClientMsgID,
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	if acceptsEventStream(r) {
+		s.streamChat(ctx, w, r, turn)
+		return
+	}
+	reply, err := s.dialogue.Submit(ctx, turn)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toReplyJSON(reply))
+}
+
+// acceptsEventStream reports whether the Accept header lists text/event-stream.
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err == nil && mt == "text/event-stream" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// streamChat answers a turn as server-sent events: meta, token per delta, then done or
+// error. Until the first event it can still answer with a JSON error and a status.
+func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.Request, turn dialogue.Turn) {
+	events, err := s.dialogue.Stream(ctx, turn)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var first dialogue.Event
+	select {
+	case ev, ok := <-events:
+		if !ok {
+			s.writeError(w, r, streamClosed(ctx, "event stream closed before its first event"))
+			return
+		}
+		first = ev
+	case <-ctx.Done():
+		s.writeError(w, r, ctx.Err())
+		return
+	case <-s.shutdown:
+		s.writeError(w, r, dialogue.ErrDraining)
+		return
+	}
+	if first.Kind == dialogue.EventError {
+		s.writeError(w, r, first.Err)
+		return
+	}
+
+	rc := http.NewResponseController(w)
+	// The body has been read. Lift the server's ReadTimeout: once it passes, net/http's
+	// background read fails and cancels the request context, ending the stream.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	sse := &sseWriter{w: w, rc: rc, writeTimeout: s.cfg.WriteTimeout}
+
+	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
+	defer heartbeat.Stop()
+	ev, ok := first, true
+	for {
+		if !ok {
+			if r.Context().Err() == nil {
+				s.sseError(sse, r, streamClosed(ctx, "event stream closed before its done event"))
+			}
+			return
+		}
+		if end, err := s.sendEvent(sse, r, ev); end || err != nil {
+			return
+		}
+		select {
+		case ev, ok = <-events:
+		case <-heartbeat.C:
+			if sse.comment("ping") != nil {
+				return
+			}
+			ev, ok = dialogue.Event{}, true
+		case <-ctx.Done():
+			if r.Context().Err() == nil { // our deadline, not the client leaving
+				s.sseError(sse, r, ctx.Err())
+			}
+			return
+		case <-s.shutdown:
+			s.sseError(sse, r, dialogue.ErrUnavailable)
+			return
+		}
+	}
+}
+
+// streamClosed explains a stream the engine closed early: the turn's deadline when it
+// has passed, else an internal error.
+func streamClosed(ctx context.Context, msg string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// sendEvent writes ev as an SSE event; end reports the last event of the stream. A zero
+// Event writes nothing.
+func (s *Server) sendEvent(sse *sseWriter, r *http.Request, ev dialogue.Event) (end bool, err error) {
+	switch ev.Kind {
+	case dialogue.EventMeta:
+		return false, sse.event("meta", metaJSON{SessionID: ev.SessionID, TurnID: ev.TurnID})
+	case dialogue.EventDelta:
+		return false, sse.event("token", deltaJSON{Delta: ev.Delta})
+	case dialogue.EventDone:
+		return true, sse.event("done", toReplyJSON(ev.Reply))
+	case dialogue.EventError:
+		return true, s.sseError(sse, r, ev.Err)
+	}
+	return false, nil
+}
+
+// sseError ends a stream with an error event carrying the usual error body.
+func (s *Server) sseError(sse *sseWriter, r *http.Request, err error) error {
+	c := s.classifyLogged(r, err)
+	return sse.event("error", errorBody{Error: s.errorDetail(r, c)})
+}
+
+type metaJSON struct {
+	SessionID string `json:"session_id"`
+	TurnID    string `json:"turn_id"`
+}
+
+type deltaJSON struct {
+	Delta string `json:"delta"`
+}
+
+// sseWriter writes server-sent events, flushing each one, each write under its own
+// deadline so that a client that stops reading cannot hold the handler.
+type sseWriter struct {
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	writeTimeout time.Duration
+	buf          []byte
+}
+
+func (e *sseWriter) event(name string, v any) error {
+	data, err := json.Marshal(v) // JSON holds no raw newline: one data line suffices
+	if err != nil {
+		return err
+	}
+	e.buf = append(e.buf[:0], "event: "...)
+	e.buf = append(e.buf, name...)
+	e.buf = append(e.buf, "\ndata: "...)
+	e.buf = append(e.buf, data...)
+	e.buf = append(e.buf, "\n\n"...)
+	return e.write()
+}
+
+func (e *sseWriter) comment(text string) error {
+	e.buf = append(e.buf[:0], ": "...)
+	e.buf = append(e.buf, text...)
+	e.buf = append(e.buf, "\n\n"...)
+	return e.write()
+}
+
+func (e *sseWriter) write() error {
+	_ = e.rc.SetWriteDeadline(time.Now().Add(e.writeTimeout))
+	if _, err := e.w.Write(e.buf); err != nil {
+		return err
+	}
+	return e.rc.Flush()
+}

@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config holds the gateway's settings. Start from DefaultConfig: the zero Config has
+// RateLimitEnabled false, and Defaults cannot tell an unset bool from a false one.
+type Config struct {
+	// MaxBodyBytes caps a request body; larger is 413 too_large. Default 16384.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaderBytes caps the request line and headers; larger is 431. Default 8192.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxMessageChars caps a chat message, in runes. Default 2000.
+	MaxMessageChars int `yaml:"max_message_chars"`
+	// ReadHeaderTimeout bounds reading the request headers. Default 5s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading the whole request. Default 15s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds a non-streaming response, set per request so that SSE streams
+	// are not cut. Default 15s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds a keep-alive connection waiting for its next request. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// RequestTimeout is the deadline of one chat turn, streamed or not. Default 10s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// ShutdownTimeout bounds the wait for in-flight requests when Run stops. Default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RateLimitEnabled turns the per-tenant rate limits on. Default true.
+	RateLimitEnabled bool `yaml:"rate_limit_enabled"`
+	// TokenMaxTTL is the longest lifetime POST /v1/tokens grants. Default 24h.
+	TokenMaxTTL time.Duration `yaml:"token_max_ttl"`
+	// SSEHeartbeat is the interval of comment lines that keep an idle stream open
+	// through proxies. Default 15s.
+	SSEHeartbeat time.Duration `yaml:"sse_heartbeat"`
+}
+
+// Default values of Config.
+const (
+	DefaultMaxBodyBytes      = 16 << 10
+	DefaultMaxHeaderBytes    = 8 << 10
+	DefaultMaxMessageChars   = 2000
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 15 * time.Second
+	DefaultWriteTimeout      = 15 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultRequestTimeout    = 10 * time.Second
+	DefaultShutdownTimeout   = 20 * time.Second
+	DefaultTokenMaxTTL       = 24 * time.Hour
+	DefaultSSEHeartbeat      = 15 * time.Second
+)
+
+// DefaultConfig returns the documented defaults, rate limits on.
+func DefaultConfig() Config {
+	c := Config{RateLimitEnabled: true}
+	c.Defaults()
+	return c
+}
+
+// Defaults sets every zero numeric field to its default. It leaves RateLimitEnabled alone.
+func (c *Config) Defaults() {
+	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&c.MaxMessageChars, DefaultMaxMessageChars)
+	setDefault(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&c.ReadTimeout, DefaultReadTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&c.TokenMaxTTL, DefaultTokenMaxTTL)
+	setDefault(&c.SSEHeartbeat, DefaultSSEHeartbeat)
+}
+
+func setDefault[T int | int64 | time.Duration](p *T, def T) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// Validate reports every field that cannot work, named by its YAML key.
+func (c *Config) Validate() error {
+	var errs []error
+	positive := func(key string, ok bool) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("gateway.%s must be positive", key))
+		}
+	}
+	positive("max_body_bytes", c.MaxBodyBytes > 0)
+	positive("max_header_bytes", c.MaxHeaderBytes > 0)
+	positive("max_message_chars", c.MaxMessageChars > 0)
+	positive("read_header_timeout", c.ReadHeaderTimeout > 0)
+	positive("read_timeout", c.ReadTimeout > 0)
+	positive("write_timeout", c.WriteTimeout > 0)
+	positive("idle_timeout", c.IdleTimeout > 0)
+	positive("request_timeout", c.RequestTimeout > 0)
+	positive("shutdown_timeout", c.ShutdownTimeout > 0)
+	if c.TokenMaxTTL < time.Second {
+		errs = append(errs, errors.New("gateway.token_max_ttl must be at least 1s"))
+	}
+	positive("sse_heartbeat", c.SSEHeartbeat > 0)
+	if c.MaxMessageChars > 0 && c.MaxBodyBytes > 0 && int64(c.MaxMessageChars) > c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("gateway.max_message_chars (%d) exceeds gateway.max_body_bytes (%d)", c.MaxMessageChars, c.MaxBodyBytes))
+	}
+	return errors.Join(errs...)
+}

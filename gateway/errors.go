@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// Errors the gateway itself raises; the table in classify maps them with the rest.
+var (
+	errTooLarge         = errors.New("request body too large")
+	errHeaderTooLarge   = errors.New("request header too large")
+	errRouteNotFound    = errors.New("route not found")
+	errMethodNotAllowed = errors.New("method not allowed")
+)
+
+// invalidError is a request the gateway refused while decoding or validating it. Its
+// reason is our own text, safe to show to the client.
+type invalidError struct{ reason string }
+
+func (e *invalidError) Error() string        { return "invalid request: " + e.reason }
+func (e *invalidError) Is(target error) bool { return target == dialogue.ErrInvalid }
+
+func invalid(reason string) error { return &invalidError{reason: reason} }
+
+// rateLimitedError is a request refused by its tenant's rate limit.
+type rateLimitedError struct{ retryAfter time.Duration }
+
+func (e *rateLimitedError) Error() string { return "rate limited" }
+
+// statusClientClosed is logged (never sent) for a request whose client left first, as
+// nginx does.
+const statusClientClosed = 499
+
+// errorClass is one row of the error table.
+type errorClass struct {
+	status     int
+	code       string
+	message    string
+	retryAfter time.Duration // sent as Retry-After when positive, in whole seconds ≥ 1
+	internal   bool          // logged, with request id and tenant
+}
+
+// classify is the single table mapping an error to a status, a code and a message.
+// Order matters: the engine's sentinels are checked before the context errors they may
+// wrap.
+func classify(err error) errorClass {
+	var inv *invalidError
+	var rl *rateLimitedError
+	switch {
+	case errors.As(err, &inv):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: inv.reason}
+	case errors.Is(err, dialogue.ErrInvalid):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The request is invalid."}
+	case errors.Is(err, tenant.ErrUnauthenticated):
+		return errorClass{status: http.StatusUnauthorized, code: "unauthenticated", message: "A valid credential is required."}
+	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):
+		return errorClass{status: http.StatusNotFound, code: "not_found", message: "Not found."}
+	case errors.Is(err, errMethodNotAllowed):
+		return errorClass{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: "This method is not allowed here."}
+	case errors.Is(err, errTooLarge):
+		return errorClass{status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The request body is too large."}
+	case errors.Is(err, errHeaderTooLarge):
+		return errorClass{status: http.StatusRequestHeaderFieldsTooLarge, code: "too_large", message: "The request headers are too large."}
+	case errors.As(err, &rl):
+		return errorClass{status: http.StatusTooManyRequests, code: "rate_limited", message: "Too many requests; retry later.", retryAfter: rl.retryAfter}
+	case errors.Is(err, dialogue.ErrOverloaded):
+		return errorClass{status: http.StatusServiceUnavailable, code: "overloaded", message: "The service is busy; retry shortly.", retryAfter: time.Second}
+	case errors.Is(err, dialogue.ErrUnavailable), errors.Is(err, dialogue.ErrDraining):
+		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The service is unavailable; retry shortly.", retryAfter: 5 * time.Second}
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorClass{status: http.StatusGatewayTimeout, code: "timeout", message: "The answer took too long."}
+	case errors.Is(err, context.Canceled):
+		// The client left: nothing useful can be written. writeError only sends this
+		// row when the client is, in fact, still there.
+		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The service is unavailable; retry shortly.", retryAfter: 5 * time.Second}
+	default:
+		return errorClass{status: http.StatusInternalServerError, code: "internal", message: "Internal error.", internal: true}
+	}
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// retryAfterSeconds renders d as a Retry-After value: whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// writeError answers r with err's row of the table. A request whose client has gone is
+// only marked for the access log; an internal error is logged here, once.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	info := infoFrom(r.Context())
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		if info != nil {
+			info.clientGone = true
+		}
+		return
+	}
+	c := s.classifyLogged(r, err)
+	if c.retryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(c.retryAfter))
+	}
+	writeJSON(w, c.status, errorBody{Error: s.errorDetail(r, c)})
+}
+
+// classifyLogged classifies err and logs it when it is internal: the one place an
+// internal error is logged.
+func (s *Server) classifyLogged(r *http.Request, err error) errorClass {
+	c := classify(err)
+	if c.internal {
+		info := infoFrom(r.Context())
+		s.log.Error("internal error",
+			zap.String("request_id", info.requestID()),
+			zap.String("tenant", string(info.tenantID())),
+			zap.Error(err))
+	}
+	return c
+}
+
+func (s *Server) errorDetail(r *http.Request, c errorClass) errorDetail {
+	return errorDetail{Code: c.code, Message: c.message, RequestID: infoFrom(r.Context()).requestID()}
+}

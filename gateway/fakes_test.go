@@ -1,0 +1,277 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// The real engine and registry satisfy the interfaces the gateway consumes.
+var (
+	_ Dialogue = (*dialogue.Engine)(nil)
+	_ Tenants  = (*tenant.Registry)(nil)
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// Bearer tokens the fake registry accepts.
+const (
+	tokenAcme = "tok-acme-u1"
+	tokenBank = "tok-bank-u2"
+	tokenSlow = "tok-slow-u3"
+	keyAcme   = "key-acme"
+)
+
+// fakeTenants is a registry of three tenants: acme (no practical limit), bank, and slow
+// (1 request per second, burst 2).
+type fakeTenants struct {
+	mu      sync.Mutex
+	minted  []mintCall
+	mintErr error
+}
+
+type mintCall struct {
+	tenant tenant.ID
+	user   string
+	ttl    time.Duration
+}
+
+var fakePrincipals = map[string]tenant.Principal{
+	tokenAcme: {Tenant: "acme", User: "u1", TokenID: "j1"},
+	tokenBank: {Tenant: "bank", User: "u2", TokenID: "j2"},
+	tokenSlow: {Tenant: "slow", User: "u3", TokenID: "j3"},
+}
+
+var fakeTenantTable = map[tenant.ID]*tenant.Tenant{
+	"acme": {ID: "acme", Name: "Acme", RateLimit: tenant.RateLimit{RPS: 10000, Burst: 10000}},
+	"bank": {ID: "bank", Name: "Bank", RateLimit: tenant.RateLimit{RPS: 10000, Burst: 10000}},
+	"slow": {ID: "slow", Name: "Slow", RateLimit: tenant.RateLimit{RPS: 1, Burst: 2}},
+}
+
+func (f *fakeTenants) Verify(token string, now time.Time) (tenant.Principal, error) {
+	p, ok := fakePrincipals[token]
+	if !ok {
+		return tenant.Principal{}, fmt.Errorf("%w: bad signature", tenant.ErrUnauthenticated)
+	}
+	return p, nil
+}
+
+func (f *fakeTenants) Mint(id tenant.ID, user string, ttl time.Duration, now time.Time) (string, time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mintErr != nil {
+		return "", time.Time{}, f.mintErr
+	}
+	f.minted = append(f.minted, mintCall{tenant: id, user: user, ttl: ttl})
+	return "minted." + string(id) + "." + user, now.Add(ttl), nil
+}
+
+func (f *fakeTenants) ByAPIKey(key string) (*tenant.Tenant, error) {
+	if key == keyAcme {
+		return fakeTenantTable["acme"], nil
+	}
+	return nil, tenant.ErrUnknown
+}
+
+func (f *fakeTenants) Get(id tenant.ID) (*tenant.Tenant, error) {
+	if t, ok := fakeTenantTable[id]; ok {
+		return t, nil
+	}
+	return nil, tenant.ErrUnknown
+}
+
+// fakeDialogue answers with its function fields, or a fixed reply when they are nil.
+type fakeDialogue struct {
+	submit  func(ctx context.Context, t dialogue.Turn) (dialogue.Reply, error)
+	stream  func(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error)
+	history func(ctx context.Context, ref session.Ref) ([]session.Turn, error)
+	del     func(ctx context.Context, ref session.Ref) error
+	ready   func(ctx context.Context) error
+
+	mu    sync.Mutex
+	turns []dialogue.Turn
+	refs  []session.Ref
+}
+
+var fixedReply = dialogue.Reply{
+	SessionID:  "sess-0001",
+	TurnID:     "turn-0001",
+	Answer:     "Opening hours are 9 to 5.",
+	Source:     "faq",
+	Confidence: 0.92,
+	Citations:  []dialogue.Citation{{ID: "faq-7", Question: "When are you open?"}},
+	Latency:    1500 * time.Microsecond,
+}
+
+func (f *fakeDialogue) record(t dialogue.Turn) {
+	f.mu.Lock()
+	f.turns = append(f.turns, t)
+	f.mu.Unlock()
+}
+
+func (f *fakeDialogue) lastTurn() dialogue.Turn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.turns) == 0 {
+		return dialogue.Turn{}
+	}
+	return f.turns[len(f.turns)-1]
+}
+
+func (f *fakeDialogue) Submit(ctx context.Context, t dialogue.Turn) (dialogue.Reply, error) {
+	f.record(t)
+	if f.submit != nil {
+		return f.submit(ctx, t)
+	}
+	return fixedReply, nil
+}
+
+func (f *fakeDialogue) Stream(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error) {
+	f.record(t)
+	if f.stream != nil {
+		return f.stream(ctx, t)
+	}
+	return streamOf(0, metaEvent(), deltaEvent("Opening "), deltaEvent("hours"), doneEvent())(ctx, t)
+}
+
+func (f *fakeDialogue) History(ctx context.Context, ref session.Ref) ([]session.Turn, error) {
+	f.mu.Lock()
+	f.refs = append(f.refs, ref)
+	f.mu.Unlock()
+	if f.history != nil {
+		return f.history(ctx, ref)
+	}
+	return nil, dialogue.ErrNotFound
+}
+
+func (f *fakeDialogue) DeleteSession(ctx context.Context, ref session.Ref) error {
+	f.mu.Lock()
+	f.refs = append(f.refs, ref)
+	f.mu.Unlock()
+	if f.del != nil {
+		return f.del(ctx, ref)
+	}
+	return nil
+}
+
+func (f *fakeDialogue) Ready(ctx context.Context) error {
+	if f.ready != nil {
+		return f.ready(ctx)
+	}
+	return nil
+}
+
+func metaEvent() dialogue.Event {
+	return dialogue.Event{Kind: dialogue.EventMeta, SessionID: fixedReply.SessionID, TurnID: fixedReply.TurnID}
+}
+
+func deltaEvent(s string) dialogue.Event {
+	return dialogue.Event{Kind: dialogue.EventDelta, SessionID: fixedReply.SessionID, TurnID: fixedReply.TurnID, Delta: s}
+}
+
+func doneEvent() dialogue.Event {
+	return dialogue.Event{Kind: dialogue.EventDone, SessionID: fixedReply.SessionID, TurnID: fixedReply.TurnID, Reply: fixedReply}
+}
+
+// streamOf returns a Stream function that sends evs with gap between them, then closes
+// the channel, as the engine does: every send also watches ctx.
+func streamOf(gap time.Duration, evs ...dialogue.Event) func(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error) {
+	return func(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error) {
+		ch := make(chan dialogue.Event, 1)
+		go func() {
+			defer close(ch)
+			for _, ev := range evs {
+				if gap > 0 {
+					select {
+					case <-time.After(gap):
+					case <-ctx.Done():
+						return
+					}
+				}
+				select {
+				case ch <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return ch, nil
+	}
+}
+
+// testConfig is DefaultConfig, adjusted by fns.
+func testConfig(fns ...func(*Config)) Config {
+	cfg := DefaultConfig()
+	for _, fn := range fns {
+		fn(&cfg)
+	}
+	return cfg
+}
+
+// newTestServer builds a Server over d and a fake registry.
+func newTestServer(t testing.TB, cfg Config, d *fakeDialogue, log *zap.Logger) (*Server, *fakeTenants) {
+	t.Helper()
+	if d == nil {
+		d = &fakeDialogue{}
+	}
+	tenants := &fakeTenants{}
+	s, err := New(cfg, d, tenants, NewMetrics(), log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s, tenants
+}
+
+// request describes one test request.
+type request struct {
+	method string
+	path   string
+	body   string
+	header map[string]string
+}
+
+// do serves req on h and returns the recorded response.
+func do(t testing.TB, h http.Handler, req request) *httptest.ResponseRecorder {
+	t.Helper()
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	r := httptest.NewRequest(req.method, req.path, body)
+	for k, v := range req.header {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+}
+
+// errorOf decodes an error body, failing the test when it is not one.
+func errorOf(t testing.TB, body []byte) errorDetail {
+	t.Helper()
+	var e errorBody
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	return e.Error
+}

@@ -1,0 +1,46 @@
+// Package gateway owns the HTTP edge of Fengda: the chi routes (routes.go lists the whole
+// API), request ids, panic recovery, header and body limits, JWT authentication, the
+// per-tenant rate limit, JSON and SSE encoding, the single table that maps errors to
+// statuses (errors.go), the health, readiness and metrics endpoints, and the web page.
+//
+// It must not talk to Redis, NATS or an answer model directly: every turn goes through
+// the dialogue engine, every identity through the tenant registry.
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// Dialogue is the conversation engine as the gateway uses it (*dialogue.Engine).
+type Dialogue interface {
+	// Submit answers one turn. It returns dialogue.ErrOverloaded, ErrNotFound,
+	// ErrUnavailable, ErrInvalid, ErrDraining, or ctx.Err().
+	Submit(ctx context.Context, t dialogue.Turn) (dialogue.Reply, error)
+	// Stream answers one turn as events: one EventMeta, EventDelta pieces, then EventDone
+	// or EventError; the channel is closed after the last. A direct error (the same as
+	// Submit's) means no channel.
+	Stream(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error)
+	// History returns the caller's session, oldest turn first, or dialogue.ErrNotFound.
+	History(ctx context.Context, ref session.Ref) ([]session.Turn, error)
+	// DeleteSession erases the caller's session, or returns dialogue.ErrNotFound.
+	DeleteSession(ctx context.Context, ref session.Ref) error
+	// Ready returns nil when the engine can take turns.
+	Ready(ctx context.Context) error
+}
+
+// Tenants is the tenant registry as the gateway uses it (*tenant.Registry).
+type Tenants interface {
+	// Verify checks a bearer token; every failure wraps tenant.ErrUnauthenticated.
+	Verify(token string, now time.Time) (tenant.Principal, error)
+	// Mint signs a user token for tenant id.
+	Mint(id tenant.ID, user string, ttl time.Duration, now time.Time) (token string, expires time.Time, err error)
+	// ByAPIKey returns the tenant owning key, or tenant.ErrUnknown.
+	ByAPIKey(key string) (*tenant.Tenant, error)
+	// Get returns the tenant with the given id, or tenant.ErrUnknown.
+	Get(id tenant.ID) (*tenant.Tenant, error)
+}

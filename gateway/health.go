@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// readyTimeout bounds the engine's readiness check, so a hung store fails /readyz
+// instead of hanging it.
+const readyTimeout = 2 * time.Second
+
+type statusBody struct {
+	Status string `json:"status"`
+}
+
+// handleHealthz serves GET /healthz: the process is alive.
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, statusBody{Status: "ok"})
+}
+
+// handleReadyz serves GET /readyz: 200 while the engine can take turns, 503 once the
+// server is draining or the engine's stores do not answer.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.dialogue.Ready(ctx); err != nil {
+		s.log.Warn("not ready", zap.String("request_id", infoFrom(r.Context()).requestID()), zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, statusBody{Status: "ready"})
+}
+
+// handleMetrics serves GET /metrics in the Prometheus text format.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	s.metrics.handler().ServeHTTP(w, r)
+}
+
+const indexHTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Fengda</title></head>
+<body>
+<h1>Fengda is running</h1>
+<p>The API lives under <code>/v1</code>: exchange an API key for a user token with
+<code>POST /v1/tokens</code>, then send <code>POST /v1/chat</code> with
+<code>Authorization: Bearer &lt;token&gt;</code>.</p>
+<p>Operations: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>,
+<a href="/metrics">/metrics</a>.</p>
+</body>
+</html>
+`
+
+// handleIndex serves GET /: a page saying the service runs and where the API is.
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'")
+	_, _ = w.Write([]byte(indexHTML))
+}

@@ -1,0 +1,315 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// maxAuthorizationBytes caps the Authorization header before any parsing: JWT parsers
+// have allocated far more than their input for headers of many dots (CVE-2025-30204).
+const maxAuthorizationBytes = 4096
+
+// maxRequestIDBytes caps an incoming X-Request-ID we are willing to echo.
+const maxRequestIDBytes = 64
+
+// requestInfo is what the outermost middleware learns about a request as it passes
+// through the inner ones, for the access log and the metrics. One handler goroutine
+// uses it at a time.
+type requestInfo struct {
+	id         string
+	tenant     tenant.ID // set by authentication only
+	clientGone bool      // the client left before an answer could be written
+}
+
+type infoKey struct{}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(infoKey{}).(*requestInfo)
+	return info
+}
+
+func (i *requestInfo) requestID() string {
+	if i == nil {
+		return ""
+	}
+	return i.id
+}
+
+func (i *requestInfo) tenantID() tenant.ID {
+	if i == nil {
+		return ""
+	}
+	return i.tenant
+}
+
+// statusRecorder remembers the status written, for the access log and for recover.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets SSE flush through the recorder; http.ResponseController finds the rest of
+// the underlying writer's methods through Unwrap.
+func (w *statusRecorder) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// validRequestID reports whether an incoming X-Request-ID is safe to adopt and echo.
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > maxRequestIDBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// observe assigns the request id, then, once the request is done, writes the access
+// line and the request metrics. It never logs message text or credentials.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set("X-Request-ID", id)
+		info := &requestInfo{id: id}
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+
+		status := rec.status
+		switch {
+		case info.clientGone && status == 0:
+			status = statusClientClosed
+		case status == 0:
+			status = http.StatusOK
+		}
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		latency := time.Since(start)
+		s.metrics.observeRequest(route, status, info.tenant, latency)
+		s.log.Info("request",
+			zap.String("request_id", id),
+			zap.String("method", r.Method),
+			zap.String("route", route),
+			zap.Int("status", status),
+			zap.String("tenant", string(info.tenant)),
+			zap.Duration("latency", latency))
+	})
+}
+
+// recoverPanic turns a panic into a logged 500. Bad input must never get here: it is
+// refused with a 4xx by the decoders.
+func (s *Server) recoverPanic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v) // net/http's own way to abort a response; it logs nothing
+			}
+			info := infoFrom(r.Context())
+			s.log.Error("panic",
+				zap.String("request_id", info.requestID()),
+				zap.String("tenant", string(info.tenantID())),
+				zap.Any("panic", v),
+				zap.Stack("stack"))
+			if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
+				return // too late for an error body
+			}
+			c := classify(fmt.Errorf("panic: %v", v))
+			writeJSON(w, c.status, errorBody{Error: s.errorDetail(r, c)})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes estimates the size of the request line and headers as sent.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: \r\n") + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// limit refuses oversized headers and bodies, caps the body reader, and sets the write
+// deadline of the response (a streaming handler lifts it).
+func (s *Server) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// net/http allows MaxHeaderBytes plus 4 KiB of slack; this enforces the limit itself.
+		if headerBytes(r) > s.cfg.MaxHeaderBytes {
+			s.writeError(w, r, errHeaderTooLarge)
+			return
+		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			s.writeError(w, r, errTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		// Not every writer supports deadlines (httptest.ResponseRecorder does not).
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>" header.
+func bearerToken(r *http.Request) (string, error) {
+	vs := r.Header.Values("Authorization")
+	switch {
+	case len(vs) == 0:
+		return "", fmt.Errorf("%w: no authorization header", tenant.ErrUnauthenticated)
+	case len(vs) > 1:
+		return "", fmt.Errorf("%w: several authorization headers", tenant.ErrUnauthenticated)
+	case len(vs[0]) > maxAuthorizationBytes:
+		return "", fmt.Errorf("%w: authorization header of %d bytes", tenant.ErrUnauthenticated, len(vs[0]))
+	}
+	scheme, token, ok := strings.Cut(vs[0], " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+		return "", fmt.Errorf("%w: not a bearer token", tenant.ErrUnauthenticated)
+	}
+	return token, nil
+}
+
+// authenticate verifies the bearer token and puts the principal in the context. The
+// tenant it names is the only tenant the request's labels, logs and keys may use.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		p, err := s.verify(r, s.now())
+		s.metrics.ObserveStage(p.Tenant, StageAuth, time.Since(start))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if info := infoFrom(r.Context()); info != nil {
+			info.tenant = p.Tenant
+		}
+		next.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), p)))
+	})
+}
+
+func (s *Server) verify(r *http.Request, now time.Time) (tenant.Principal, error) {
+	token, err := bearerToken(r)
+	if err != nil {
+		return tenant.Principal{}, err
+	}
+	p, err := s.tenants.Verify(token, now)
+	if err != nil {
+		return tenant.Principal{}, fmt.Errorf("verify token: %w", err)
+	}
+	if p.Tenant == "" || p.User == "" {
+		return tenant.Principal{}, fmt.Errorf("%w: token names no tenant or user", tenant.ErrUnauthenticated)
+	}
+	return p, nil
+}
+
+// rateLimit applies the authenticated tenant's token bucket.
+func (s *Server) rateLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := tenant.FromContext(r.Context())
+		if err := s.allow(p.Tenant, s.now()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limiters holds one token bucket per tenant, made on the tenant's first request. Its
+// size is bounded by the number of configured tenants: only verified ids reach it.
+type limiters struct {
+	m sync.Map // tenant.ID → *rate.Limiter
+}
+
+// allow takes one token from tenant id's bucket, or returns a *rateLimitedError saying
+// when to retry.
+func (s *Server) allow(id tenant.ID, now time.Time) error {
+	if !s.cfg.RateLimitEnabled {
+		return nil
+	}
+	lim, err := s.limiter(id)
+	if err != nil {
+		return err
+	}
+	res := lim.ReserveN(now, 1)
+	if !res.OK() {
+		s.metrics.observeRateLimited(id)
+		return &rateLimitedError{retryAfter: time.Second}
+	}
+	if delay := res.DelayFrom(now); delay > 0 {
+		res.CancelAt(now)
+		s.metrics.observeRateLimited(id)
+		return &rateLimitedError{retryAfter: delay}
+	}
+	return nil
+}
+
+func (s *Server) limiter(id tenant.ID) (*rate.Limiter, error) {
+	if v, ok := s.limits.m.Load(id); ok {
+		return v.(*rate.Limiter), nil
+	}
+	t, err := s.tenants.Get(id)
+	if err != nil {
+		// A verified token of a tenant that is no longer configured.
+		return nil, fmt.Errorf("%w: tenant %s: %w", tenant.ErrUnauthenticated, id, err)
+	}
+	v, _ := s.limits.m.LoadOrStore(id, newLimiter(t.RateLimit))
+	return v.(*rate.Limiter), nil
+}
+
+// newLimiter builds a token bucket from a tenant's limit. A non-positive RPS means no
+// limit; a missing burst allows one second's worth of requests.
+func newLimiter(rl tenant.RateLimit) *rate.Limiter {
+	if rl.RPS <= 0 || math.IsInf(rl.RPS, 1) || math.IsNaN(rl.RPS) {
+		return rate.NewLimiter(rate.Inf, 0)
+	}
+	burst := rl.Burst
+	if burst < 1 {
+		burst = max(1, int(math.Ceil(rl.RPS)))
+	}
+	return rate.NewLimiter(rate.Limit(rl.RPS), burst)
+}

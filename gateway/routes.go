@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// routes lists the whole API. Middleware, outermost first: request id and access log →
+// recover → header and body limits → (API routes) authentication → tenant rate limit.
+//
+// No route sits behind chi's middleware.Timeout or Throttle: they cut SSE streams or hold
+// a slot for a stream's whole life. The chat turn's deadline is set in its handler.
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe, s.recoverPanic, s.limit)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errRouteNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) })
+
+	r.Get("/", s.handleIndex)
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	r.Get("/metrics", s.handleMetrics)
+
+	// A tenant's backend authenticates with its API key here; the handler applies the
+	// tenant's rate limit itself, as the tenant is known only after the key is checked.
+	r.Post("/v1/tokens", s.handleTokenCreate)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate, s.rateLimit)
+		r.Post("/v1/chat", s.handleChatCreate)
+		r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)
+		r.Delete("/v1/sessions/{id}", s.handleSessionDelete)
+	})
+	return r
+}

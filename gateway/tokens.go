@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// defaultTokenTTL is the lifetime of a token when the request names none.
+const defaultTokenTTL = time.Hour
+
+// maxAPIKeyBytes caps the X-API-Key header before the registry compares it.
+const maxAPIKeyBytes = 512
+
+// maxUserIDChars caps a user id, in runes.
+const maxUserIDChars = 128
+
+// tokenRequest is the body of POST /v1/tokens.
+type tokenRequest struct {
+	UserID     *string `json:"user_id"`
+	TTLSeconds *int64  `json:"ttl_seconds"`
+}
+
+type tokenJSON struct {
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// parseTokenBody decodes and validates the body of POST /v1/tokens.
+func parseTokenBody(raw []byte, maxTTL time.Duration) (user string, ttl time.Duration, err error) {
+	var req tokenRequest
+	if err := unmarshalBody(raw, &req); err != nil {
+		return "", 0, err
+	}
+	if req.UserID == nil {
+		return "", 0, invalid("Field \"user_id\" is required.")
+	}
+	if err := checkText("user_id", *req.UserID, maxUserIDChars, false); err != nil {
+		return "", 0, err
+	}
+	ttl = defaultTokenTTL
+	if req.TTLSeconds != nil {
+		maxSeconds := int64(maxTTL / time.Second)
+		if *req.TTLSeconds < 1 || *req.TTLSeconds > maxSeconds {
+			return "", 0, invalid(fmt.Sprintf("Field \"ttl_seconds\" must be between 1 and %d.", maxSeconds))
+		}
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+	}
+	return *req.UserID, min(ttl, maxTTL), nil
+}
+
+// handleTokenCreate serves POST /v1/tokens: a tenant's backend, authenticated by its
+// X-API-Key, gets a short-lived token for one of its users. Rate limited per tenant.
+func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
+	t, err := s.apiKeyTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.tenant = t.ID
+	}
+	if err := s.allow(t.ID, s.now()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	user, ttl, err := parseTokenBody(raw, s.cfg.TokenMaxTTL)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	token, expires, err := s.tenants.Mint(t.ID, user, ttl, s.now())
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("mint token: %w", err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, tokenJSON{Token: token, ExpiresAt: expires.UTC().Format(time.RFC3339)})
+}
+
+// apiKeyTenant returns the tenant owning the request's X-API-Key.
+func (s *Server) apiKeyTenant(r *http.Request) (*tenant.Tenant, error) {
+	key := r.Header.Get("X-API-Key")
+	if key == "" || len(key) > maxAPIKeyBytes {
+		return nil, fmt.Errorf("%w: missing or oversized api key", tenant.ErrUnauthenticated)
+	}
+	t, err := s.tenants.ByAPIKey(key)
+	if errors.Is(err, tenant.ErrUnknown) {
+		return nil, fmt.Errorf("%w: unknown api key", tenant.ErrUnauthenticated)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up api key: %w", err)
+	}
+	return t, nil
+}
