@@ -21,8 +21,8 @@ import (
 // Digits may be ASCII or full-width (０-９), and groups may be separated by a space, a
 // dash, an ideographic space or a full-width dash. Any other run of 13 to 19 digits is
 // masked as a card number too: an order number masked by mistake costs less than a card
-// number in a bank's logs. Masks are written with ASCII digits and contain no run of digits
-// that would be masked again, so Redact(Redact(s)) == Redact(s).
+// number in a bank's logs. Masks are written with ASCII digits; no run of digits left in
+// the result is one that would be masked on its own.
 
 var emailPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})`)
 
@@ -30,29 +30,32 @@ var emailPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+(?:\.[A
 const maxPIIDigits = 19
 
 // Redact returns s with resident ID, mobile and bank card numbers and e-mail addresses
-// masked. Text without them is returned unchanged; text without digits or '@' is
-// returned without allocating.
+// masked. Text without them is returned unchanged; text with fewer than 11 digits and
+// no '@' is returned without allocating.
 func Redact(s string) string {
 	digits, at := scanHints(s)
 	if at {
 		s = emailPattern.ReplaceAllString(s, "***@$1")
 	}
-	if digits {
+	if digits >= minPIIDigits {
 		s = redactNumbers(s)
 	}
 	return s
 }
 
-// scanHints reports whether s holds a digit (ASCII or full-width) and an '@'.
-func scanHints(s string) (digits, at bool) {
+// minPIIDigits is the fewest digits any masked number has (a mobile number).
+const minPIIDigits = 11
+
+// scanHints counts the digits (ASCII or full-width) of s and reports whether it holds an '@'.
+func scanHints(s string) (digits int, at bool) {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c >= '0' && c <= '9':
-			digits = true
+			digits++
 		case c == '@':
 			at = true
 		case c == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && s[i+2] >= 0x90 && s[i+2] <= 0x99:
-			digits = true // U+FF10..U+FF19, full-width digits
+			digits++ // U+FF10..U+FF19, full-width digits
 		}
 	}
 	return digits, at
@@ -78,10 +81,10 @@ func isX(r rune) bool { return r == 'X' || r == 'x' || r == 'Ｘ' || r == 'ｘ' 
 // group is a run of digits in the text, ended by a separator (followed by another group),
 // by an X, or by anything else.
 type group struct {
-	digits    string // ASCII
-	start     int    // byte offset of the first digit
-	digitsEnd int    // byte offset after the last digit
-	end       int    // byte offset after the X, if any; else digitsEnd
+	from, to  int // the group's ASCII digits are digits[from:to] of redactNumbers
+	start     int // byte offset of the first digit
+	digitsEnd int // byte offset after the last digit
+	end       int // byte offset after the X, if any; else digitsEnd
 }
 
 // redactNumbers masks the numbers of s. It looks at each run of digit groups (digits
@@ -90,16 +93,19 @@ type group struct {
 func redactNumbers(s string) string {
 	var b strings.Builder
 	written := 0 // bytes of s already copied to b
-	var groups []group
+	var groupBuf [8]group
+	var digitBuf [64]byte
+	var maskBuf [maxPIIDigits + 1]byte
+	groups, digits := groupBuf[:0], digitBuf[:0]
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if _, ok := digit(r); !ok {
 			i += size
 			continue
 		}
-		groups, i = scanRun(s, i, groups[:0])
+		groups, digits, i = scanRun(s, i, groups[:0], digits[:0])
 		for g := 0; g < len(groups); {
-			mask, end, n := matchGroups(groups[g:])
+			mask, end, n := matchGroups(groups[g:], digits, maskBuf[:0])
 			if n == 0 {
 				g++
 				continue
@@ -108,7 +114,7 @@ func redactNumbers(s string) string {
 				b.Grow(len(s))
 			}
 			b.WriteString(s[written:groups[g].start])
-			b.WriteString(mask)
+			b.Write(mask)
 			written = end
 			g += n
 		}
@@ -120,104 +126,107 @@ func redactNumbers(s string) string {
 	return b.String()
 }
 
-// scanRun reads the run of digit groups starting at s[i], which is a digit, and returns
-// the groups and the offset after the run.
-func scanRun(s string, i int, groups []group) ([]group, int) {
-	var buf []byte
+// scanRun reads the run of digit groups starting at s[i], which is a digit, appending
+// the groups and their ASCII digits, and returns the offset after the run.
+func scanRun(s string, i int, groups []group, digits []byte) ([]group, []byte, int) {
 	for {
-		g := group{start: i}
-		buf = buf[:0]
+		g := group{start: i, from: len(digits)}
 		for i < len(s) {
 			r, size := utf8.DecodeRuneInString(s[i:])
 			d, ok := digit(r)
 			if !ok {
 				break
 			}
-			buf = append(buf, d)
+			digits = append(digits, d)
 			i += size
 		}
-		g.digits = string(buf)
+		g.to = len(digits)
 		g.digitsEnd, g.end = i, i
 		if i >= len(s) {
-			return append(groups, g), i
+			return append(groups, g), digits, i
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if isX(r) {
 			g.end = i + size
-			return append(groups, g), g.end
+			return append(groups, g), digits, g.end
 		}
 		groups = append(groups, g)
 		if !isSep(r) || i+size >= len(s) {
-			return groups, i
+			return groups, digits, i
 		}
 		next, _ := utf8.DecodeRuneInString(s[i+size:])
 		if _, ok := digit(next); !ok {
-			return groups, i
+			return groups, digits, i
 		}
 		i += size
 	}
 }
 
 // matchGroups finds the longest prefix of groups that is a number to mask, and returns
-// the mask, the byte offset where the number ends and how many groups it spans (0: none).
-func matchGroups(groups []group) (mask string, end, n int) {
+// the mask (appended to out), the byte offset where the number ends and how many groups
+// it spans (0: none).
+func matchGroups(groups []group, digits, out []byte) (mask []byte, end, n int) {
+	var buf [maxPIIDigits]byte
 	total := 0
 	last := 0
-	for last < len(groups) && total+len(groups[last].digits) <= maxPIIDigits {
-		total += len(groups[last].digits)
+	for last < len(groups) && total+groups[last].to-groups[last].from <= maxPIIDigits {
+		total += groups[last].to - groups[last].from
 		last++
 	}
 	for n := last; n > 0; n-- {
-		var d strings.Builder
+		d := buf[:0]
 		for _, g := range groups[:n] {
-			d.WriteString(g.digits)
+			d = append(d, digits[g.from:g.to]...)
 		}
 		g := groups[n-1]
 		if g.end > g.digitsEnd {
-			if m, ok := classify(d.String(), true); ok {
+			if m, ok := classify(d, true, out); ok {
 				return m, g.end, n
 			}
 		}
-		if m, ok := classify(d.String(), false); ok {
+		if m, ok := classify(d, false, out); ok {
 			return m, g.digitsEnd, n
 		}
 	}
-	return "", 0, 0
+	return nil, 0, 0
 }
 
-// classify returns the mask for d, ASCII digits followed by an X when x is set, or false
-// when d is none of the numbers masked.
-func classify(d string, x bool) (string, bool) {
+const stars = "**************************************"
+
+// classify appends to out the mask for d, ASCII digits followed by an X when x is set,
+// or returns false when d is none of the numbers masked.
+func classify(d []byte, x bool, out []byte) ([]byte, bool) {
 	n := len(d)
 	switch {
 	case x:
 		if n == 17 && d[0] != '0' {
-			return d[:2] + strings.Repeat("*", 14) + d[16:] + "X", true
+			out = append(append(append(out, d[:2]...), stars[:14]...), d[16:]...)
+			return append(out, 'X'), true
 		}
-		return "", false
+		return nil, false
 	case n == 18 && residentID(d):
-		return d[:2] + strings.Repeat("*", 14) + d[16:], true
+		return append(append(append(out, d[:2]...), stars[:14]...), d[16:]...), true
 	case n == 11 && mobile(d):
-		return d[:3] + "****" + d[7:], true
-	case n == 13 && d[:2] == "86" && mobile(d[2:]):
-		return "86" + d[2:5] + "****" + d[9:], true
+		return append(append(append(out, d[:3]...), stars[:4]...), d[7:]...), true
+	case n == 13 && string(d[:2]) == "86" && mobile(d[2:]):
+		return append(append(append(out, d[:5]...), stars[:4]...), d[9:]...), true
 	case n >= 13 && n <= maxPIIDigits:
-		return d[:4] + strings.Repeat("*", n-8) + d[n-4:], true
+		return append(append(append(out, d[:4]...), stars[:n-8]...), d[n-4:]...), true
 	}
-	return "", false
+	return nil, false
 }
 
-func mobile(d string) bool { return len(d) == 11 && d[0] == '1' && d[1] >= '3' }
+func mobile(d []byte) bool { return len(d) == 11 && d[0] == '1' && d[1] >= '3' }
 
 // residentID reports whether 18 digits look like a resident ID number: a region code not
 // starting with 0 and a plausible birth date.
-func residentID(d string) bool {
+func residentID(d []byte) bool {
 	if d[0] == '0' {
 		return false
 	}
-	century := d[6:8]
-	month := d[10:12]
-	day := d[12:14]
+	century := string(d[6:8])
+	month := string(d[10:12])
+	day := string(d[12:14])
 	return (century == "18" || century == "19" || century == "20") &&
 		month >= "01" && month <= "12" && day >= "01" && day <= "31"
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -186,4 +187,41 @@ func BenchmarkRedact(b *testing.B) {
 			}
 		})
 	}
+}
+
+func FuzzRedact(f *testing.F) {
+	for _, seed := range []string{
+		"",
+		"call 13812345678",
+		"+86 138 1234 5678",
+		"11010119900307123X",
+		"６２２２\u3000０２１２\u3000３４５６\u3000７８９０",
+		"13812345678 1234567890",
+		"1-2-3-4-5-6-7-8-9-0-1-2-3-4-5-6-7-8-9-0",
+		"a.b@c.de 13812345678@qq.com",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Redact(s)
+		if utf8.ValidString(s) && !utf8.ValidString(got) {
+			t.Fatalf("Redact(%q) = %q: not UTF-8", s, got)
+		}
+		// No run of digits left would be masked on its own.
+		var run []byte
+		check := func() {
+			if _, masked := classify(run, false, nil); masked {
+				t.Fatalf("Redact(%q) = %q: %s left", s, got, run)
+			}
+			run = run[:0]
+		}
+		for _, r := range got {
+			if d, ok := digit(r); ok {
+				run = append(run, d)
+				continue
+			}
+			check()
+		}
+		check()
+	})
 }

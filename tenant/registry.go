@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
@@ -130,8 +131,10 @@ type entry struct {
 	signing  *key // first HS256 key, nil when the tenant cannot mint
 }
 
+// apiKey is the SHA-256 of an API key: digests have one length, so comparing them takes
+// the same time whatever the length of the key offered.
 type apiKey struct {
-	secret []byte
+	digest [sha256.Size]byte
 	id     ID
 }
 
@@ -196,12 +199,13 @@ func NewRegistry(cfgs []Config, getenv func(string) string) (*Registry, error) {
 			if len(v) < MinAPIKey {
 				return nil, fmt.Errorf("%s: %d bytes, need at least %d", kat, len(v), MinAPIKey)
 			}
+			digest := sha256.Sum256(v)
 			for _, other := range r.apiKeys {
-				if subtle.ConstantTimeCompare(other.secret, v) == 1 {
+				if other.digest == digest {
 					return nil, fmt.Errorf("%s: same key as one of tenant %q", kat, other.id)
 				}
 			}
-			r.apiKeys = append(r.apiKeys, apiKey{secret: v, id: id})
+			r.apiKeys = append(r.apiKeys, apiKey{digest: digest, id: id})
 		}
 
 		r.byID[id] = e
@@ -422,10 +426,11 @@ func (r *Registry) Tenants() []*Tenant {
 // ByAPIKey returns the tenant owning key (compared in constant time), or ErrUnknown.
 // Every configured key is compared, so the time taken does not reveal which one matched.
 func (r *Registry) ByAPIKey(key string) (*Tenant, error) {
+	digest := sha256.Sum256([]byte(key))
 	var found ID
 	match := 0
 	for _, k := range r.apiKeys {
-		eq := subtle.ConstantTimeCompare(k.secret, []byte(key))
+		eq := subtle.ConstantTimeCompare(k.digest[:], digest[:])
 		if eq == 1 {
 			found = k.id
 		}
