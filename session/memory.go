@@ -122,9 +122,7 @@ func (m *MemoryStore) Load(ctx context.Context, ref Ref) ([]Turn, error) {
 	out = append(out, s.turns[s.head:]...)
 	out = append(out, s.turns[:s.head]...)
 	m.mu.Unlock()
-	for i := range out {
-		out[i] = cloneTurn(out[i])
-	}
+	cloneCitations(out)
 	return out, nil
 }
 
@@ -333,6 +331,31 @@ func cloneTurn(t Turn) Turn {
 	t.Citations = slices.Clone(t.Citations)
 	t.Suggestions = slices.Clone(t.Suggestions)
 	return t
+}
+
+// cloneCitations gives the turns copies of their citation slices, all cut from one
+// allocation; each is capped so an append by the caller cannot reach its neighbour.
+func cloneCitations(turns []Turn) {
+	n := 0
+	for i := range turns {
+		n += len(turns[i].Citations) + len(turns[i].Suggestions)
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]Citation, 0, n)
+	cut := func(cs []Citation) []Citation {
+		if cs == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, cs...)
+		return buf[start:len(buf):len(buf)]
+	}
+	for i := range turns {
+		turns[i].Citations = cut(turns[i].Citations)
+		turns[i].Suggestions = cut(turns[i].Suggestions)
+	}
 }
 
 // expiryHeap orders sessions by expiry, soonest first.

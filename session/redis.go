@@ -157,7 +157,7 @@ func (r *RedisStore) Load(ctx context.Context, ref Ref) ([]Turn, error) {
 	k := r.keys(ref)
 	raw, err := loadScript.Run(ctx, r.client, k[:2], ref.User, r.maxTurns).StringSlice()
 	if err != nil {
-		return nil, r.fail("load", err)
+		return nil, r.fail(ctx, "load", err)
 	}
 	turns := make([]Turn, len(raw))
 	for i, s := range raw {
@@ -189,7 +189,7 @@ func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Durat
 	}
 	res, err := appendScript.Run(ctx, r.client, r.keys(ref), ref.User, data, t.ClientMsgID, r.maxTurns, ms).Slice()
 	if err != nil {
-		return Turn{}, r.fail("append", err)
+		return Turn{}, r.fail(ctx, "append", err)
 	}
 	code, _ := res[0].(int64)
 	switch code {
@@ -220,7 +220,7 @@ func (r *RedisStore) Lookup(ctx context.Context, ref Ref, clientMsgID string) (T
 	}
 	s, err := lookupScript.Run(ctx, r.client, r.keys(ref), ref.User, clientMsgID).Text()
 	if err != nil {
-		return Turn{}, r.fail("lookup", err)
+		return Turn{}, r.fail(ctx, "lookup", err)
 	}
 	var t Turn
 	if err := json.Unmarshal([]byte(s), &t); err != nil {
@@ -237,7 +237,7 @@ func (r *RedisStore) Delete(ctx context.Context, ref Ref) error {
 	}
 	n, err := deleteScript.Run(ctx, r.client, r.keys(ref), ref.User).Int()
 	if err != nil {
-		return r.fail("delete", err)
+		return r.fail(ctx, "delete", err)
 	}
 	if n == 0 {
 		return ErrNotFound
@@ -248,7 +248,7 @@ func (r *RedisStore) Delete(ctx context.Context, ref Ref) error {
 // Ping reports whether Redis answers; its error wraps ErrUnavailable.
 func (r *RedisStore) Ping(ctx context.Context) error {
 	if err := r.client.Ping(ctx).Err(); err != nil {
-		return r.fail("ping", err)
+		return r.fail(ctx, "ping", err)
 	}
 	return nil
 }
@@ -257,14 +257,23 @@ func (r *RedisStore) Ping(ctx context.Context) error {
 // cancellations and the replies Redis gives while it cannot serve (loading, read-only
 // replica, failover, cluster down, out of memory, busy script) wrap ErrUnavailable, so
 // callers answer 503 at once; other replies (a script or type error) are plain errors.
-// The original error stays wrapped for errors.Is.
-func (r *RedisStore) fail(op string, err error) error {
+// The original error, and the context's error if it ended, stay wrapped for errors.Is.
+func (r *RedisStore) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, redis.Nil) {
 		return ErrNotFound
 	}
 	var reply redis.Error
 	if errors.As(err, &reply) && !unavailableReply(err) {
 		return fmt.Errorf("session: redis %s: %w", op, err)
+	}
+	// go-redis reports the context's deadline, which it set on the socket, as an i/o
+	// timeout, possibly an instant before the context itself says it is done.
+	cerr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(dl) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w: %w", cerr, err)
 	}
 	return fmt.Errorf("%w: redis %s: %w", ErrUnavailable, op, err)
 }

@@ -178,6 +178,21 @@ func TestRedisStoreIdempotencyIsBounded(t *testing.T) {
 	}
 }
 
+// TestRedisStoreReplyErrors checks that an error reply from a working Redis is not
+// reported as ErrUnavailable: it is a fault to log, not a reason to retry.
+func TestRedisStoreReplyErrors(t *testing.T) {
+	ctx := context.Background()
+	s, c := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns})
+	ref := testRef("acme", "u1")
+	if err := c.RPush(ctx, s.keys(ref)[0], "not a string").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Load(ctx, ref)
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Errorf("Load of a session whose owner key is a list: got %v, want a plain error", err)
+	}
+}
+
 // TestRedisStoreUnavailable checks that a Redis that refuses connections, or accepts
 // and never answers, gives ErrUnavailable within the context's deadline.
 func TestRedisStoreUnavailable(t *testing.T) {
@@ -217,6 +232,9 @@ func TestRedisStoreUnavailable(t *testing.T) {
 				cancel()
 				if !errors.Is(err, ErrUnavailable) {
 					t.Errorf("%s: got %v, want ErrUnavailable", name, err)
+				}
+				if addr == silent.addr && !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("%s: got %v, want it to wrap context.DeadlineExceeded too", name, err)
 				}
 				if took > deadline+200*time.Millisecond {
 					t.Errorf("%s took %v, past the %v deadline", name, took, deadline)
