@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -200,5 +201,81 @@ func TestIDs(t *testing.T) {
 		if got := ValidID(s); got != want {
 			t.Errorf("ValidID(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestMemoryStoreBookkeeping mixes every operation from several goroutines, with
+// expiries and evictions under way, then checks the map, the LRU list, the expiry heap
+// and the byte count still agree.
+func TestMemoryStoreBookkeeping(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: testEpoch}
+	big := testTurn(1, "")
+	big.Answer = strings.Repeat("a", 1024)
+	s, err := NewMemoryStore(MemoryConfig{MaxTurns: 3, TTL: time.Minute, MaxBytes: 20 << 10, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := make([]Ref, 32)
+	for i := range refs {
+		refs[i] = testRef("acme", "u1")
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				ref := refs[(g*7+i*13)%len(refs)]
+				switch i % 6 {
+				case 0, 1:
+					turn := big
+					turn.ClientMsgID = strconv.Itoa(i % 5)
+					_, err := s.Append(ctx, ref, turn, time.Duration(i%3)*time.Second)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				case 2:
+					s.Load(ctx, ref)
+				case 3:
+					s.Lookup(ctx, ref, "1")
+				case 4:
+					clock.Advance(time.Second)
+				case 5:
+					if i%30 == 5 {
+						s.Delete(ctx, ref)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) != s.lru.Len() || len(s.sessions) != len(s.expiry) {
+		t.Fatalf("sessions %d, lru %d, heap %d", len(s.sessions), s.lru.Len(), len(s.expiry))
+	}
+	var total int64
+	for i, ms := range s.expiry {
+		if ms.heapIdx != i || s.sessions[ms.key] != ms {
+			t.Fatalf("heap slot %d holds a session indexed %d or not in the map", i, ms.heapIdx)
+		}
+		if i > 0 && ms.expires.Before(s.expiry[(i-1)/2].expires) {
+			t.Fatalf("heap order broken at %d", i)
+		}
+		size := sessionOverhead + int64(len(ms.key.tenant)+len(ms.key.session)+len(ms.owner))
+		for j := range ms.turns {
+			size += turnSize(&ms.turns[j])
+		}
+		if size != ms.size {
+			t.Errorf("session %s: size %d, recomputed %d", ms.key.session, ms.size, size)
+		}
+		total += ms.size
+	}
+	if total != s.bytes {
+		t.Errorf("bytes %d, sum of sessions %d", s.bytes, total)
+	}
+	if s.bytes > s.maxBytes {
+		t.Errorf("bytes %d over the budget %d", s.bytes, s.maxBytes)
 	}
 }
