@@ -265,6 +265,11 @@ func TestEndToEndMemory(t *testing.T) {
 func TestEndToEndRedis(t *testing.T) {
 	requireRedis(t)
 	prefix := "fdtest:" + rand.Text()[:10] + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() {
+		deletePrefix(rdb, prefix)
+		rdb.Close()
+	})
 	base := testServer(t, map[string]string{
 		"FENGDA_SESSION_STORE":            "redis",
 		"FENGDA_SESSION_REDIS_URL":        "redis://127.0.0.1:6379/0",
@@ -273,9 +278,6 @@ func TestEndToEndRedis(t *testing.T) {
 	conversation(t, base)
 
 	// The turns really are in Redis, under the tenant's hash tag.
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer rdb.Close()
-	t.Cleanup(func() { deletePrefix(rdb, prefix) })
 	bank := client{t, base, tokenFor(t, base, bankAPIKey, "u9")}
 	var r chatReply
 	bank.do("POST", "/v1/chat", map[string]string{"message": "信用卡年费怎么收"}, &r)
