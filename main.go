@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
@@ -206,6 +207,7 @@ func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialog
 		}
 		return s, func() {}, nil
 	}
+	redis.SetLogger(redisLogger{log.Named("redis")})
 	client, err := session.NewRedisClient(session.RedisClientConfig{
 		URL:          cfg.Redis.URL,
 		MasterName:   cfg.Redis.MasterName,
@@ -230,6 +232,14 @@ func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialog
 		log.Warn("redis not reachable at start", zap.Error(err))
 	}
 	return s, func() { _ = client.Close() }, nil
+}
+
+// redisLogger sends go-redis's own messages (failed dials and the like) to the root
+// logger instead of the standard library's, so they are structured and redacted.
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
 }
 
 // runToken prints a user token: fengda token -tenant ID -user USER [-ttl 1h].

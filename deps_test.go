@@ -1,0 +1,52 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection keeps the module graph of the design honest: dependencies point
+// down only (gateway → dialogue → session/nlpclient/queue → tenant).
+func TestImportDirection(t *testing.T) {
+	const module = "github.com/fengda-ai/fengda/"
+	allowed := map[string][]string{
+		"tenant":    {},
+		"nlpclient": {},
+		"queue":     {"tenant"},
+		"session":   {"tenant"},
+		"dialogue":  {"session", "nlpclient", "queue", "tenant"},
+		"gateway":   {"dialogue", "session", "tenant"},
+	}
+	for pkg, ok := range allowed {
+		files, err := filepath.Glob(filepath.Join(pkg, "*.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("package %s: no Go files (%v)", pkg, err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue // tests may wire real neighbours together
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := parser.ParseFile(token.NewFileSet(), f, src, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range parsed.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				dep, internal := strings.CutPrefix(path, module)
+				if internal && !slices.Contains(ok, dep) {
+					t.Errorf("%s imports %s: %s may import only %v", f, dep, pkg, ok)
+				}
+			}
+		}
+	}
+}
