@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -42,7 +43,7 @@ func parseChatBody(raw []byte, maxMessageChars int) (chatInput, error) {
 	}
 	in := chatInput{Message: *req.Message}
 	if req.SessionID != nil {
-		if !validSessionID(*req.SessionID) {
+		if !session.ValidID(*req.SessionID) {
 			return chatInput{}, invalid("Field \"session_id\" must be 8 to 64 characters of letters, digits, '_' or '-'.")
 		}
 		in.SessionID = *req.SessionID
@@ -100,7 +101,7 @@ func toReplyJSON(r dialogue.Reply) replyJSON {
 // when the client accepts text/event-stream. Tenant and user come from the verified
 // token only.
 func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
-	raw, err := readBody(r)
+	raw, err := readBody(r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

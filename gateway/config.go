@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -80,29 +79,34 @@ func setDefault[T int | int64 | time.Duration](p *T, def T) {
 	}
 }
 
-// Validate reports every field that cannot work, named by its YAML key.
+// Validate returns an error naming the first field, by its YAML key, that cannot work
+// ("max_body_bytes: must be positive"); the caller prefixes the section.
 func (c *Config) Validate() error {
-	var errs []error
-	positive := func(key string, ok bool) {
-		if !ok {
-			errs = append(errs, fmt.Errorf("gateway.%s must be positive", key))
+	positive := []struct {
+		key string
+		ok  bool
+	}{
+		{"max_body_bytes", c.MaxBodyBytes > 0},
+		{"max_header_bytes", c.MaxHeaderBytes > 0},
+		{"max_message_chars", c.MaxMessageChars > 0},
+		{"read_header_timeout", c.ReadHeaderTimeout > 0},
+		{"read_timeout", c.ReadTimeout > 0},
+		{"write_timeout", c.WriteTimeout > 0},
+		{"idle_timeout", c.IdleTimeout > 0},
+		{"request_timeout", c.RequestTimeout > 0},
+		{"shutdown_timeout", c.ShutdownTimeout > 0},
+		{"sse_heartbeat", c.SSEHeartbeat > 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			return fmt.Errorf("%s: must be positive", p.key)
 		}
 	}
-	positive("max_body_bytes", c.MaxBodyBytes > 0)
-	positive("max_header_bytes", c.MaxHeaderBytes > 0)
-	positive("max_message_chars", c.MaxMessageChars > 0)
-	positive("read_header_timeout", c.ReadHeaderTimeout > 0)
-	positive("read_timeout", c.ReadTimeout > 0)
-	positive("write_timeout", c.WriteTimeout > 0)
-	positive("idle_timeout", c.IdleTimeout > 0)
-	positive("request_timeout", c.RequestTimeout > 0)
-	positive("shutdown_timeout", c.ShutdownTimeout > 0)
 	if c.TokenMaxTTL < time.Second {
-		errs = append(errs, errors.New("gateway.token_max_ttl must be at least 1s"))
+		return fmt.Errorf("token_max_ttl: %v is under 1s", c.TokenMaxTTL)
 	}
-	positive("sse_heartbeat", c.SSEHeartbeat > 0)
-	if c.MaxMessageChars > 0 && c.MaxBodyBytes > 0 && int64(c.MaxMessageChars) > c.MaxBodyBytes {
-		errs = append(errs, fmt.Errorf("gateway.max_message_chars (%d) exceeds gateway.max_body_bytes (%d)", c.MaxMessageChars, c.MaxBodyBytes))
+	if int64(c.MaxMessageChars) > c.MaxBodyBytes {
+		return fmt.Errorf("max_message_chars: %d exceeds max_body_bytes %d", c.MaxMessageChars, c.MaxBodyBytes)
 	}
-	return errors.Join(errs...)
+	return nil
 }

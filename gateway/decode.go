@@ -1,10 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"unicode"
@@ -12,8 +12,12 @@ import (
 )
 
 // readBody reads the whole body, already capped by limit's http.MaxBytesReader.
-func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + bytes.MinRead) // one allocation when the length is known
+	}
+	_, err := buf.ReadFrom(r.Body)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, errTooLarge
@@ -23,7 +27,7 @@ func readBody(r *http.Request) ([]byte, error) {
 		}
 		return nil, invalid("The request body could not be read.")
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // unmarshalBody decodes a JSON object into dst. Malformed JSON, trailing data, a value of
@@ -78,21 +82,6 @@ func checkText(field, s string, maxRunes int, allowNewlines bool) error {
 		return invalid(fmt.Sprintf("%s must be at most %d characters.", field, maxRunes))
 	}
 	return nil
-}
-
-// validSessionID is session.ValidID's rule: 8 to 64 characters of A–Z, a–z, 0–9, '_'
-// or '-'.
-func validSessionID(s string) bool {
-	if len(s) < 8 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // validClientMsgID accepts 1 to 64 printable ASCII characters.

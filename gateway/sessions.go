@@ -49,7 +49,7 @@ func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 // answers not found for any session that is not.
 func sessionRef(r *http.Request) (session.Ref, error) {
 	id := chi.URLParam(r, "id")
-	if !validSessionID(id) {
+	if !session.ValidID(id) {
 		return session.Ref{}, invalid("The session id must be 8 to 64 characters of letters, digits, '_' or '-'.")
 	}
 	p, _ := tenant.FromContext(r.Context())

@@ -121,8 +121,10 @@ func TestChatStreamFirstEventError(t *testing.T) {
 		wantCode   string
 	}{
 		{
-			name:       "refused at once",
-			stream:     func(context.Context, dialogue.Turn) (<-chan dialogue.Event, error) { return nil, dialogue.ErrOverloaded },
+			name: "refused at once",
+			stream: func(context.Context, dialogue.Turn) (<-chan dialogue.Event, error) {
+				return nil, dialogue.ErrOverloaded
+			},
 			wantStatus: 503, wantCode: "overloaded",
 		},
 		{
