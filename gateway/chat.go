@@ -174,10 +174,9 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 		return
 	}
 
+	// The server's ReadTimeout does not cut the stream: net/http lifts the read deadline
+	// once the body has been read to its end, as readBody does.
 	rc := http.NewResponseController(w)
-	// The body has been read. Lift the server's ReadTimeout: once it passes, net/http's
-	// background read fails and cancels the request context, ending the stream.
-	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -186,26 +185,27 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 	w.WriteHeader(http.StatusOK)
 	sse := &sseWriter{w: w, rc: rc, writeTimeout: s.cfg.WriteTimeout}
 
+	if end, err := s.sendEvent(sse, r, first); end || err != nil {
+		return
+	}
 	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
 	defer heartbeat.Stop()
-	ev, ok := first, true
 	for {
-		if !ok {
-			if r.Context().Err() == nil {
-				s.sseError(sse, r, streamClosed(ctx, "event stream closed before its done event"))
-			}
-			return
-		}
-		if end, err := s.sendEvent(sse, r, ev); end || err != nil {
-			return
-		}
 		select {
-		case ev, ok = <-events:
+		case ev, ok := <-events:
+			if !ok {
+				if r.Context().Err() == nil {
+					s.sseError(sse, r, streamClosed(ctx, "event stream closed before its done event"))
+				}
+				return
+			}
+			if end, err := s.sendEvent(sse, r, ev); end || err != nil {
+				return
+			}
 		case <-heartbeat.C:
 			if sse.comment("ping") != nil {
 				return
 			}
-			ev, ok = dialogue.Event{}, true
 		case <-ctx.Done():
 			if r.Context().Err() == nil { // our deadline, not the client leaving
 				s.sseError(sse, r, ctx.Err())
@@ -227,8 +227,7 @@ func streamClosed(ctx context.Context, msg string) error {
 	return errors.New(msg)
 }
 
-// sendEvent writes ev as an SSE event; end reports the last event of the stream. A zero
-// Event writes nothing.
+// sendEvent writes ev as an SSE event; end reports the last event of the stream.
 func (s *Server) sendEvent(sse *sseWriter, r *http.Request, ev dialogue.Event) (end bool, err error) {
 	switch ev.Kind {
 	case dialogue.EventMeta:
