@@ -79,6 +79,7 @@ type LogConfig struct {
 func defaultConfig() Config {
 	var c Config
 	c.Server.Addr = ":8080"
+	c.Server.Config = gateway.DefaultConfig()
 	c.Session.Store = "memory"
 	c.Session.MaxTurns = 100
 	c.Session.TTL = 168 * time.Hour

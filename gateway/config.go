@@ -27,8 +27,9 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// ShutdownTimeout bounds the wait for in-flight requests when Run stops. Default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// RateLimitEnabled turns the per-tenant rate limits on. Default true.
-	RateLimitEnabled bool `yaml:"rate_limit_enabled"`
+	// RateLimitEnabled turns the per-tenant rate limits on. Default true. It is set
+	// from the top-level key ratelimit.enabled, so it has no key of its own here.
+	RateLimitEnabled bool `yaml:"-"`
 	// TokenMaxTTL is the longest lifetime POST /v1/tokens grants. Default 24h.
 	TokenMaxTTL time.Duration `yaml:"token_max_ttl"`
 	// SSEHeartbeat is the interval of comment lines that keep an idle stream open
