@@ -3,6 +3,7 @@
 //
 //	fengda [-config FILE]                                 serve (default)
 //	fengda token -tenant ID -user USER [-ttl 1h]          print a user token
+//	fengda eval -tenant ID -queries FILE [-json]          measure answer quality
 //
 // main only parses flags, loads configuration, builds every module and runs them; the
 // logic lives in the packages.
@@ -60,6 +61,8 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		switch args[0] {
 		case "token":
 			return runToken(args[1:], getenv, stdout)
+		case "eval":
+			return runEval(args[1:], getenv, stdout)
 		case "serve":
 			args = args[1:]
 		}
@@ -71,7 +74,7 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if fl.NArg() > 0 {
-		return fmt.Errorf("unknown command %q (commands: serve, token)", fl.Arg(0))
+		return fmt.Errorf("unknown command %q (commands: serve, token, eval)", fl.Arg(0))
 	}
 	cfg, source, err := loadConfig(*configPath, getenv)
 	if err != nil {
@@ -158,27 +161,36 @@ func serve(ctx context.Context, cfg Config, source string, getenv func(string) s
 func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]dialogue.Answerer, error) {
 	out := make(map[tenant.ID]dialogue.Answerer)
 	for _, t := range tenants.Tenants() {
-		if t.Engine.Kind != "faq" {
-			return nil, fmt.Errorf("tenant %s: engine.kind %q is not supported (use faq)", t.ID, t.Engine.Kind)
-		}
-		data, err := readKB(t.Engine.KB)
+		faq, err := loadFAQ(t)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %s: engine.kb: %w", t.ID, err)
-		}
-		kb, err := nlpclient.ParseKB(data)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s: engine.kb %s: %w", t.ID, t.Engine.KB, err)
-		}
-		if kb.Tenant != "" && kb.Tenant != t.ID.String() {
-			return nil, fmt.Errorf("tenant %s: engine.kb %s belongs to tenant %q", t.ID, t.Engine.KB, kb.Tenant)
-		}
-		faq, err := nlpclient.NewFAQ(kb, nlpclient.FAQOptions{MinConfidence: t.Engine.MinConfidence})
-		if err != nil {
-			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+			return nil, err
 		}
 		out[t.ID] = faq
 	}
 	return out, nil
+}
+
+// loadFAQ builds the FAQ engine of one tenant from its knowledge base file.
+func loadFAQ(t *tenant.Tenant) (*nlpclient.FAQ, error) {
+	if t.Engine.Kind != "faq" {
+		return nil, fmt.Errorf("tenant %s: engine.kind %q is not supported (use faq)", t.ID, t.Engine.Kind)
+	}
+	data, err := readKB(t.Engine.KB)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: engine.kb: %w", t.ID, err)
+	}
+	kb, err := nlpclient.ParseKB(data)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: engine.kb %s: %w", t.ID, t.Engine.KB, err)
+	}
+	if kb.Tenant != "" && kb.Tenant != t.ID.String() {
+		return nil, fmt.Errorf("tenant %s: engine.kb %s belongs to tenant %q", t.ID, t.Engine.KB, kb.Tenant)
+	}
+	faq, err := nlpclient.NewFAQ(kb, nlpclient.FAQOptions{MinConfidence: t.Engine.MinConfidence})
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
+	return faq, nil
 }
 
 // readKB reads a knowledge base from disk, or the built-in demo copy of kb/*.yaml.

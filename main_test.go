@@ -523,3 +523,34 @@ func deletePrefix(rdb *redis.Client, prefix string) {
 		rdb.Del(ctx, iter.Val())
 	}
 }
+
+func TestEvalCommand(t *testing.T) {
+	out := mustRun(t, "eval", "-tenant", "qinghe-bank", "-json",
+		"-queries", "nlpclient/testdata/eval-dev/bank-zh-queries.json",
+		"-followups", "nlpclient/testdata/eval-dev/bank-zh-followups.json")
+	var rep struct {
+		InScope   int     `json:"in_scope"`
+		Top1      float64 `json:"top1"`
+		Rejection float64 `json:"rejection"`
+		FollowUps int     `json:"follow_ups"`
+		ByKind    map[string]struct {
+			N int `json:"n"`
+		} `json:"by_kind"`
+		P99 int64 `json:"p99"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("eval -json output %q: %v", out, err)
+	}
+	if rep.InScope != 45 || rep.FollowUps != 5 || rep.ByKind["typo"].N != 8 || rep.P99 <= 0 {
+		t.Errorf("eval report counts: got %+v", rep)
+	}
+	if rep.Top1 < 0.8 || rep.Rejection < 0.8 {
+		t.Errorf("eval report: top-1 %.2f, rejection %.2f; want both ≥ 0.8", rep.Top1, rep.Rejection)
+	}
+	text := mustRun(t, "eval", "-tenant", "northwind-shop", "-queries", "nlpclient/testdata/eval-dev/shop-en-queries.json")
+	for _, want := range []string{"top-1 accuracy", "top-3 recall", "out-of-scope rejection", "follow-up accuracy", "p50 / p99", "paraphrase"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("eval output lacks %q:\n%s", want, text)
+		}
+	}
+}
