@@ -29,17 +29,9 @@ func runEval(args []string, getenv func(string) string, stdout io.Writer) error 
 	if *tid == "" || *queries == "" {
 		return errors.New("eval: -tenant and -queries are required")
 	}
-	id, err := tenant.ParseID(*tid)
+	tenants, id, err := registryFor(*configPath, *tid, getenv)
 	if err != nil {
-		return fmt.Errorf("eval: -tenant: %w", err)
-	}
-	cfg, _, err := loadConfig(*configPath, getenv)
-	if err != nil {
-		return err
-	}
-	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
-	if err != nil {
-		return fmt.Errorf("tenants: %w", err)
+		return fmt.Errorf("eval: %w", err)
 	}
 	t, err := tenants.Get(id)
 	if err != nil {

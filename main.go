@@ -268,17 +268,9 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	if *tid == "" || *user == "" {
 		return errors.New("token: -tenant and -user are required")
 	}
-	id, err := tenant.ParseID(*tid)
+	tenants, id, err := registryFor(*configPath, *tid, getenv)
 	if err != nil {
-		return fmt.Errorf("token: -tenant: %w", err)
-	}
-	cfg, _, err := loadConfig(*configPath, getenv)
-	if err != nil {
-		return err
-	}
-	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
-	if err != nil {
-		return fmt.Errorf("tenants: %w", err)
+		return fmt.Errorf("token: %w", err)
 	}
 	tok, _, err := tenants.Mint(id, *user, *ttl, time.Now())
 	if err != nil {
@@ -286,6 +278,23 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+// registryFor loads the configuration and tenants for a command that names one tenant.
+func registryFor(configPath, tid string, getenv func(string) string) (*tenant.Registry, tenant.ID, error) {
+	id, err := tenant.ParseID(tid)
+	if err != nil {
+		return nil, "", fmt.Errorf("-tenant: %w", err)
+	}
+	cfg, _, err := loadConfig(configPath, getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
+	if err != nil {
+		return nil, "", fmt.Errorf("tenants: %w", err)
+	}
+	return tenants, id, nil
 }
 
 // newLogger builds the root logger; every line passes through PII redaction.
