@@ -49,14 +49,26 @@ func main() {
 	}
 }
 
-// run is the whole program, reusable by end-to-end tests.
+// run is the whole program, reusable by end-to-end tests. SIGHUP reloads every tenant's
+// knowledge base.
 func run(ctx context.Context, args []string, getenv func(string) string) error {
-	return runWith(ctx, args, getenv, os.Stdout, nil)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return runWith(ctx, args, process{getenv: getenv, stdout: os.Stdout, reload: hup})
 }
 
-// runWith is run with its output and a hook that receives the address the server
-// listens on (tests pass server.addr 127.0.0.1:0).
-func runWith(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(net.Addr)) error {
+// process is what the program takes from its surroundings; tests pass their own.
+type process struct {
+	getenv func(string) string
+	stdout io.Writer
+	ready  func(net.Addr)   // if set, receives the address the server listens on
+	reload <-chan os.Signal // each value reloads every tenant's knowledge base
+}
+
+// runWith is run with its surroundings given (tests pass server.addr 127.0.0.1:0).
+func runWith(ctx context.Context, args []string, p process) error {
+	getenv, stdout := p.getenv, p.stdout
 	if len(args) > 0 {
 		switch args[0] {
 		case "token":
@@ -85,19 +97,23 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	return serve(ctx, cfg, source, getenv, log, ready)
+	return serve(ctx, cfg, source, p, log)
 }
 
 // serve builds every module, runs them, and shuts them down in reverse order.
-func serve(ctx context.Context, cfg Config, source string, getenv func(string) string, log *zap.Logger, ready func(net.Addr)) error {
+func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger) error {
 	// Tenants and their answer engines.
-	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
+	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv)
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
 	}
-	answerers, err := buildAnswerers(tenants)
+	engines, err := buildAnswerers(tenants)
 	if err != nil {
 		return err
+	}
+	answerers := make(map[tenant.ID]dialogue.Answerer, len(engines))
+	for id, e := range engines {
+		answerers[id] = e
 	}
 
 	// Session store.
@@ -137,8 +153,8 @@ func serve(ctx context.Context, cfg Config, source string, getenv func(string) s
 		zap.Int("tenants", len(tenants.Tenants())),
 		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
 		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -d '{"message":"信用卡丢了怎么办"}'`))
-	if ready != nil {
-		ready(ln.Addr())
+	if p.ready != nil {
+		p.ready(ln.Addr())
 	}
 
 	// Shutdown order is the reverse of start: the gateway stops taking requests and
@@ -152,22 +168,50 @@ func serve(ctx context.Context, cfg Config, source string, getenv func(string) s
 		defer stopEngine()
 		return srv.Run(gctx, ln)
 	})
+	g.Go(func() error {
+		reloadKBs(gctx, p.reload, tenants, engines, log.Named("kb"))
+		return nil
+	})
 	err = g.Wait()
 	log.Info("fengda stopped")
 	return err
 }
 
-// buildAnswerers loads each tenant's knowledge base into a FAQ engine.
-func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]dialogue.Answerer, error) {
-	out := make(map[tenant.ID]dialogue.Answerer)
+// buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be
+// reloaded while it serves.
+func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*nlpclient.Swap, error) {
+	out := make(map[tenant.ID]*nlpclient.Swap)
 	for _, t := range tenants.Tenants() {
 		faq, err := loadFAQ(t)
 		if err != nil {
 			return nil, err
 		}
-		out[t.ID] = faq
+		out[t.ID] = nlpclient.NewSwap(faq)
 	}
 	return out, nil
+}
+
+// reloadKBs reloads every tenant's knowledge base on each signal until ctx ends. A file
+// that does not load leaves that tenant's engine as it was, and says why.
+func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*nlpclient.Swap, log *zap.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-signals:
+		}
+		for _, t := range tenants.Tenants() {
+			faq, err := loadFAQ(t)
+			if err != nil {
+				log.Error("knowledge base not reloaded, the previous one keeps serving",
+					zap.String("tenant", t.ID.String()), zap.String("file", t.Engine.KB), zap.Error(err))
+				continue
+			}
+			engines[t.ID].Replace(faq)
+			log.Info("knowledge base reloaded",
+				zap.String("tenant", t.ID.String()), zap.String("file", t.Engine.KB), zap.Int("entries", faq.Len()))
+		}
+	}
 }
 
 // loadFAQ builds the FAQ engine of one tenant from its knowledge base file.

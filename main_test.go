@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,12 @@ import (
 // testServer runs the whole program with env on a free port and returns its base URL.
 // The program is stopped, and must return, when the test ends.
 func testServer(t *testing.T, env map[string]string) string {
+	t.Helper()
+	return testServerWith(t, env, nil, nil)
+}
+
+// testServerWith is testServer with command-line args and a reload signal channel.
+func testServerWith(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) string {
 	t.Helper()
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
@@ -40,7 +48,7 @@ func testServer(t *testing.T, env map[string]string) string {
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- runWith(ctx, nil, getenv, io.Discard, func(a net.Addr) { addrc <- a })
+		done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, ready: func(a net.Addr) { addrc <- a }, reload: reload})
 	}()
 	var base string
 	select {
@@ -486,7 +494,7 @@ func TestTokenCommand(t *testing.T) {
 	if parts := strings.Split(strings.TrimSpace(out), "."); len(parts) != 3 {
 		t.Fatalf("token output %q is not a JWT", out)
 	}
-	if err := runWith(context.Background(), []string{"token", "-tenant", "nope", "-user", "u1"}, func(string) string { return "" }, io.Discard, nil); err == nil {
+	if err := runWith(context.Background(), []string{"token", "-tenant", "nope", "-user", "u1"}, process{getenv: func(string) string { return "" }, stdout: io.Discard}); err == nil {
 		t.Error("token for an unknown tenant succeeded")
 	}
 }
@@ -494,7 +502,7 @@ func TestTokenCommand(t *testing.T) {
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := runWith(context.Background(), args, func(string) string { return "" }, &out, nil); err != nil {
+	if err := runWith(context.Background(), args, process{getenv: func(string) string { return "" }, stdout: &out}); err != nil {
 		t.Fatalf("run %v: %v", args, err)
 	}
 	return out.String()
@@ -553,4 +561,74 @@ func TestEvalCommand(t *testing.T) {
 			t.Errorf("eval output lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+func TestKnowledgeBaseReload(t *testing.T) {
+	dir := t.TempDir()
+	kbPath := filepath.Join(dir, "shop.yaml")
+	writeKB := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(kbPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kb := func(answer string) string {
+		return `tenant: "northwind-shop"
+language: "en"
+version: 1
+entries:
+  - id: "gift-wrap"
+    question: "Do you offer gift wrapping?"
+    alternates: ["can you wrap my order as a gift"]
+    answer: "` + answer + `"
+  - id: "store-hours"
+    question: "What are your store hours?"
+    answer: "10 am to 8 pm."
+`
+	}
+	writeKB(kb("Yes, for 5 dollars."))
+	cfg := strings.Replace(string(defaultConfigYAML), "kb: kb/shop-en.yaml", "kb: "+kbPath, 1)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload := make(chan os.Signal, 1)
+	base := testServerWith(t, nil, []string{"-config", cfgPath}, reload)
+	c := client{t, base, tokenFor(t, base, shopAPIKey, "u1")}
+	ask := func() string {
+		t.Helper()
+		var r chatReply
+		c.do("POST", "/v1/chat", map[string]string{"message": "Do you offer gift wrapping?"}, &r)
+		if citedID(r) != "gift-wrap" {
+			t.Fatalf("got %s %q, want gift-wrap", r.Source, citedID(r))
+		}
+		return r.Answer
+	}
+	if got := ask(); got != "Yes, for 5 dollars." {
+		t.Fatalf("before reload: %q", got)
+	}
+
+	// A new file is served after the signal, without a restart.
+	writeKB(kb("Yes, and it is free now."))
+	reload <- syscall.SIGHUP
+	waitFor(t, func() bool { return ask() == "Yes, and it is free now." })
+
+	// A broken file keeps the previous knowledge base serving.
+	writeKB("entries: [this is not a knowledge base")
+	reload <- syscall.SIGHUP
+	time.Sleep(100 * time.Millisecond)
+	if got := ask(); got != "Yes, and it is free now." {
+		t.Errorf("after a broken reload: %q, want the previous answer", got)
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 5s")
 }
