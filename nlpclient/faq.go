@@ -71,12 +71,11 @@ func isNumber(s string) bool {
 }
 
 // Confidence model: a logistic function of features that are comparable across queries.
-// Few weights, fitted by logistic regression on the development sample of both demo
-// knowledge bases (target: the best entry is the right one) and shipped here; rerun
-// TestDumpFeatures to refit. Margin and coverage carry most of the signal.
-var confWeights = struct {
-	bias, score, coverage, margin, unseen, recall float64
-}{bias: -1.4, score: 0.5, coverage: 3.2, margin: 3.3, unseen: -0.8, recall: 1.5}
+// Few weights, fitted by logistic regression on a self-check built from the knowledge
+// bases themselves (each phrasing asked of an index without it, and of an index without
+// its entry) plus generic out-of-scope questions, never on the development queries; see
+// TestFitConfidence. Weights follow features.vec.
+var confWeights = []float64{-1.4, 0.5, 3.2, 3.3, -0.8, 1.5, 0, 0, 0, -3}
 
 // FAQOptions configures an FAQ engine.
 type FAQOptions struct {
@@ -92,6 +91,7 @@ type FAQ struct {
 	tok     *tokenizer
 	ix      *index
 	byID    map[string]int
+	foreign *foreignMatcher
 	minConf float64
 }
 
@@ -119,6 +119,7 @@ func NewFAQ(kb *KB, opts FAQOptions) (*FAQ, error) {
 		f.byID[e.ID] = i
 	}
 	f.ix = buildIndex(f.tok, kb.Entries)
+	f.foreign = newForeignMatcher(kb)
 	return f, nil
 }
 
@@ -163,6 +164,17 @@ type features struct {
 	Margin   float64 // (best - second) / best
 	Unseen   float64 // IDF-weighted share of the query the knowledge base never saw
 	Recall   float64 // IDF-weighted share of the best entry's best phrasing the query has
+	Missed   float64 // IDF-weighted share of the query's content the KB knows but the entry lacks
+	Length   float64 // content terms of the query, saturating: long messages carry filler
+	Gap      float64 // (best - second) / the query's own best possible score
+	Foreign  float64 // 1 when the query names another company or product the KB never names
+}
+
+// featureNames name the elements of features.vec, for fitting and reports.
+var featureNames = []string{"bias", "score", "coverage", "margin", "unseen", "recall", "missed", "length", "gap", "foreign"}
+
+func (ft features) vec() []float64 {
+	return []float64{1, ft.Score, ft.Coverage, ft.Margin, ft.Unseen, ft.Recall, ft.Missed, ft.Length, ft.Gap, ft.Foreign}
 }
 
 // candidate is a ranked entry.
@@ -216,7 +228,7 @@ func (f *FAQ) query(texts []string, weights []float64) []qterm {
 type boost func(ent int) float64
 
 // search ranks entries for the query terms.
-func (f *FAQ) search(qs []qterm, adj boost) result {
+func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 	ix := f.ix
 	s := ix.pool.Get().(*scratch)
 	defer ix.pool.Put(s)
@@ -269,6 +281,9 @@ func (f *FAQ) search(qs []qterm, adj boost) result {
 
 	r := result{cands: top}
 	r.feat = f.features(qs, top)
+	if foreign {
+		r.feat.Foreign = 1
+	}
 	r.conf = confidence(r.feat)
 	return r
 }
@@ -303,12 +318,15 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 		return ft
 	}
 	ix := f.ix
-	var self, covered, unseenMass, contentMass float64
+	var self, covered, unseenMass, contentMass, missedMass float64
+	nContent := 0
 	best := top[0].ent
 	for _, q := range qs {
 		m := q.w * ix.baseIDF(q.id)
 		self += m
-		if q.kind != kindBigram {
+		content := q.kind != kindBigram
+		if content {
+			nContent++
 			contentMass += m
 			if q.unseen {
 				unseenMass += m
@@ -322,8 +340,13 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 			covered += m
 		case contains(ix.entAns[best], q.id):
 			covered += m / 2
+		default:
+			if content {
+				missedMass += m
+			}
 		}
 	}
+	ft.Length = math.Min(1, float64(nContent)/20)
 	if self <= 0 {
 		return ft
 	}
@@ -331,6 +354,7 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 	ft.Coverage = covered / self
 	if contentMass > 0 {
 		ft.Unseen = unseenMass / contentMass
+		ft.Missed = missedMass / contentMass
 	}
 	// Recall reads the match from the phrasing's side: a long message that tells a story
 	// around a question still contains most of the phrasing, an off-topic one does not.
@@ -352,22 +376,28 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 		}
 	}
 	ft.Margin = 1
+	second := 0.0
 	if len(top) > 1 {
-		ft.Margin = (top[0].score - top[1].score) / top[0].score
+		second = top[1].score
+		ft.Margin = (top[0].score - second) / top[0].score
 	}
+	ft.Gap = math.Min(1, (top[0].score-second)/self)
 	return ft
 }
 
 func confidence(ft features) float64 {
-	w := confWeights
-	z := w.bias + w.score*ft.Score + w.coverage*ft.Coverage + w.margin*ft.Margin + w.unseen*ft.Unseen + w.recall*ft.Recall
+	var z float64
+	for i, x := range ft.vec() {
+		z += confWeights[i] * x
+	}
 	return 1 / (1 + math.Exp(-z))
 }
 
 // resolve searches for the message alone and, when it reads as a follow-up or is weak
 // alone, again with the previous user turn mixed in.
 func (f *FAQ) resolve(req Request) result {
-	alone := f.search(f.query([]string{req.Message}, []float64{1}), nil)
+	foreign := f.foreign.names(req.Message)
+	alone := f.search(f.query([]string{req.Message}, []float64{1}), nil, foreign)
 	if len(req.History) == 0 {
 		return alone
 	}
@@ -399,7 +429,7 @@ func (f *FAQ) resolve(req Request) result {
 		}
 		return m
 	}
-	both := f.search(f.query([]string{req.Message, prev.User}, []float64{1, historyWeight}), adj)
+	both := f.search(f.query([]string{req.Message, prev.User}, []float64{1, historyWeight}), adj, foreign)
 	if anaphoric || both.conf > alone.conf {
 		return both
 	}

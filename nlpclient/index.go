@@ -7,8 +7,9 @@ import (
 )
 
 // BM25 parameters. The usual values: phrasings are short and of similar length, so
-// length normalisation matters little either way.
-const (
+// length normalisation matters little either way. Variables only so that the
+// development sweep can vary them.
+var (
 	bm25K1 = 1.2
 	bm25B  = 0.75
 )
