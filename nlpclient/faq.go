@@ -119,7 +119,7 @@ func NewFAQ(kb *KB, opts FAQOptions) (*FAQ, error) {
 		f.byID[e.ID] = i
 	}
 	f.ix = buildIndex(f.tok, kb.Entries)
-	f.foreign = newForeignMatcher(kb)
+	f.foreign = newForeignMatcher(kb.Language, f.tok, f.ix)
 	return f, nil
 }
 
@@ -232,17 +232,37 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 	ix := f.ix
 	s := ix.pool.Get().(*scratch)
 	defer ix.pool.Put(s)
-	for _, q := range qs {
-		if q.id < 0 {
+	// Rare terms first: they find the candidates. A common term then adds its weight
+	// only to the candidates, by lookup instead of walking its long posting list. When
+	// every term is common, all are walked as usual. In a knowledge base of a few
+	// hundred entries no term is common and this is plain BM25.
+	order := make([]int, 0, len(qs))
+	anyRare := false
+	for i, q := range qs {
+		if q.id >= 0 {
+			order = append(order, i)
+			anyRare = anyRare || int(ix.info[q.id].dfP) <= ix.commonP
+		}
+	}
+	sort.Slice(order, func(a, b int) bool { return ix.info[qs[order[a]].id].dfP < ix.info[qs[order[b]].id].dfP })
+	var common []int
+	for _, qi := range order {
+		q := qs[qi]
+		ti := &ix.info[q.id]
+		if anyRare && int(ti.dfP) > ix.commonP {
+			common = append(common, qi)
 			continue
 		}
-		ti := &ix.info[q.id]
 		wp := float32(q.w * ti.idfP)
 		for _, p := range ti.postP {
 			if s.doc[p.doc] == 0 {
 				s.docTouched = append(s.docTouched, p.doc)
 			}
 			s.doc[p.doc] += wp * p.w
+		}
+		if anyRare && int(ti.dfA) > ix.commonA {
+			common = append(common, -qi-1) // answer side only
+			continue
 		}
 		wa := float32(q.w * ti.idfA * answerWeight)
 		for _, p := range ti.postA {
@@ -251,6 +271,19 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 				s.entTouched = append(s.entTouched, p.doc)
 			}
 			s.ans[p.doc] += wa * p.w
+		}
+	}
+	if len(common) > 0 {
+		s.docTouched = pruneTouched(s.docTouched, s.doc, maxCandidates)
+		for _, qi := range common {
+			if qi < 0 {
+				continue
+			}
+			q := qs[qi]
+			wp := float32(q.w * ix.info[q.id].idfP)
+			for _, d := range s.docTouched {
+				s.doc[d] += wp * weightIn(ix.docTerms[d], ix.docW[d], q.id)
+			}
 		}
 	}
 	for _, d := range s.docTouched {
@@ -268,6 +301,23 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 		s.doc[d] = 0
 	}
 	s.docTouched = s.docTouched[:0]
+	if len(common) > 0 {
+		s.entTouched = pruneBy(s.entTouched, func(e int32) float32 { return s.ent[e] + s.ans[e] }, maxCandidates/5,
+			func(e int32) { s.ent[e], s.ent2[e], s.ans[e], s.entSeen[e] = 0, 0, 0, false })
+	}
+	for _, qi := range common {
+		if qi < 0 {
+			qi = -qi - 1
+		}
+		q := qs[qi]
+		if int(ix.info[q.id].dfA) <= ix.commonA {
+			continue // walked above
+		}
+		wa := float32(q.w * ix.info[q.id].idfA * answerWeight)
+		for _, e := range s.entTouched {
+			s.ans[e] += wa * weightIn(ix.entAns[e], ix.entAnsW[e], q.id)
+		}
+	}
 	var top []candidate
 	for _, e := range s.entTouched {
 		sc := float64(s.ent[e]) + secondPhrasingWeight*float64(s.ent2[e]) + float64(s.ans[e])
@@ -286,6 +336,51 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 	}
 	r.conf = confidence(r.feat)
 	return r
+}
+
+// maxCandidates is how many phrasing documents, found by a query's rare terms, its
+// common terms are added to.
+const maxCandidates = 500
+
+// pruneTouched keeps about the limit best-scoring documents of touched and clears the
+// scores of the others. It finds the cut with a histogram of the scores, in linear time.
+func pruneTouched(touched []int32, score []float32, limit int) []int32 {
+	return pruneBy(touched, func(d int32) float32 { return score[d] }, limit, func(d int32) { score[d] = 0 })
+}
+
+// pruneBy keeps about the limit best of touched by score and calls drop for the others.
+func pruneBy(touched []int32, score func(int32) float32, limit int, drop func(int32)) []int32 {
+	if len(touched) <= limit {
+		return touched
+	}
+	var top float32
+	for _, d := range touched {
+		top = max(top, score(d))
+	}
+	if top <= 0 {
+		return touched
+	}
+	const buckets = 64
+	var hist [buckets]int
+	bucket := func(v float32) int { return min(buckets-1, int(v/top*buckets)) }
+	for _, d := range touched {
+		hist[bucket(score(d))]++
+	}
+	cut, n := buckets-1, 0
+	for ; cut > 0; cut-- {
+		if n += hist[cut]; n >= limit {
+			break
+		}
+	}
+	kept := touched[:0]
+	for _, d := range touched {
+		if bucket(score(d)) >= cut {
+			kept = append(kept, d)
+		} else {
+			drop(d)
+		}
+	}
+	return kept
 }
 
 // pushTop keeps the topK best candidates, best first; ties go to the earlier entry.

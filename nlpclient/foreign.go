@@ -32,30 +32,29 @@ type foreignMatcher struct {
 	multi []string        // names of several words, matched with spaces around
 }
 
-func newForeignMatcher(kb *KB) *foreignMatcher {
-	var b strings.Builder
-	for _, e := range kb.Entries {
-		b.WriteString(" " + e.Question + " " + e.Answer + " " + strings.Join(e.Alternates, " "))
-	}
-	for _, g := range kb.Synonyms {
-		b.WriteString(" " + strings.Join(g, " "))
-	}
-	text := " " + strings.Join(strings.FieldsFunc(normalize(b.String()), isSeparator), " ") + " "
+// newForeignMatcher keeps the foreign names a knowledge base does not mention itself.
+// A name counts as mentioned when all its terms are in the index (phrasings or answers):
+// a cheap test that may keep a few names too many, never one the KB spells out.
+func newForeignMatcher(lang string, tok *tokenizer, ix *index) *foreignMatcher {
 	m := &foreignMatcher{words: map[string]bool{}}
-	for _, n := range foreignNames[kb.Language] {
+	for _, n := range foreignNames[lang] {
 		n = normalize(n)
-		if strings.IndexFunc(n, isCJK) >= 0 {
-			if !strings.Contains(text, n) {
-				m.zh = append(m.zh, n)
+		known := true
+		for _, t := range tok.tokenize(n) {
+			if t.kind == kindUnigram {
+				continue
 			}
-			continue
+			if _, ok := ix.terms[t.text]; !ok {
+				known = false
+			}
 		}
-		if strings.Contains(text, " "+n+" ") {
-			continue
-		}
-		if strings.Contains(n, " ") {
+		switch {
+		case known:
+		case strings.IndexFunc(n, isCJK) >= 0:
+			m.zh = append(m.zh, n)
+		case strings.Contains(n, " "):
 			m.multi = append(m.multi, " "+n+" ")
-		} else {
+		default:
 			m.words[n] = true
 		}
 	}

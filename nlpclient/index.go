@@ -2,8 +2,16 @@ package nlpclient
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"sync"
+)
+
+// A term is common when it is in more than one document in commonShare, and in more
+// than minCommon: in a small knowledge base every list is short enough to walk.
+const (
+	commonShare = 20
+	minCommon   = 500
 )
 
 // BM25 parameters. The usual values: phrasings are short and of similar length, so
@@ -46,9 +54,17 @@ type index struct {
 	// for the coverage of the few best candidates.
 	entPhr [][]int32
 	entAns [][]int32
-	// entDocs lists each entry's phrasing documents; docTerms each document's term ids.
+	// entAnsW holds the BM25 weights of entAns.
+	entAnsW [][]float32
+	// entDocs lists each entry's phrasing documents; docTerms each document's term ids,
+	// ascending, and docW their BM25 weights.
 	entDocs  [][]int32
 	docTerms [][]int32
+	docW     [][]float32
+	// commonP and commonA are the document frequencies from which a term counts as
+	// common: a query scores it only in documents its rarer terms reached, so a long
+	// posting list is never walked (see FAQ.search).
+	commonP, commonA int
 	// idfUnseen is the IDF of a term no phrasing contains.
 	idfUnseen float64
 	// deletes maps every one-letter deletion of an indexed word to the words, for typo
@@ -72,9 +88,11 @@ type scratch struct {
 
 func buildIndex(tok *tokenizer, entries []Entry) *index {
 	ix := &index{terms: make(map[string]int32), entries: len(entries)}
+	// doc holds a document's distinct term ids, ascending, with their frequencies.
 	type doc struct {
 		ent int32
-		tf  map[int32]int
+		ids []int32
+		tf  []int32
 		len int
 	}
 	termID := func(t token) int32 {
@@ -87,11 +105,21 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 		}
 		return id
 	}
+	var buf []int32
 	mkdoc := func(ent int, text string) doc {
-		d := doc{ent: int32(ent), tf: make(map[int32]int)}
+		buf = buf[:0]
 		for _, t := range tok.tokenize(text) {
-			d.tf[termID(t)]++
-			d.len++
+			buf = append(buf, termID(t))
+		}
+		slices.Sort(buf)
+		d := doc{ent: int32(ent), len: len(buf)}
+		for i, id := range buf {
+			if i > 0 && id == buf[i-1] {
+				d.tf[len(d.tf)-1]++
+				continue
+			}
+			d.ids = append(d.ids, id)
+			d.tf = append(d.tf, 1)
 		}
 		return d
 	}
@@ -107,7 +135,26 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 	}
 	ix.entPhr = make([][]int32, len(entries))
 	ix.entAns = make([][]int32, len(entries))
-	post := func(docs []doc, phrasing bool) {
+	ix.entAnsW = make([][]float32, len(entries))
+	ix.docTerms = make([][]int32, len(phr))
+	ix.docW = make([][]float32, len(phr))
+	// Count postings first so each list is allocated once.
+	for _, d := range phr {
+		for _, id := range d.ids {
+			ix.info[id].dfP++
+		}
+	}
+	for _, d := range ans {
+		for _, id := range d.ids {
+			ix.info[id].dfA++
+		}
+	}
+	for i := range ix.info {
+		ti := &ix.info[i]
+		ti.postP = make([]posting, 0, ti.dfP)
+		ti.postA = make([]posting, 0, ti.dfA)
+	}
+	weights := func(docs []doc, fn func(di int, d doc, w []float32)) {
 		total := 0
 		for _, d := range docs {
 			total += d.len
@@ -115,41 +162,32 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 		avg := math.Max(1, float64(total)/float64(max(1, len(docs))))
 		for di, d := range docs {
 			norm := bm25K1 * (1 - bm25B + bm25B*float64(d.len)/avg)
-			ids := make([]int32, 0, len(d.tf))
-			for id := range d.tf {
-				ids = append(ids, id)
+			w := make([]float32, len(d.ids))
+			for k := range d.ids {
+				tf := float64(d.tf[k])
+				w[k] = float32(tf * (bm25K1 + 1) / (tf + norm))
 			}
-			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-			for _, id := range ids {
-				tf := float64(d.tf[id])
-				p := posting{w: float32(tf * (bm25K1 + 1) / (tf + norm))}
-				ti := &ix.info[id]
-				if phrasing {
-					p.doc = int32(di)
-					ti.postP = append(ti.postP, p)
-					ti.dfP++
-					ix.entPhr[d.ent] = append(ix.entPhr[d.ent], id)
-				} else {
-					p.doc = d.ent
-					ti.postA = append(ti.postA, p)
-					ti.dfA++
-					ix.entAns[d.ent] = append(ix.entAns[d.ent], id)
-				}
-			}
+			fn(di, d, w)
 		}
 	}
-	post(phr, true)
-	post(ans, false)
+	weights(phr, func(di int, d doc, w []float32) {
+		for k, id := range d.ids {
+			ix.info[id].postP = append(ix.info[id].postP, posting{doc: int32(di), w: w[k]})
+		}
+		ix.docTerms[di], ix.docW[di] = d.ids, w
+		ix.entPhr[d.ent] = append(ix.entPhr[d.ent], d.ids...)
+	})
+	weights(ans, func(_ int, d doc, w []float32) {
+		for k, id := range d.ids {
+			ix.info[id].postA = append(ix.info[id].postA, posting{doc: d.ent, w: w[k]})
+		}
+		ix.entAns[d.ent], ix.entAnsW[d.ent] = d.ids, w
+	})
 	ix.docEnt = make([]int32, len(phr))
 	ix.entDocs = make([][]int32, len(entries))
-	ix.docTerms = make([][]int32, len(phr))
 	for i, d := range phr {
 		ix.docEnt[i] = d.ent
 		ix.entDocs[d.ent] = append(ix.entDocs[d.ent], int32(i))
-		for id := range d.tf {
-			ix.docTerms[i] = append(ix.docTerms[i], id)
-		}
-		ix.docTerms[i] = sortedUnique(ix.docTerms[i])
 	}
 	for e := range ix.entPhr {
 		ix.entPhr[e] = sortedUnique(ix.entPhr[e])
@@ -158,6 +196,8 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 		return math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 	}
 	ix.idfUnseen = idf(0, len(phr))
+	ix.commonP = max(minCommon, len(phr)/commonShare)
+	ix.commonA = max(minCommon, len(ans)/commonShare)
 	ix.deletes = make(map[string][]int32)
 	for text, id := range ix.terms {
 		ti := &ix.info[id]
@@ -181,8 +221,17 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 	return ix
 }
 
+// weightIn returns the weight of term id in a document given by its ascending term ids
+// and their weights, or 0.
+func weightIn(ids []int32, w []float32, id int32) float32 {
+	if i, ok := slices.BinarySearch(ids, id); ok {
+		return w[i]
+	}
+	return 0
+}
+
 func sortedUnique(ids []int32) []int32 {
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	slices.Sort(ids)
 	out := ids[:0]
 	for i, id := range ids {
 		if i == 0 || id != ids[i-1] {
