@@ -97,3 +97,23 @@ func FuzzTokenize(f *testing.F) {
 		}
 	})
 }
+
+func TestTraditionalFolds(t *testing.T) {
+	bank := newTestFAQ(t, "bank-zh")
+	for _, tt := range []struct{ trad, simp string }{
+		{"借記卡丟了怎麼掛失", "借记卡丢了怎么挂失"},
+		{"轉帳手續費", "转账手续费"},
+		{"ＡＴＭ取錢", "atm取钱"},
+	} {
+		if got := normalize(tt.trad); got != tt.simp {
+			t.Errorf("normalize(%q) = %q, want %q", tt.trad, got, tt.simp)
+		}
+	}
+	got, err := bank.Answer(t.Context(), Request{Message: "借記卡丟了怎麼掛失?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Source != SourceFAQ || got.Citations[0].ID != "debit-card-lost" {
+		t.Errorf("traditional question: %s %v, want faq debit-card-lost", got.Source, got.Citations)
+	}
+}
