@@ -28,6 +28,9 @@ var (
 	tagBoost = 0.15
 	// repeatPenalty lowers the entry just answered: a follow-up rarely asks it again.
 	repeatPenalty = 0.1
+	// followUpSlack lowers the confidence a follow-up needs when its best entry shares a
+	// tag with the entry answered before.
+	followUpSlack = 0.15
 	// correctedWeight is the weight of a word found by typo correction.
 	correctedWeight = 0.8
 	// suggestRatio: a suggestion must score at least this share of the best entry.
@@ -506,9 +509,18 @@ func (f *FAQ) resolve(req Request) result {
 	for _, c := range prev.Citations {
 		if i, ok := f.byID[c.ID]; ok {
 			prevEnt[i] = true
-			for _, t := range f.kb.Entries[i].Tags {
-				prevTags[t] = true
-			}
+		}
+	}
+	if len(prevEnt) == 0 {
+		// The previous turn was not answered from an entry (a clarify): its topic is
+		// still the entry it ranked first, if that was plausible.
+		if p := f.search(f.query([]string{prev.User}, []float64{1}), nil, false); len(p.cands) > 0 && p.feat.Coverage >= plausibleCoverage {
+			prevEnt[p.cands[0].ent] = true
+		}
+	}
+	for i := range prevEnt {
+		for _, t := range f.kb.Entries[i].Tags {
+			prevTags[t] = true
 		}
 	}
 	adj := func(ent int) float64 {
@@ -525,10 +537,28 @@ func (f *FAQ) resolve(req Request) result {
 		return m
 	}
 	both := f.search(f.query([]string{req.Message, prev.User}, []float64{1, historyWeight}), adj, foreign)
+	if anaphoric && len(both.cands) > 0 && both.conf < f.minConf && both.conf >= f.minConf-followUpSlack {
+		// The previous turn is evidence too: a follow-up whose best entry sits in the
+		// topic just answered (shares a tag, is not the same entry) is answered at a
+		// lower bar than a question out of the blue.
+		e := both.cands[0].ent
+		if !prevEnt[e] && shareTag(f.kb.Entries[e].Tags, prevTags) {
+			both.conf = f.minConf
+		}
+	}
 	if anaphoric || both.conf > alone.conf {
 		return both
 	}
 	return alone
+}
+
+func shareTag(tags []string, set map[string]bool) bool {
+	for _, t := range tags {
+		if set[t] {
+			return true
+		}
+	}
+	return false
 }
 
 // Markers that open a follow-up question ("那…", "要是…", "and for returns?").

@@ -27,7 +27,7 @@ func TestFAQAnswer(t *testing.T) {
 		{name: "chit-chat en", f: shop, req: Request{Message: "tell me a joke"}, wantSource: SourceClarify, wantText: "Sorry"},
 		{name: "follow-up", f: bank, req: Request{Message: "以后不想要了怎么卖掉?", History: []Exchange{
 			{User: "怎么买你们的理财", Citations: []Citation{{ID: "wealth-buy"}}},
-		}}, wantSource: SourceClarify, wantID: "wealth-redeem"}, // ranked first, not yet confident
+		}}, wantSource: SourceFAQ, wantID: "wealth-redeem"}, // in the topic just answered
 		{name: "standalone not hijacked", f: bank, req: Request{Message: "借记卡丢了怎么挂失?", History: []Exchange{
 			{User: "怎么买你们的理财", Citations: []Citation{{ID: "wealth-buy"}}},
 		}}, wantSource: SourceFAQ, wantID: "debit-card-lost"},
