@@ -35,10 +35,10 @@ func TestEvalDev(t *testing.T) {
 		kb        string
 		followups bool
 		// Floors, a little under the measured figures.
-		top1, top3, rejection, followUp float64
+		top1, top3, answered, rejection, followUp, followUpAnswered float64
 	}{
-		{kb: "bank-zh", followups: true, top1: 0.88, top3: 0.95, rejection: 0.8, followUp: 0.6},
-		{kb: "shop-en", top1: 0.77, top3: 0.86, rejection: 0.5},
+		{kb: "bank-zh", followups: true, top1: 0.88, top3: 0.95, answered: 0.55, rejection: 0.9, followUp: 0.75, followUpAnswered: 0.75},
+		{kb: "shop-en", top1: 0.77, top3: 0.86, answered: 0.63, rejection: 0.9},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kb, func(t *testing.T) {
@@ -68,11 +68,17 @@ func TestEvalDev(t *testing.T) {
 			if got.Top3 < tt.top3 {
 				t.Errorf("top3 = %.3f, want >= %.3f", got.Top3, tt.top3)
 			}
+			if got.Answered < tt.answered {
+				t.Errorf("answered = %.3f, want >= %.3f", got.Answered, tt.answered)
+			}
 			if got.Rejection < tt.rejection {
 				t.Errorf("rejection = %.3f, want >= %.3f", got.Rejection, tt.rejection)
 			}
 			if got.FollowUpTop1 < tt.followUp {
 				t.Errorf("follow-up top1 = %.3f, want >= %.3f", got.FollowUpTop1, tt.followUp)
+			}
+			if got.FollowUpAnswered < tt.followUpAnswered {
+				t.Errorf("follow-up answered = %.3f, want >= %.3f", got.FollowUpAnswered, tt.followUpAnswered)
 			}
 		})
 	}
