@@ -194,6 +194,8 @@ type result struct {
 	cands []candidate
 	feat  features
 	conf  float64
+	// directive: the message addresses the bot itself (isDirective); never answered.
+	directive bool
 }
 
 // query builds weighted query terms from texts; a term in several texts keeps its
@@ -497,6 +499,15 @@ func confidence(ft features) float64 {
 // resolve searches for the message alone and, when it reads as a follow-up or is weak
 // alone, again with the previous user turn mixed in.
 func (f *FAQ) resolve(req Request) result {
+	r := f.resolveTopic(req)
+	if isDirective(f.kb.Language, req.Message) {
+		r.directive, r.conf = true, 0
+	}
+	return r
+}
+
+// resolveTopic is resolve without the directive check.
+func (f *FAQ) resolveTopic(req Request) result {
 	foreign := f.foreign.names(req.Message)
 	alone := f.search(f.query([]string{req.Message}, []float64{1}), nil, foreign)
 	if len(req.History) == 0 {
@@ -623,7 +634,7 @@ func (f *FAQ) compose(r result) Answer {
 	}
 	text := replies[f.kb.Language]
 	a := Answer{Source: SourceClarify, Confidence: conf, Text: text.rephrase}
-	if len(r.cands) == 0 || r.feat.Coverage < plausibleCoverage {
+	if len(r.cands) == 0 || r.feat.Coverage < plausibleCoverage || r.directive {
 		return a
 	}
 	var b strings.Builder
