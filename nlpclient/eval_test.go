@@ -21,7 +21,13 @@ func newTestFAQ(t testing.TB, name string) *FAQ {
 
 func loadEvalSet(t testing.TB, name string) *EvalSet {
 	t.Helper()
-	s, err := LoadEvalSet(filepath.Join("testdata", "eval-dev", name+".json"))
+	return loadEvalSetIn(t, "eval-dev", name)
+}
+
+// loadEvalSetIn loads testdata/<dir>/<name>.json.
+func loadEvalSetIn(t testing.TB, dir, name string) *EvalSet {
+	t.Helper()
+	s, err := LoadEvalSet(filepath.Join("testdata", dir, name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
