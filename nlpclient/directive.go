@@ -42,11 +42,28 @@ var directivePatterns = map[string]*regexp.Regexp{
 	}, "|")),
 }
 
+// directiveTriggers hold, per language, words one of which every directive pattern
+// contains: a message with none of them skips the regular expression, which is slow on
+// long Chinese text.
+var directiveTriggers = map[string][]string{
+	LangZH: {"忽略", "无视", "忘", "管", "跳过", "系统", "隐藏", "初始", "原始", "提示", "限制", "约束", "扮演", "假装",
+		"充当", "模式", "越狱", "原样", "完整", "逐字", "所有", "全部", "其他", "别的", "开发", "训练", "做的", "模型", "智能", "ai", "prompt"},
+	LangEN: {"ignore", "disregard", "forget", "override", "bypass", "system", "hidden", "initial", "original", "secret",
+		"reveal", "show", "print", "repeat", "output", "leak", "you are", "mode", "jailbreak", "pretend", "act", "role",
+		"list", "dump", "export", "give", "who", "what"},
+}
+
 // isDirective reports whether a message in the given language addresses the bot itself.
 func isDirective(lang, msg string) bool {
 	re, ok := directivePatterns[lang]
 	if !ok {
 		return false
 	}
-	return re.MatchString(normalize(msg))
+	m := normalize(msg)
+	for _, w := range directiveTriggers[lang] {
+		if strings.Contains(m, w) {
+			return re.MatchString(m)
+		}
+	}
+	return false
 }

@@ -48,3 +48,10 @@ func TestNoPhrasingIsDirective(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkIsDirective(b *testing.B) {
+	msg := "我在网上找了个刷单兼职,前面几单都返钱了,刚才一下转了两万过去对方就把我拉黑了。我该怎么办,钱还能追回来吗?"
+	for b.Loop() {
+		isDirective(LangZH, msg)
+	}
+}
