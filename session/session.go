@@ -43,6 +43,8 @@ type Turn struct {
 	Confidence  float64    `json:"confidence"`
 	Citations   []Citation `json:"citations,omitempty"`
 	Suggestions []Citation `json:"suggestions,omitempty"`
-	At          time.Time  `json:"at"`          // when the user's message arrived
-	AnsweredAt  time.Time  `json:"answered_at"` // when the answer was made
+	// Incomplete marks an answer whose stream was cut: Answer holds what reached the user.
+	Incomplete bool      `json:"incomplete,omitempty"`
+	At         time.Time `json:"at"`          // when the user's message arrived
+	AnsweredAt time.Time `json:"answered_at"` // when the answer was made
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -251,6 +252,9 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 	if mc := t.Engine.MinConfidence; math.IsNaN(mc) || mc < 0 || mc > 1 {
 		return nil, fmt.Errorf("%s.engine.min_confidence: must be between 0 and 1, got %v", at, mc)
 	}
+	if err := validateEngine(t.Engine, at+".engine", getenv); err != nil {
+		return nil, err
+	}
 	if t.HistoryTTL < 0 {
 		return nil, fmt.Errorf("%s.history_ttl: must not be negative, got %s", at, t.HistoryTTL)
 	}
@@ -315,6 +319,52 @@ func newKey(kc KeyConfig, at string, getenv func(string) string) (*key, error) {
 		return nil, fmt.Errorf("%s.alg: unsupported %q (use one of %s)", at, kc.Alg, strings.Join(validMethods, ", "))
 	}
 	return k, nil
+}
+
+// validateEngine checks the engine settings that can be checked without building it.
+func validateEngine(e Engine, at string, getenv func(string) string) error {
+	switch e.Kind {
+	case EngineFAQ:
+		return nil
+	case EngineOpenAI:
+	default:
+		return fmt.Errorf("%s.kind: unknown %q (use %s or %s)", at, e.Kind, EngineFAQ, EngineOpenAI)
+	}
+	l := e.LLM
+	u, err := url.Parse(l.BaseURL)
+	if l.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s.llm.base_url: want an absolute http(s) URL, got %q", at, l.BaseURL)
+	}
+	if l.Model == "" {
+		return fmt.Errorf("%s.llm.model: required", at)
+	}
+	if l.APIKey != (Secret{}) {
+		if _, err := resolveSecret(l.APIKey, getenv); err != nil {
+			return fmt.Errorf("%s.llm.api_key: %w", at, err)
+		}
+	}
+	for name, d := range map[string]time.Duration{"timeout": l.Timeout, "first_token_timeout": l.FirstTokenTimeout,
+		"idle_timeout": l.IdleTimeout, "breaker_delay": l.BreakerDelay, "hedge_delay": l.HedgeDelay} {
+		if d < 0 {
+			return fmt.Errorf("%s.llm.%s: must not be negative, got %s", at, name, d)
+		}
+	}
+	for name, n := range map[string]int{"max_tokens": l.MaxTokens, "references": l.References, "history_chars": l.HistoryChars,
+		"max_retries": l.MaxRetries, "breaker_failures": l.BreakerFailures, "max_concurrent": l.MaxConcurrent} {
+		if n < 0 {
+			return fmt.Errorf("%s.llm.%s: must not be negative, got %d", at, name, n)
+		}
+	}
+	if t := l.Temperature; math.IsNaN(t) || t < 0 || t > 2 {
+		return fmt.Errorf("%s.llm.temperature: must be between 0 and 2, got %v", at, t)
+	}
+	return nil
+}
+
+// ResolveSecret reads s from exactly one of its sources (env, file or value). Errors
+// never contain the secret.
+func ResolveSecret(s Secret, getenv func(string) string) ([]byte, error) {
+	return resolveSecret(s, getenv)
 }
 
 // resolveSecret reads s from exactly one of its sources. Errors never contain the secret.

@@ -251,6 +251,23 @@ func TestNewRegistryErrors(t *testing.T) {
 			"tenants[0].rate_limit.burst:"},
 		{"min confidence above 1", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{MinConfidence: 2}}},
 			"tenants[0].engine.min_confidence:"},
+		{"unknown engine", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: "gpt"}}},
+			`tenants[0].engine.kind: unknown "gpt"`},
+		{"openai without base url", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{Model: "m"}}}},
+			"tenants[0].engine.llm.base_url: want an absolute http(s) URL"},
+		{"openai relative url", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{BaseURL: "localhost:11434/v1", Model: "m"}}}},
+			"tenants[0].engine.llm.base_url: want an absolute http(s) URL"},
+		{"openai without model", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{BaseURL: "http://127.0.0.1:11434/v1"}}}},
+			"tenants[0].engine.llm.model: required"},
+		{"openai key env unset", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI,
+			LLM: LLM{BaseURL: "https://api.example.com/v1", Model: "m", APIKey: Secret{Env: "FENGDA_LLM_API_KEY"}}}}},
+			"tenants[0].engine.llm.api_key: env FENGDA_LLM_API_KEY: empty or unset"},
+		{"openai negative timeout", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI,
+			LLM: LLM{BaseURL: "https://api.example.com/v1", Model: "m", Timeout: -time.Second}}}},
+			"tenants[0].engine.llm.timeout: must not be negative"},
+		{"openai temperature", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI,
+			LLM: LLM{BaseURL: "https://api.example.com/v1", Model: "m", Temperature: 3}}}},
+			"tenants[0].engine.llm.temperature: must be between 0 and 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,7 +331,7 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		Name:           "Bank A",
 		Keys:           []KeyConfig{{KID: "k1", Alg: AlgHS256, Secret: Secret{Value: secretA}}},
 		RateLimit:      RateLimit{RPS: 5},
-		Engine:         Engine{Kind: "llm", KB: "kb/bank-a.yaml", MinConfidence: 0.4},
+		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}},
 		FallbackAnswer: "请稍后再试",
 		HistoryTTL:     72 * time.Hour,
 	}}, nil)
@@ -326,7 +343,7 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		ID:             "bank-a",
 		Name:           "Bank A",
 		RateLimit:      RateLimit{RPS: 5, Burst: 10},
-		Engine:         Engine{Kind: "llm", KB: "kb/bank-a.yaml", MinConfidence: 0.4},
+		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}},
 		FallbackAnswer: "请稍后再试",
 		HistoryTTL:     72 * time.Hour,
 	}

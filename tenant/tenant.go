@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 )
 
 // ErrInvalidID is returned by ParseID for a string that is not a valid tenant ID.
@@ -42,15 +43,65 @@ type RateLimit struct {
 	Burst int     `yaml:"burst"`
 }
 
+// Engine kinds.
+const (
+	EngineFAQ    = "faq"    // the built-in FAQ engine
+	EngineOpenAI = "openai" // an OpenAI-compatible model, grounded on the FAQ
+)
+
 // Engine selects and configures a tenant's answer engine.
 type Engine struct {
-	// Kind is the engine: "faq" (the built-in FAQ engine, the default).
+	// Kind is the engine: "faq" (the built-in FAQ engine, the default) or "openai" (an
+	// OpenAI-compatible chat completions API, grounded on the knowledge base, with the
+	// FAQ engine as its fallback).
 	Kind string `yaml:"kind"`
 	// KB is the path of the tenant's knowledge base file (YAML, schema of kb/*.yaml).
 	KB string `yaml:"kb"`
 	// MinConfidence is the confidence below which the FAQ engine asks to clarify
 	// instead of answering; 0 keeps the engine's default.
 	MinConfidence float64 `yaml:"min_confidence"`
+	// LLM configures the model when Kind is "openai". Zero values take the defaults.
+	LLM LLM `yaml:"llm"`
+}
+
+// LLM configures an OpenAI-compatible upstream (vLLM, Ollama, Xinference, DeepSeek,
+// Qwen, OpenAI). Durations and counts left zero take the engine's defaults.
+type LLM struct {
+	// Upstream names the upstream in metrics and logs; default: the host of BaseURL.
+	Upstream string `yaml:"upstream"`
+	// BaseURL is the API root: requests go to {base_url}/chat/completions.
+	BaseURL string `yaml:"base_url"`
+	// Model is the model name sent with each request.
+	Model string `yaml:"model"`
+	// APIKey is sent as a bearer token; leave it unset for a local server without keys.
+	APIKey Secret `yaml:"api_key"`
+	// Temperature and MaxTokens are sent with each request.
+	Temperature float64 `yaml:"temperature"`
+	MaxTokens   int     `yaml:"max_tokens"`
+	// SystemPrompt opens every prompt. It must hold no secrets: a user may coax a model
+	// into repeating it.
+	SystemPrompt string `yaml:"system_prompt"`
+	// References is how many knowledge-base entries are given as reference material.
+	References int `yaml:"references"`
+	// HistoryChars bounds, in characters, the recent history put into the prompt.
+	HistoryChars int `yaml:"history_chars"`
+	// Timeout bounds a complete JSON answer, retries included.
+	Timeout time.Duration `yaml:"timeout"`
+	// FirstTokenTimeout bounds a stream's wait for its first token, retries included;
+	// IdleTimeout bounds the gap between two tokens.
+	FirstTokenTimeout time.Duration `yaml:"first_token_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// MaxRetries is how many times a connection error, 429 or 5xx is retried inside the
+	// deadline.
+	MaxRetries int `yaml:"max_retries"`
+	// BreakerFailures consecutive failures open the circuit breaker; after BreakerDelay
+	// one probe is let through.
+	BreakerFailures int           `yaml:"breaker_failures"`
+	BreakerDelay    time.Duration `yaml:"breaker_delay"`
+	// MaxConcurrent bounds the tenant's concurrent upstream calls (a bulkhead).
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// HedgeDelay, when set, sends one second request if the first has not answered by then.
+	HedgeDelay time.Duration `yaml:"hedge_delay"`
 }
 
 // ctxKey is the unexported type of this package's context keys.
