@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,10 @@ func loadConfig(path string, getenv func(string) string) (Config, string, error)
 			data, source = b, "config.yaml"
 		}
 	}
+	data, err := expandEnv(data, getenv)
+	if err != nil {
+		return cfg, "", fmt.Errorf("%s: %w", source, err)
+	}
 	if err := decodeStrict(data, &cfg); err != nil {
 		return cfg, "", fmt.Errorf("%s: %w", source, err)
 	}
@@ -123,6 +128,66 @@ func loadConfig(path string, getenv func(string) string) (Config, string, error)
 		return cfg, "", err
 	}
 	return cfg, source, nil
+}
+
+// envRef is a reference to an environment variable inside a config value: ${NAME} or
+// ${NAME:-default}.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${NAME} and ${NAME:-default} in the file's scalar values (never in
+// keys, and never as YAML: a value cannot add structure). A reference to an unset
+// variable without a default is an error naming the key. Data without references is
+// returned as is.
+func expandEnv(data []byte, getenv func(string) string) ([]byte, error) {
+	if !envRef.Match(data) {
+		return data, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return data, nil // decodeStrict reports it
+	}
+	var errs []string
+	changed := false
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(n.Content[i+1], joinKey(path, n.Content[i].Value))
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.ScalarNode:
+			if !envRef.MatchString(n.Value) {
+				return
+			}
+			n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+				m := envRef.FindStringSubmatch(ref)
+				if v := getenv(m[1]); v != "" {
+					return v
+				}
+				if m[2] == "" {
+					errs = append(errs, fmt.Sprintf("%s: environment variable %s is unset", path, m[1]))
+				}
+				return m[3]
+			})
+			n.Tag, n.Style, changed = "", 0, true // retype: "${N:-8080}" becomes a number
+		}
+	}
+	walk(&root, "")
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	if !changed {
+		return data, nil
+	}
+	return yaml.Marshal(&root)
 }
 
 // decodeStrict decodes YAML into v, refusing keys that v has no field for. Errors name

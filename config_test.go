@@ -73,6 +73,8 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"bad level", "", map[string]string{"FENGDA_LOG_LEVEL": "loud"}, "log.level"},
 		{"negative workers", "", map[string]string{"FENGDA_DIALOGUE_WORKERS": "-1"}, "dialogue.workers"},
 		{"bad type in file", "session:\n  max_turns: lots\n", nil, "max_turns"},
+		{"unset reference", "session:\n  redis:\n    url: ${FENGDA_TEST_UNSET}\n", nil,
+			"session.redis.url: environment variable FENGDA_TEST_UNSET is unset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := ""
@@ -84,5 +86,24 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 				t.Errorf("got error %v, want one naming %q", err, tc.wantInErr)
 			}
 		})
+	}
+}
+
+func TestLoadConfigExpandsReferences(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	body := "session:\n  max_turns: ${TURNS:-40}\n  redis:\n    url: \"${REDIS_URL}\"\n    key_prefix: \"x-${PREFIX:-fd}:\"\n" +
+		"tenants:\n  - id: t1\n    keys: [{kid: k1, alg: HS256, secret: {value: \"${SECRET:-0123456789abcdef0123456789abcdef}\"}}]\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A value cannot add structure: YAML inside a variable stays a string.
+	cfg, _, err := loadConfig(p, envOf(map[string]string{"REDIS_URL": "redis://h:1/0\nlog:\n  level: debug"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Session.MaxTurns != 40 || cfg.Session.Redis.URL != "redis://h:1/0\nlog:\n  level: debug" ||
+		cfg.Session.Redis.KeyPrefix != "x-fd:" || cfg.Log.Level != "info" {
+		t.Errorf("got max_turns %d url %q prefix %q level %q", cfg.Session.MaxTurns, cfg.Session.Redis.URL,
+			cfg.Session.Redis.KeyPrefix, cfg.Log.Level)
 	}
 }
