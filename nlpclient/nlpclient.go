@@ -6,11 +6,28 @@
 // values back.
 package nlpclient
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // ErrUnavailable is returned when an engine cannot answer now (a vendor down, a breaker
 // open); the caller answers with the tenant's fallback text.
 var ErrUnavailable = errors.New("answer engine unavailable")
+
+// ErrStreamCut is returned by Stream, with the partial Answer (Incomplete set), when the
+// upstream stream failed after at least one token was emitted. Such a stream is never
+// retried: the tokens already shown to the user would be repeated.
+var ErrStreamCut = errors.New("answer stream cut")
+
+// Streamer is an engine that streams an answer's tokens as they arrive.
+type Streamer interface {
+	// Stream answers req, calling emit with each piece of the answer's text in order;
+	// the pieces joined are the returned Answer's Text. It returns the context's error
+	// when ctx ends, the error emit returned (the upstream call is then abandoned), and
+	// ErrStreamCut with the partial answer when the stream broke after its first piece.
+	Stream(ctx context.Context, req Request, emit func(delta string) error) (Answer, error)
+}
 
 // Source says where an answer came from.
 type Source string
@@ -54,4 +71,6 @@ type Answer struct {
 	Citations []Citation
 	// Suggestions: for SourceClarify, up to three entries the user may have meant.
 	Suggestions []Citation
+	// Incomplete marks a stream cut after some tokens: Text is the partial answer.
+	Incomplete bool
 }
