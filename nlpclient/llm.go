@@ -1,0 +1,434 @@
+package nlpclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"go.uber.org/zap"
+)
+
+// LLMConfig configures a client of one OpenAI-compatible chat completions API for one
+// tenant. A zero field takes the default its comment gives.
+type LLMConfig struct {
+	// Upstream names the vendor in metrics and logs, e.g. deepseek. Default: the host of
+	// BaseURL.
+	Upstream string `yaml:"upstream"`
+	// BaseURL is the API's root, an absolute http or https URL; requests go to
+	// {BaseURL}/chat/completions.
+	BaseURL string `yaml:"base_url"`
+	// APIKey is sent as a bearer token; empty sends none (local servers). It is the
+	// resolved secret, so the caller fills it in and it is never read from YAML.
+	APIKey string `yaml:"-"`
+	// Model is the model's name at the vendor. Required.
+	Model string `yaml:"model"`
+	// Temperature is the sampling temperature, at most 2. Default 0.3: answers that keep
+	// close to the reference material but do not read as canned. A negative value sends
+	// 0 (greedy decoding).
+	Temperature float64 `yaml:"temperature"`
+	// MaxTokens bounds the answer's length. Default 512.
+	MaxTokens int `yaml:"max_tokens"`
+	// SystemPrompt is the tenant's own instruction (persona, tone); the grounding rules
+	// and the reference material follow it.
+	SystemPrompt string `yaml:"system_prompt"`
+	// References is how many knowledge-base entries the model gets as reference
+	// material, the best matches first. Default 3; at most 5 are found; negative gives
+	// none.
+	References int `yaml:"references"`
+	// HistoryBudget is how many characters (runes) of earlier turns go into the prompt:
+	// the most recent whole exchanges that fit. Default 2000; negative sends none.
+	HistoryBudget int `yaml:"history_budget"`
+	// Timeout is the deadline for a complete answer from Answer, retries included; the
+	// fallback is returned when it passes. Default 1.5s.
+	Timeout time.Duration `yaml:"timeout"`
+	// FirstToken is Stream's deadline for the first token, retries included. Default 1.5s.
+	FirstToken time.Duration `yaml:"first_token"`
+	// IdleTimeout is the longest gap Stream accepts between two tokens; a longer one
+	// cuts the stream. Default 1s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxRetries is how many times a failed call is repeated: only connection errors,
+	// 429 and 5xx, and never once a stream has emitted a token. Default 2; negative
+	// means none.
+	MaxRetries int `yaml:"max_retries"`
+	// BackoffMin and BackoffMax bound the jittered exponential wait before a retry,
+	// defaults 50ms and 500ms. A Retry-After (or Retry-After-Ms) asking for longer is
+	// honoured. A retry whose wait would end past the deadline is not made: the fallback
+	// comes at once.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// BreakerFailures is how many failed calls in a row open the circuit breaker. Every
+	// call counts, retries included; a 4xx other than 429 and a cancellation do not.
+	// Default 5.
+	BreakerFailures int `yaml:"breaker_failures"`
+	// BreakerDelay is how long the breaker stays open; then one call probes the upstream
+	// and closes it again on success. Default 30s.
+	BreakerDelay time.Duration `yaml:"breaker_delay"`
+	// MaxConcurrent bounds the requests in flight to the upstream (a bulkhead; a hedged
+	// request holds one place). A request beyond it gets the fallback at once. Default 16.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// HedgeDelay, when positive, sends a second identical request if the first has not
+	// answered after this long, and takes whichever answers first. Answer only: a
+	// stream's tokens cannot be taken from two sources. Default 0, off.
+	HedgeDelay time.Duration `yaml:"hedge_delay"`
+}
+
+// Defaults of LLMConfig.
+const (
+	defaultTemperature   = 0.3
+	defaultMaxTokens     = 512
+	defaultReferences    = 3
+	defaultHistoryBudget = 2000
+	defaultTimeout       = 1500 * time.Millisecond
+	defaultFirstToken    = 1500 * time.Millisecond
+	defaultIdleTimeout   = time.Second
+	defaultMaxRetries    = 2
+	defaultBackoffMin    = 50 * time.Millisecond
+	defaultBackoffMax    = 500 * time.Millisecond
+	defaultBreakerFails  = 5
+	defaultBreakerDelay  = 30 * time.Second
+	defaultMaxConcurrent = 16
+)
+
+// LLMDeps are what an LLM uses besides its configuration.
+type LLMDeps struct {
+	// Client is shared by all upstreams; nil means one NewHTTPClient shared by the
+	// package.
+	Client *http.Client
+	// FAQ is the tenant's FAQ engine: it finds the reference material and gives the
+	// fallback answer. Required.
+	FAQ *Swap
+	// Fallback is the tenant's text when no answer can be had, e.g. 系统繁忙,请稍后再试.
+	// Empty means a short apology in the knowledge base's language.
+	Fallback string
+	// Observer receives metrics; nil means none.
+	Observer LLMObserver
+	// Log receives the upstream's error when a request falls back because of it (a 4xx,
+	// retries exhausted, a malformed answer); nil means no logging.
+	Log *zap.Logger
+}
+
+// LLMObserver receives an LLM's metrics; the caller labels them with tenant and
+// upstream. Its methods may be called concurrently and must not block.
+type LLMObserver interface {
+	// UpstreamDone reports one HTTP call (a retry or a hedge is a call of its own) and
+	// how it ended: "ok", "http_5xx", "http_429", "http_4xx", "conn", "timeout",
+	// "canceled" (the caller left, or the hedged twin won), or "protocol" (a 2xx that
+	// was not a usable answer, an error event, or a stream ended without [DONE]).
+	UpstreamDone(d time.Duration, outcome string)
+	// FirstToken reports how long a stream took to its first token, from the call of
+	// Stream, retries included.
+	FirstToken(d time.Duration)
+	// Retry reports a retry about to be made.
+	Retry()
+	// BreakerState reports the breaker's new state on every change: "closed", "open" or
+	// "half_open".
+	BreakerState(state string)
+	// Fallback reports a request answered without the model, and why: "timeout" (the
+	// deadline or the first-token deadline passed), "breaker_open", "bulkhead" (too many
+	// requests in flight), or "upstream_error" (a 4xx, retries exhausted, a malformed
+	// answer).
+	Fallback(reason string)
+}
+
+// Fallback reasons.
+const (
+	reasonTimeout     = "timeout"
+	reasonBreakerOpen = "breaker_open"
+	reasonBulkhead    = "bulkhead"
+	reasonUpstream    = "upstream_error"
+)
+
+// fallbackTexts are used when the tenant set no fallback text.
+var fallbackTexts = map[string]string{
+	LangZH: "系统繁忙,请稍后再试。",
+	LangEN: "Sorry, we can't answer right now. Please try again later.",
+}
+
+// LLM answers from an OpenAI-compatible chat model, grounded in the tenant's knowledge
+// base, with a deadline, retries, a circuit breaker and a bulkhead. One LLM serves one
+// tenant and upstream, so a failing vendor trips only its own breaker, and one tenant
+// cannot take all the connections. It is safe for concurrent use and starts no
+// goroutines of its own beyond the ones a request needs and waits for.
+type LLM struct {
+	cfg      LLMConfig
+	url      string
+	client   *http.Client
+	faq      *Swap
+	fallback string
+	obs      LLMObserver
+	log      *zap.Logger
+	exec     failsafe.Executor[string]
+}
+
+var _ Streamer = (*LLM)(nil)
+
+// NewLLM validates cfg, applies its defaults and composes the resilience policies.
+func NewLLM(cfg LLMConfig, deps LLMDeps) (*LLM, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, fmt.Errorf("new llm: %w", err)
+	}
+	if deps.FAQ == nil || deps.FAQ.Current() == nil {
+		return nil, errors.New("new llm: no faq engine")
+	}
+	l := &LLM{
+		cfg:      cfg,
+		url:      strings.TrimRight(cfg.BaseURL, "/") + "/chat/completions",
+		client:   deps.Client,
+		faq:      deps.FAQ,
+		fallback: deps.Fallback,
+		obs:      deps.Observer,
+		log:      deps.Log,
+	}
+	if l.client == nil {
+		l.client = sharedClient()
+	}
+	if l.obs == nil {
+		l.obs = nopObserver{}
+	}
+	if l.log == nil {
+		l.log = zap.NewNop()
+	}
+	l.exec = l.policies()
+	return l, nil
+}
+
+// withDefaults validates c and fills in its zero fields.
+func (c *LLMConfig) withDefaults() error {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil {
+		return fmt.Errorf("base url: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("base url %q: not an absolute http or https url", c.BaseURL)
+	}
+	if strings.TrimSpace(c.Model) == "" {
+		return errors.New("no model")
+	}
+	if math.IsNaN(c.Temperature) || c.Temperature > 2 {
+		return fmt.Errorf("temperature %v above 2", c.Temperature)
+	}
+	for name, v := range map[string]int{"max tokens": c.MaxTokens, "breaker failures": c.BreakerFailures, "max concurrent": c.MaxConcurrent} {
+		if v < 0 {
+			return fmt.Errorf("%s %d below zero", name, v)
+		}
+	}
+	for name, d := range map[string]time.Duration{"timeout": c.Timeout, "first token": c.FirstToken, "idle timeout": c.IdleTimeout,
+		"backoff min": c.BackoffMin, "backoff max": c.BackoffMax, "breaker delay": c.BreakerDelay, "hedge delay": c.HedgeDelay} {
+		if d < 0 {
+			return fmt.Errorf("%s %v below zero", name, d)
+		}
+	}
+	if c.Upstream == "" {
+		c.Upstream = u.Hostname()
+	}
+	switch {
+	case c.Temperature == 0:
+		c.Temperature = defaultTemperature
+	case c.Temperature < 0:
+		c.Temperature = 0
+	}
+	setDefault(&c.MaxTokens, defaultMaxTokens)
+	setDefault(&c.References, defaultReferences)
+	setDefault(&c.HistoryBudget, defaultHistoryBudget)
+	setDefault(&c.Timeout, defaultTimeout)
+	setDefault(&c.FirstToken, defaultFirstToken)
+	setDefault(&c.IdleTimeout, defaultIdleTimeout)
+	setDefault(&c.MaxRetries, defaultMaxRetries)
+	setDefault(&c.BackoffMin, defaultBackoffMin)
+	setDefault(&c.BackoffMax, defaultBackoffMax)
+	setDefault(&c.BreakerFailures, defaultBreakerFails)
+	setDefault(&c.BreakerDelay, defaultBreakerDelay)
+	setDefault(&c.MaxConcurrent, defaultMaxConcurrent)
+	if c.BackoffMin > c.BackoffMax {
+		return fmt.Errorf("backoff min %v above backoff max %v", c.BackoffMin, c.BackoffMax)
+	}
+	c.References = max(c.References, 0)
+	c.HistoryBudget = max(c.HistoryBudget, 0)
+	c.MaxRetries = max(c.MaxRetries, 0)
+	return nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+// call is one request to the upstream, with all its attempts.
+type call struct {
+	// caller is the caller's context: when it ends, the request is abandoned, and that
+	// is neither a failure nor a reason to fall back.
+	caller   context.Context
+	deadline time.Time // no retry starts after it
+	body     []byte
+	stream   bool
+}
+
+// prepared is a request's prompt and what an answer from it carries.
+type prepared struct {
+	body      []byte
+	citations []Citation
+	conf      float64
+}
+
+// prepare builds the chat request for req from the tenant's knowledge base.
+func (l *LLM) prepare(faq *FAQ, req Request, stream bool) (prepared, error) {
+	refs, conf := faq.references(req, l.cfg.References)
+	body, err := json.Marshal(chatRequest{
+		Model:       l.cfg.Model,
+		Messages:    buildMessages(faq.Language(), l.cfg.SystemPrompt, refs, req.History, l.cfg.HistoryBudget, req.Message),
+		Temperature: l.cfg.Temperature,
+		MaxTokens:   l.cfg.MaxTokens,
+		Stream:      stream,
+	})
+	if err != nil {
+		return prepared{}, fmt.Errorf("encode chat request: %w", err)
+	}
+	p := prepared{body: body, conf: conf}
+	for _, r := range refs {
+		p.citations = append(p.citations, Citation{ID: r.ID, Question: r.Question})
+	}
+	return p, nil
+}
+
+// answer is the model's text as an Answer. Its confidence is the knowledge base's
+// confidence in its best match: the model answers from those entries only, so its
+// answer is as good as they fit the question. Its citations are the entries given.
+func (p prepared) answer(text string) Answer {
+	return Answer{Text: text, Source: SourceLLM, Confidence: p.conf, Citations: p.citations}
+}
+
+// Answer asks the model for a complete answer. When the model cannot answer in time
+// (the deadline passes, the breaker is open, the bulkhead is full, the upstream fails)
+// it returns, with a nil error, the knowledge base's answer if it is confident
+// (SourceFAQ), else the fallback text (SourceFallback). It returns an error only when
+// ctx ends (the context's error, at once, with the upstream call abandoned), or if the
+// request cannot be encoded.
+func (l *LLM) Answer(ctx context.Context, req Request) (Answer, error) {
+	if err := ctx.Err(); err != nil {
+		return Answer{}, err
+	}
+	dctx, cancel := context.WithTimeoutCause(ctx, l.cfg.Timeout, errDeadline)
+	defer cancel()
+	faq := l.faq.Current()
+	p, err := l.prepare(faq, req, false)
+	if err != nil {
+		return Answer{}, err
+	}
+	c := &call{caller: ctx, body: p.body}
+	c.deadline, _ = dctx.Deadline()
+	text, err := l.exec.WithContext(dctx).GetWithExecution(func(exec failsafe.Execution[string]) (string, error) {
+		return l.answerOnce(exec.Context(), c, exec.Retries())
+	})
+	if err == nil {
+		return p.answer(text), nil
+	}
+	if ctx.Err() != nil {
+		return Answer{}, ctx.Err()
+	}
+	return l.fallbackAnswer(ctx, faq, req, reason(dctx, err), err), nil
+}
+
+// Stream asks the model for a streamed answer and passes its tokens to emit as they
+// arrive; the pieces emitted, joined, are always the returned Answer's Text.
+//
+// Before the first token, failures are retried until the first-token deadline, then
+// Stream emits and returns the knowledge base's confident answer or the fallback text,
+// with a nil error. After the first token nothing is retried: when the stream breaks
+// (the connection is cut, a gap between tokens exceeds the idle timeout, an error event
+// comes, or it ends without [DONE]) Stream returns the partial answer, Incomplete set,
+// and an error wrapping ErrStreamCut. When emit fails (the client is gone) the upstream
+// call is abandoned and that error is returned; when ctx ends, the context's error.
+func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) (Answer, error) {
+	if err := ctx.Err(); err != nil {
+		return Answer{}, err
+	}
+	start := time.Now()
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	first := time.AfterFunc(l.cfg.FirstToken, func() { cancel(errDeadline) })
+	defer first.Stop()
+	faq := l.faq.Current()
+	p, err := l.prepare(faq, req, true)
+	if err != nil {
+		return Answer{}, err
+	}
+	s := &stream{
+		l:      l,
+		c:      &call{caller: ctx, deadline: start.Add(l.cfg.FirstToken), body: p.body, stream: true},
+		start:  start,
+		first:  first,
+		cancel: cancel,
+		emit:   emit,
+	}
+	defer s.stop()
+	text, err := l.exec.WithContext(sctx).GetWithExecution(func(exec failsafe.Execution[string]) (string, error) {
+		return s.attempt(exec.Context(), exec.Retries())
+	})
+	partial := func() Answer {
+		a := p.answer(s.text.String())
+		a.Incomplete = true
+		return a
+	}
+	switch {
+	case err == nil:
+		return p.answer(text), nil
+	case s.emitErr != nil:
+		return partial(), s.emitErr
+	case ctx.Err() != nil:
+		if s.started {
+			return partial(), ctx.Err()
+		}
+		return Answer{}, ctx.Err()
+	case s.started:
+		return partial(), fmt.Errorf("%w: %v", ErrStreamCut, err)
+	}
+	a := l.fallbackAnswer(ctx, faq, req, reason(sctx, err), err)
+	if err := emit(a.Text); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
+// fallbackAnswer answers without the model: the knowledge base's answer if it is
+// confident, else the fallback text.
+func (l *LLM) fallbackAnswer(ctx context.Context, faq *FAQ, req Request, why string, err error) Answer {
+	l.obs.Fallback(why)
+	if why == reasonUpstream {
+		l.log.Warn("model upstream failed, answering without it", zap.String("upstream", l.cfg.Upstream), zap.Error(err))
+	}
+	// The request's context may be past its deadline; the knowledge base answers in
+	// microseconds and must still answer.
+	if a, err := faq.Answer(context.WithoutCancel(ctx), req); err == nil && a.Source == SourceFAQ {
+		return a
+	}
+	text := l.fallback
+	if text == "" {
+		text = fallbackTexts[faq.Language()]
+	}
+	return Answer{Text: text, Source: SourceFallback}
+}
+
+// nopObserver discards metrics.
+type nopObserver struct{}
+
+func (nopObserver) UpstreamDone(time.Duration, string) {}
+func (nopObserver) FirstToken(time.Duration)           {}
+func (nopObserver) Retry()                             {}
+func (nopObserver) BreakerState(string)                {}
+func (nopObserver) Fallback(string)                    {}
+
+// breakerStates name the breaker's states for LLMObserver.BreakerState.
+var breakerStates = map[circuitbreaker.State]string{
+	circuitbreaker.ClosedState:   "closed",
+	circuitbreaker.OpenState:     "open",
+	circuitbreaker.HalfOpenState: "half_open",
+}
