@@ -25,6 +25,9 @@ var (
 	ErrInvalid = errors.New("invalid turn")
 	// ErrDraining: the engine is shutting down and takes no new turns.
 	ErrDraining = errors.New("dialogue engine draining")
+	// ErrIncomplete ends a stream whose answer was cut after some of it was sent: the
+	// part sent is stored, marked incomplete.
+	ErrIncomplete = errors.New("answer cut short")
 )
 
 // Turn is one user message to answer.
@@ -48,7 +51,9 @@ type Reply struct {
 	Confidence  float64
 	Citations   []Citation
 	Suggestions []Citation
-	Latency     time.Duration
+	// Incomplete: the answer's stream was cut; Answer holds the part that was sent.
+	Incomplete bool
+	Latency    time.Duration
 	// Duplicate is true when the reply was stored earlier under the same ClientMsgID.
 	Duplicate bool
 }

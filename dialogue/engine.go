@@ -380,9 +380,16 @@ func (e *Engine) process(j *job) {
 	}
 
 	start := time.Now()
-	ans := e.answer(j, tn, history)
+	ans, streamed, err := e.answer(j, tn, history)
 	e.deps.Observe(tn.ID, StageAnswer, time.Since(start))
-	e.emitPieces(j, ans.Text)
+	cut := errors.Is(err, nlpclient.ErrStreamCut)
+	if err != nil && !cut {
+		e.fail(j, err) // the caller left before an answer: nothing to store
+		return
+	}
+	if !streamed {
+		e.emitPieces(j, ans.Text)
+	}
 
 	now := time.Now()
 	st := session.Turn{
@@ -394,6 +401,7 @@ func (e *Engine) process(j *job) {
 		Confidence:  ans.Confidence,
 		Citations:   citations(ans.Citations),
 		Suggestions: citations(ans.Suggestions),
+		Incomplete:  ans.Incomplete,
 		At:          j.accepted.UTC(),
 		AnsweredAt:  now.UTC(),
 	}
@@ -406,16 +414,22 @@ func (e *Engine) process(j *job) {
 		e.fail(j, fmt.Errorf("store turn: %w", err))
 		return
 	}
+	if cut && stored.ID == j.turnID {
+		e.fail(j, ErrIncomplete) // the part sent is stored; the stream ends with an error
+		return
+	}
 	e.finish(j, stored, stored.ID != j.turnID)
 }
 
-// answer asks the tenant's engine, and falls back to the tenant's fallback text when it
-// has none or fails.
-func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) nlpclient.Answer {
+// answer asks the tenant's engine; a streaming turn is streamed when the engine can,
+// and streamed reports that its pieces were sent. It falls back to the tenant's fallback
+// text when the engine has none or fails. The errors it returns are the caller's
+// context ending (nothing to store) and nlpclient.ErrStreamCut with the partial answer.
+func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) (ans nlpclient.Answer, streamed bool, err error) {
 	a, ok := e.deps.Answerers[tn.ID]
 	if !ok {
 		e.log.Warn("tenant has no answer engine", zap.String("tenant", tn.ID.String()))
-		return fallback(tn)
+		return fallback(tn), false, nil
 	}
 	req := nlpclient.Request{Message: j.turn.Message}
 	if n := len(history); n > 0 {
@@ -429,13 +443,32 @@ func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) nlpcl
 			req.History = append(req.History, ex)
 		}
 	}
-	ans, err := a.Answer(j.ctx, req)
-	if err != nil {
-		e.log.Warn("answer engine failed, using fallback",
-			zap.String("tenant", tn.ID.String()), zap.String("session", j.ref.Session), zap.Error(err))
-		return fallback(tn)
+	if s, ok := a.(nlpclient.Streamer); ok && j.events != nil {
+		streamed = true
+		ans, err = s.Stream(j.ctx, req, func(delta string) error {
+			e.emit(j, Event{Kind: EventDelta, Delta: delta})
+			if j.gone {
+				return context.Canceled
+			}
+			return nil
+		})
+	} else {
+		ans, err = a.Answer(j.ctx, req)
 	}
-	return ans
+	switch {
+	case err == nil:
+		return ans, streamed, nil
+	case errors.Is(err, nlpclient.ErrStreamCut):
+		e.log.Warn("answer stream cut, storing the part sent",
+			zap.String("tenant", tn.ID.String()), zap.String("session", j.ref.Session), zap.Int("chars", len(ans.Text)))
+		ans.Incomplete = true
+		return ans, true, err
+	case j.ctx.Err() != nil:
+		return ans, streamed, j.ctx.Err()
+	}
+	e.log.Warn("answer engine failed, using fallback",
+		zap.String("tenant", tn.ID.String()), zap.String("session", j.ref.Session), zap.Error(err))
+	return fallback(tn), false, nil
 }
 
 func fallback(tn *tenant.Tenant) nlpclient.Answer {
@@ -463,6 +496,7 @@ func (e *Engine) finish(j *job, t session.Turn, duplicate bool) {
 		Confidence:  t.Confidence,
 		Citations:   t.Citations,
 		Suggestions: t.Suggestions,
+		Incomplete:  t.Incomplete,
 		Latency:     time.Since(j.accepted),
 		Duplicate:   duplicate,
 	}

@@ -73,7 +73,9 @@ type replyJSON struct {
 	Confidence  float64        `json:"confidence"`
 	Citations   []citationJSON `json:"citations"`
 	Suggestions []citationJSON `json:"suggestions"`
-	LatencyMS   float64        `json:"latency_ms"`
+	// Incomplete: the answer's stream was cut; answer holds the part that was sent.
+	Incomplete bool    `json:"incomplete,omitempty"`
+	LatencyMS  float64 `json:"latency_ms"`
 }
 
 func toCitationsJSON(cs []dialogue.Citation) []citationJSON {
@@ -93,6 +95,7 @@ func toReplyJSON(r dialogue.Reply) replyJSON {
 		Confidence:  r.Confidence,
 		Citations:   toCitationsJSON(r.Citations),
 		Suggestions: toCitationsJSON(r.Suggestions),
+		Incomplete:  r.Incomplete,
 		LatencyMS:   float64(r.Latency.Microseconds()) / 1000,
 	}
 }

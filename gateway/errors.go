@@ -76,6 +76,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusServiceUnavailable, code: "overloaded", message: "The service is busy; retry shortly.", retryAfter: time.Second}
 	case errors.Is(err, dialogue.ErrUnavailable), errors.Is(err, dialogue.ErrDraining):
 		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The service is unavailable; retry shortly.", retryAfter: 5 * time.Second}
+	case errors.Is(err, dialogue.ErrIncomplete):
+		return errorClass{status: http.StatusBadGateway, code: "incomplete", message: "The answer was cut short; the part sent is stored with the turn."}
 	case errors.Is(err, context.DeadlineExceeded):
 		return errorClass{status: http.StatusGatewayTimeout, code: "timeout", message: "The answer took too long."}
 	case errors.Is(err, context.Canceled):

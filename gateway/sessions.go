@@ -19,6 +19,8 @@ type messageJSON struct {
 	Content string `json:"content"`
 	TurnID  string `json:"turn_id"`
 	At      string `json:"at"`
+	// Incomplete marks an assistant message whose stream was cut.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 type historyJSON struct {
@@ -37,7 +39,7 @@ func toHistoryJSON(id string, turns []session.Turn) historyJSON {
 		}
 		msgs = append(msgs,
 			messageJSON{Role: "user", Content: t.User, TurnID: t.ID, At: formatTime(t.At)},
-			messageJSON{Role: "assistant", Content: t.Answer, TurnID: t.ID, At: formatTime(answered)},
+			messageJSON{Role: "assistant", Content: t.Answer, TurnID: t.ID, At: formatTime(answered), Incomplete: t.Incomplete},
 		)
 	}
 	return historyJSON{SessionID: id, Messages: msgs}
