@@ -18,6 +18,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -107,13 +109,14 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
 	}
+	metrics := gateway.NewMetrics()
 	engines, err := buildAnswerers(tenants)
 	if err != nil {
 		return err
 	}
-	answerers := make(map[tenant.ID]dialogue.Answerer, len(engines))
-	for id, e := range engines {
-		answerers[id] = e
+	answerers, err := buildModels(tenants, engines, p.getenv, metrics, log)
+	if err != nil {
+		return err
 	}
 
 	// Session store.
@@ -124,7 +127,6 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	defer closeStore()
 
 	// Dialogue engine and HTTP edge.
-	metrics := gateway.NewMetrics()
 	engine, err := dialogue.New(cfg.Dialogue, dialogue.Deps{
 		Store:     store,
 		Answerers: answerers,
@@ -191,6 +193,59 @@ func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*nlpclient.Swap, er
 	return out, nil
 }
 
+// buildModels returns each tenant's answer engine: its FAQ engine, or for engine kind
+// "openai" a model client grounded on that FAQ engine and falling back to it. All model
+// clients share one HTTP client; each has its own breaker and bulkhead.
+func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, getenv func(string) string,
+	metrics *gateway.Metrics, log *zap.Logger) (map[tenant.ID]dialogue.Answerer, error) {
+	out := make(map[tenant.ID]dialogue.Answerer, len(faqs))
+	var client *http.Client
+	for _, t := range tenants.Tenants() {
+		if t.Engine.Kind != tenant.EngineOpenAI {
+			out[t.ID] = faqs[t.ID]
+			continue
+		}
+		l := t.Engine.LLM
+		cfg := nlpclient.LLMConfig{
+			Upstream: l.Upstream, BaseURL: l.BaseURL, Model: l.Model,
+			Temperature: l.Temperature, MaxTokens: l.MaxTokens, SystemPrompt: l.SystemPrompt,
+			References: l.References, HistoryBudget: l.HistoryChars,
+			Timeout: l.Timeout, FirstToken: l.FirstTokenTimeout, IdleTimeout: l.IdleTimeout,
+			MaxRetries: l.MaxRetries, BreakerFailures: l.BreakerFailures, BreakerDelay: l.BreakerDelay,
+			MaxConcurrent: l.MaxConcurrent, HedgeDelay: l.HedgeDelay,
+		}
+		if l.APIKey != (tenant.Secret{}) {
+			key, err := tenant.ResolveSecret(l.APIKey, getenv)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: engine.llm.api_key: %w", t.ID, err)
+			}
+			cfg.APIKey = string(key)
+		}
+		if cfg.Upstream == "" {
+			if u, err := url.Parse(cfg.BaseURL); err == nil {
+				cfg.Upstream = u.Hostname()
+			}
+		}
+		if client == nil {
+			client = nlpclient.NewHTTPClient()
+		}
+		m, err := nlpclient.NewLLM(cfg, nlpclient.LLMDeps{
+			Client:   client,
+			FAQ:      faqs[t.ID],
+			Fallback: t.FallbackAnswer,
+			Observer: metrics.Upstream(t.ID, cfg.Upstream),
+			Log:      log.With(zap.String("tenant", t.ID.String())),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: engine.llm: %w", t.ID, err)
+		}
+		out[t.ID] = m
+		log.Info("model engine configured", zap.String("tenant", t.ID.String()),
+			zap.String("upstream", cfg.Upstream), zap.String("model", cfg.Model))
+	}
+	return out, nil
+}
+
 // reloadKBs reloads every tenant's knowledge base on each signal until ctx ends. A file
 // that does not load leaves that tenant's engine as it was, and says why.
 func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*nlpclient.Swap, log *zap.Logger) {
@@ -216,9 +271,6 @@ func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Re
 
 // loadFAQ builds the FAQ engine of one tenant from its knowledge base file.
 func loadFAQ(t *tenant.Tenant) (*nlpclient.FAQ, error) {
-	if t.Engine.Kind != "faq" {
-		return nil, fmt.Errorf("tenant %s: engine.kind %q is not supported (use faq)", t.ID, t.Engine.Kind)
-	}
 	data, err := readKB(t.Engine.KB)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: engine.kb: %w", t.ID, err)

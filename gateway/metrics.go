@@ -37,6 +37,12 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+
+	upstream     *prometheus.HistogramVec
+	firstToken   *prometheus.HistogramVec
+	retries      *prometheus.CounterVec
+	breakerState *prometheus.GaugeVec
+	fallbacks    *prometheus.CounterVec
 }
 
 // NewMetrics builds the metrics and a registry holding them plus the Go runtime and
@@ -63,10 +69,33 @@ func NewMetrics() *Metrics {
 			Help: "Requests refused by a tenant's rate limit.",
 		}, []string{"tenant"}),
 	}
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fengda_upstream_duration_seconds",
+		Help:    "Model upstream calls by outcome (ok, http_5xx, http_429, http_4xx, conn, timeout, canceled, protocol); a retry is a call of its own.",
+		Buckets: latencyBuckets,
+	}, []string{"tenant", "upstream", "outcome"})
+	m.firstToken = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fengda_upstream_first_token_seconds",
+		Help:    "Time from the start of a streamed answer to its first token, retries included.",
+		Buckets: latencyBuckets,
+	}, []string{"tenant", "upstream"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_upstream_retries_total",
+		Help: "Model upstream calls repeated after a connection error, 429 or 5xx.",
+	}, []string{"tenant", "upstream"})
+	m.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fengda_upstream_breaker_state",
+		Help: "Circuit breaker state per tenant and upstream: 0 closed, 1 half-open, 2 open.",
+	}, []string{"tenant", "upstream"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_fallbacks_total",
+		Help: "Answers given without the model, by reason (timeout, breaker_open, bulkhead, upstream_error).",
+	}, []string{"tenant", "upstream", "reason"})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.stage, m.requests, m.duration, m.rateLimited,
+		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks,
 	)
 	return m
 }
@@ -93,4 +122,43 @@ func (m *Metrics) observeRateLimited(t tenant.ID) {
 // handler serves the registry in the Prometheus text format.
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// UpstreamObserver receives one tenant's model upstream metrics; its methods match
+// nlpclient.LLMObserver, which main plugs it into.
+type UpstreamObserver struct {
+	m                *Metrics
+	tenant, upstream string
+}
+
+// Upstream returns the observer of tenant t's upstream, with its breaker reported closed.
+func (m *Metrics) Upstream(t tenant.ID, upstream string) *UpstreamObserver {
+	m.breakerState.WithLabelValues(t.String(), upstream).Set(0)
+	return &UpstreamObserver{m: m, tenant: t.String(), upstream: upstream}
+}
+
+// UpstreamDone records one upstream call and how it ended.
+func (o *UpstreamObserver) UpstreamDone(d time.Duration, outcome string) {
+	o.m.upstream.WithLabelValues(o.tenant, o.upstream, outcome).Observe(d.Seconds())
+}
+
+// FirstToken records a stream's time to its first token.
+func (o *UpstreamObserver) FirstToken(d time.Duration) {
+	o.m.firstToken.WithLabelValues(o.tenant, o.upstream).Observe(d.Seconds())
+}
+
+// Retry counts a retry.
+func (o *UpstreamObserver) Retry() { o.m.retries.WithLabelValues(o.tenant, o.upstream).Inc() }
+
+// breakerValues map breaker states to the gauge's values.
+var breakerValues = map[string]float64{"closed": 0, "half_open": 1, "open": 2}
+
+// BreakerState records the breaker's new state.
+func (o *UpstreamObserver) BreakerState(state string) {
+	o.m.breakerState.WithLabelValues(o.tenant, o.upstream).Set(breakerValues[state])
+}
+
+// Fallback counts an answer given without the model.
+func (o *UpstreamObserver) Fallback(reason string) {
+	o.m.fallbacks.WithLabelValues(o.tenant, o.upstream, reason).Inc()
 }
