@@ -1,6 +1,6 @@
 // Package nlpclient owns the answer engines behind one small interface: the built-in FAQ
-// engine (BM25 over a tenant's knowledge base, Chinese and English) and, later, model
-// clients with their resilience policies.
+// engine (BM25 over a tenant's knowledge base, Chinese and English) and an
+// OpenAI-compatible model client (LLM) grounded on it, with its resilience policies.
 //
 // It must not import other Fengda packages: callers pass plain values in and get plain
 // values back.
