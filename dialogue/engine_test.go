@@ -414,3 +414,100 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 }
+
+// streamer streams fixed pieces; cut makes it fail after them as a cut stream does, and
+// block makes it wait for the caller to leave after the first piece.
+type streamer struct {
+	echo
+	pieces []string
+	cut    bool
+	block  bool
+}
+
+func (s *streamer) Stream(ctx context.Context, req nlpclient.Request, emit func(string) error) (nlpclient.Answer, error) {
+	var text strings.Builder
+	for i, p := range s.pieces {
+		if err := emit(p); err != nil {
+			return nlpclient.Answer{}, err
+		}
+		text.WriteString(p)
+		if s.block && i == 0 {
+			<-ctx.Done()
+			return nlpclient.Answer{}, ctx.Err()
+		}
+	}
+	a := nlpclient.Answer{Text: text.String(), Source: nlpclient.SourceLLM, Citations: []nlpclient.Citation{{ID: "e1", Question: "q"}}}
+	if s.cut {
+		a.Incomplete = true
+		return a, nlpclient.ErrStreamCut
+	}
+	return a, nil
+}
+
+func collect(t *testing.T, ch <-chan dialogue.Event) (session string, deltas []string, last dialogue.Event) {
+	t.Helper()
+	for ev := range ch {
+		switch ev.Kind {
+		case dialogue.EventMeta:
+			session = ev.SessionID
+		case dialogue.EventDelta:
+			deltas = append(deltas, ev.Delta)
+		}
+		last = ev
+	}
+	return session, deltas, last
+}
+
+func TestStreamerPiecesPassThrough(t *testing.T) {
+	e, store := start(t, dialogue.Config{Workers: 1, Backlog: 4}, &streamer{pieces: []string{"a", "b", "c"}})
+	ch, err := e.Stream(context.Background(), dialogue.Turn{Tenant: bank, User: "u1", Message: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, deltas, last := collect(t, ch)
+	if strings.Join(deltas, "|") != "a|b|c" || last.Kind != dialogue.EventDone || last.Reply.Source != "llm" || last.Reply.Incomplete {
+		t.Fatalf("deltas %v, last %+v; want the engine's own pieces then done", deltas, last)
+	}
+	turns, err := store.Load(context.Background(), session.Ref{Tenant: bank, Session: id, User: "u1"})
+	if err != nil || len(turns) != 1 || turns[0].Answer != "abc" || turns[0].Incomplete {
+		t.Errorf("stored %+v, %v", turns, err)
+	}
+}
+
+func TestStreamCutStoresPartIncomplete(t *testing.T) {
+	e, store := start(t, dialogue.Config{Workers: 1, Backlog: 4}, &streamer{pieces: []string{"a", "b"}, cut: true})
+	ch, err := e.Stream(context.Background(), dialogue.Turn{Tenant: bank, User: "u1", Message: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, deltas, last := collect(t, ch)
+	if strings.Join(deltas, "|") != "a|b" || last.Kind != dialogue.EventError || !errors.Is(last.Err, dialogue.ErrIncomplete) {
+		t.Fatalf("deltas %v, last %+v; want the pieces then an ErrIncomplete error", deltas, last)
+	}
+	turns, err := store.Load(context.Background(), session.Ref{Tenant: bank, Session: id, User: "u1"})
+	if err != nil || len(turns) != 1 || turns[0].Answer != "ab" || !turns[0].Incomplete {
+		t.Errorf("stored %+v, %v; want the part, marked incomplete", turns, err)
+	}
+}
+
+func TestStreamCallerGoneStoresNothing(t *testing.T) {
+	e, store := start(t, dialogue.Config{Workers: 1, Backlog: 4}, &streamer{pieces: []string{"a", "b"}, block: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := e.Stream(ctx, dialogue.Turn{Tenant: bank, User: "u1", Message: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for ev := range ch {
+		if ev.Kind == dialogue.EventMeta {
+			id = ev.SessionID
+		}
+		if ev.Kind == dialogue.EventDelta {
+			cancel() // the client leaves after the first token
+		}
+	}
+	// The engine has finished the turn once its channel is closed.
+	if _, err := store.Load(context.Background(), session.Ref{Tenant: bank, Session: id, User: "u1"}); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("load after the caller left: %v, want ErrNotFound (nothing stored)", err)
+	}
+}
