@@ -493,6 +493,7 @@ func TestStreamCutStoresPartIncomplete(t *testing.T) {
 func TestStreamCallerGoneStoresNothing(t *testing.T) {
 	e, store := start(t, dialogue.Config{Workers: 1, Backlog: 4}, &streamer{pieces: []string{"a", "b"}, block: true})
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	ch, err := e.Stream(ctx, dialogue.Turn{Tenant: bank, User: "u1", Message: "hi"})
 	if err != nil {
 		t.Fatal(err)
