@@ -4,8 +4,8 @@
 // that refuse new messages (ErrFull) rather than drop queued ones; durable pull
 // consumers, one per tenant, worked round-robin so one tenant's burst cannot starve
 // another, and acknowledged only after the handler has stored its work; result delivery
-// over core NATS back to the request waiting on whichever replica published; and drain
-// on shutdown.
+// over core NATS back to the request waiting on whichever replica published; drain on
+// shutdown; and lag metrics for autoscaling.
 //
 // It knows nothing of what a turn means beyond bytes and headers, and imports no Fengda
 // package but tenant.
