@@ -19,7 +19,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -221,11 +220,7 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, g
 			}
 			cfg.APIKey = string(key)
 		}
-		if cfg.Upstream == "" {
-			if u, err := url.Parse(cfg.BaseURL); err == nil {
-				cfg.Upstream = u.Hostname()
-			}
-		}
+		cfg.Upstream = cfg.UpstreamName()
 		if client == nil {
 			client = nlpclient.NewHTTPClient()
 		}

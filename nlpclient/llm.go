@@ -21,63 +21,63 @@ import (
 type LLMConfig struct {
 	// Upstream names the vendor in metrics and logs, e.g. deepseek. Default: the host of
 	// BaseURL.
-	Upstream string `yaml:"upstream"`
+	Upstream string
 	// BaseURL is the API's root, an absolute http or https URL; requests go to
 	// {BaseURL}/chat/completions.
-	BaseURL string `yaml:"base_url"`
+	BaseURL string
 	// APIKey is sent as a bearer token; empty sends none (local servers). It is the
 	// resolved secret, so the caller fills it in and it is never read from YAML.
-	APIKey string `yaml:"-"`
+	APIKey string
 	// Model is the model's name at the vendor. Required.
-	Model string `yaml:"model"`
+	Model string
 	// Temperature is the sampling temperature, at most 2. Default 0.3: answers that keep
 	// close to the reference material but do not read as canned. A negative value sends
 	// 0 (greedy decoding).
-	Temperature float64 `yaml:"temperature"`
+	Temperature float64
 	// MaxTokens bounds the answer's length. Default 512.
-	MaxTokens int `yaml:"max_tokens"`
+	MaxTokens int
 	// SystemPrompt is the tenant's own instruction (persona, tone); the grounding rules
 	// and the reference material follow it.
-	SystemPrompt string `yaml:"system_prompt"`
+	SystemPrompt string
 	// References is how many knowledge-base entries the model gets as reference
 	// material, the best matches first. Default 3; at most 5 are found; negative gives
 	// none.
-	References int `yaml:"references"`
+	References int
 	// HistoryBudget is how many characters (runes) of earlier turns go into the prompt:
 	// the most recent whole exchanges that fit. Default 2000; negative sends none.
-	HistoryBudget int `yaml:"history_budget"`
+	HistoryBudget int
 	// Timeout is the deadline for a complete answer from Answer, retries included; the
 	// fallback is returned when it passes. Default 1.5s.
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration
 	// FirstToken is Stream's deadline for the first token, retries included. Default 1.5s.
-	FirstToken time.Duration `yaml:"first_token"`
+	FirstToken time.Duration
 	// IdleTimeout is the longest gap Stream accepts between two tokens; a longer one
 	// cuts the stream. Default 1s.
-	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	IdleTimeout time.Duration
 	// MaxRetries is how many times a failed call is repeated: only connection errors,
 	// 429 and 5xx, and never once a stream has emitted a token. Default 2; negative
 	// means none.
-	MaxRetries int `yaml:"max_retries"`
+	MaxRetries int
 	// BackoffMin and BackoffMax bound the jittered exponential wait before a retry,
 	// defaults 50ms and 500ms. A Retry-After (or Retry-After-Ms) asking for longer is
 	// honoured. A retry whose wait would end past the deadline is not made: the fallback
 	// comes at once.
-	BackoffMin time.Duration `yaml:"backoff_min"`
-	BackoffMax time.Duration `yaml:"backoff_max"`
+	BackoffMin time.Duration
+	BackoffMax time.Duration
 	// BreakerFailures is how many failed calls in a row open the circuit breaker. Every
 	// call counts, retries included; a 4xx other than 429 and a cancellation do not.
 	// Default 5.
-	BreakerFailures int `yaml:"breaker_failures"`
+	BreakerFailures int
 	// BreakerDelay is how long the breaker stays open; then one call probes the upstream
 	// and closes it again on success. Default 30s.
-	BreakerDelay time.Duration `yaml:"breaker_delay"`
+	BreakerDelay time.Duration
 	// MaxConcurrent bounds the requests in flight to the upstream (a bulkhead; a hedged
 	// request holds one place). A request beyond it gets the fallback at once. Default 16.
-	MaxConcurrent int `yaml:"max_concurrent"`
+	MaxConcurrent int
 	// HedgeDelay, when positive, sends a second identical request if the first has not
 	// answered after this long, and takes whichever answers first. Answer only: a
 	// stream's tokens cannot be taken from two sources. Default 0, off.
-	HedgeDelay time.Duration `yaml:"hedge_delay"`
+	HedgeDelay time.Duration
 }
 
 // Defaults of LLMConfig.
@@ -226,9 +226,7 @@ func (c *LLMConfig) withDefaults() error {
 			return fmt.Errorf("%s %v below zero", name, d)
 		}
 	}
-	if c.Upstream == "" {
-		c.Upstream = u.Hostname()
-	}
+	c.Upstream = c.UpstreamName()
 	switch {
 	case c.Temperature == 0:
 		c.Temperature = defaultTemperature
@@ -254,6 +252,18 @@ func (c *LLMConfig) withDefaults() error {
 	c.HistoryBudget = max(c.HistoryBudget, 0)
 	c.MaxRetries = max(c.MaxRetries, 0)
 	return nil
+}
+
+// UpstreamName is the name of the upstream in metrics and logs: Upstream, or else the
+// host of BaseURL.
+func (c LLMConfig) UpstreamName() string {
+	if c.Upstream != "" {
+		return c.Upstream
+	}
+	if u, err := url.Parse(c.BaseURL); err == nil {
+		return u.Hostname()
+	}
+	return ""
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {

@@ -193,7 +193,7 @@ func NewRegistry(cfgs []Config, getenv func(string) string) (*Registry, error) {
 
 		for j, s := range cfg.APIKeys {
 			kat := fmt.Sprintf("%s.api_keys[%d]", at, j)
-			v, err := resolveSecret(s, getenv)
+			v, err := ResolveSecret(s, getenv)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", kat, err)
 			}
@@ -293,7 +293,7 @@ func newKey(kc KeyConfig, at string, getenv func(string) string) (*key, error) {
 		if kc.PublicKeyFile != "" {
 			return nil, fmt.Errorf("%s.public_key_file: not used with HS256 (set secret)", at)
 		}
-		secret, err := resolveSecret(kc.Secret, getenv)
+		secret, err := ResolveSecret(kc.Secret, getenv)
 		if err != nil {
 			return nil, fmt.Errorf("%s.secret: %w", at, err)
 		}
@@ -339,7 +339,7 @@ func validateEngine(e Engine, at string, getenv func(string) string) error {
 		return fmt.Errorf("%s.llm.model: required", at)
 	}
 	if l.APIKey != (Secret{}) {
-		if _, err := resolveSecret(l.APIKey, getenv); err != nil {
+		if _, err := ResolveSecret(l.APIKey, getenv); err != nil {
 			return fmt.Errorf("%s.llm.api_key: %w", at, err)
 		}
 	}
@@ -364,11 +364,6 @@ func validateEngine(e Engine, at string, getenv func(string) string) error {
 // ResolveSecret reads s from exactly one of its sources (env, file or value). Errors
 // never contain the secret.
 func ResolveSecret(s Secret, getenv func(string) string) ([]byte, error) {
-	return resolveSecret(s, getenv)
-}
-
-// resolveSecret reads s from exactly one of its sources. Errors never contain the secret.
-func resolveSecret(s Secret, getenv func(string) string) ([]byte, error) {
 	set := 0
 	for _, v := range []string{s.Env, s.File, s.Value} {
 		if v != "" {
