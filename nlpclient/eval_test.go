@@ -44,7 +44,7 @@ func TestEvalDev(t *testing.T) {
 		top1, top3, answered, rejection, followUp, followUpAnswered float64
 	}{
 		{set: "eval-dev", kb: "bank-zh", top1: 0.86, top3: 0.95, answered: 0.68, rejection: 0.9, followUp: 0.75, followUpAnswered: 0.75},
-		{set: "eval-dev", kb: "shop-en", top1: 0.77, top3: 0.86, answered: 0.6, rejection: 0.9},
+		{set: "eval-dev", kb: "shop-en", top1: 0.75, top3: 0.86, answered: 0.57, rejection: 0.9},
 		{set: "eval-synth", kb: "bank-zh", top1: 0.77, top3: 0.93, answered: 0.62, rejection: 0.9, followUp: 0.7, followUpAnswered: 0.66},
 		{set: "eval-synth", kb: "shop-en", top1: 0.65, top3: 0.89, answered: 0.52, rejection: 0.9, followUp: 0.77, followUpAnswered: 0.62},
 	}

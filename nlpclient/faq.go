@@ -255,7 +255,14 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 			anyRare = anyRare || int(ix.info[q.id].dfP) <= ix.commonP
 		}
 	}
-	sort.Slice(order, func(a, b int) bool { return ix.info[qs[order[a]].id].dfP < ix.info[qs[order[b]].id].dfP })
+	// Ties go to the lower term id, so scores are summed in one order on every run.
+	sort.Slice(order, func(a, b int) bool {
+		ia, ib := qs[order[a]].id, qs[order[b]].id
+		if da, db := ix.info[ia].dfP, ix.info[ib].dfP; da != db {
+			return da < db
+		}
+		return ia < ib
+	})
 	var common []int
 	for _, qi := range order {
 		q := qs[qi]

@@ -143,3 +143,29 @@ func TestFAQConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestAnswersDoNotDependOnMapOrder builds each engine several times (Go varies map
+// order between maps and runs) and requires every answer, to the last bit of its
+// confidence, to be the same each time.
+func TestAnswersDoNotDependOnMapOrder(t *testing.T) {
+	for _, name := range []string{"bank-zh", "shop-en"} {
+		qs, _ := loadSets(t, "eval-synth", name)
+		var first []Answer
+		for build := range 6 {
+			f := newTestFAQ(t, name)
+			for i, q := range qs.Queries {
+				a, err := f.Answer(context.Background(), Request{Message: q.Query})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if build == 0 {
+					first = append(first, a)
+					continue
+				}
+				if b := first[i]; a.Source != b.Source || a.Confidence != b.Confidence || a.Text != b.Text {
+					t.Fatalf("%s %q: build %d answered %s %v, build 0 %s %v", name, q.Query, build, a.Source, a.Confidence, b.Source, b.Confidence)
+				}
+			}
+		}
+	}
+}

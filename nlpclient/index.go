@@ -290,7 +290,8 @@ func (ix *index) correct(w string) int32 {
 	try := func(id int32, cand string) {
 		d := osaDistance(w, cand, maxDist)
 		df := ix.info[id].dfP + ix.info[id].dfA
-		if d < bestDist || (d == bestDist && df > bestDF) {
+		// Ties go to the lower term id: the candidates arrive in map order.
+		if d < bestDist || (d == bestDist && (df > bestDF || (df == bestDF && id < best))) {
 			best, bestDist, bestDF = id, d, df
 		}
 	}
