@@ -2,103 +2,32 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/fengda-ai/fengda/queue/queuetest"
 	"github.com/fengda-ai/fengda/tenant"
 )
-
-// externalURL is the NATS server with JetStream that tests share with other runs.
-const externalURL = "nats://127.0.0.1:4222"
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// backend is one way of running JetStream: in process, or the machine's server.
-type backend struct {
-	name     string
-	external bool
-}
-
-var backends = []backend{{name: "embedded"}, {name: "external", external: true}}
-
-// forEachBackend runs fn as a subtest per backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+// config returns a configuration of b private to this test (see queuetest.Place).
+func config(t *testing.T, b queuetest.Backend) Config {
 	t.Helper()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { fn(t, b) })
-	}
-}
-
-// config returns a configuration of b private to this test: a temporary data
-// directory, or on the shared server a stream and subject prefix of its own, deleted
-// when the test ends. Opening it twice reopens the same stream (a restart).
-func (b backend) config(t *testing.T) Config {
-	t.Helper()
-	if !b.external {
-		c := Config{Mode: ModeEmbedded, DataDir: t.TempDir()}
-		c.Defaults()
-		return c
-	}
-	requireExternal(t)
-	suffix := randomHex(t)
-	c := Config{Mode: ModeExternal, URL: externalURL, Stream: "FDTEST_" + suffix, Subject: "fdtest" + suffix + ".turns"}
+	p := b.Place(t)
+	c := Config{Mode: p.Mode, DataDir: p.DataDir, URL: p.URL, Stream: p.Stream, Subject: p.Subject}
 	c.Defaults()
-	t.Cleanup(func() {
-		nc, err := nats.Connect(externalURL)
-		if err != nil {
-			t.Errorf("delete stream %s: %v", c.Stream, err)
-			return
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := js.DeleteStream(ctx, c.Stream); err != nil {
-			t.Errorf("delete stream %s: %v", c.Stream, err)
-		}
-	})
 	return c
-}
-
-// requireExternal skips the test when the machine's NATS server is down, or fails it
-// in CI.
-func requireExternal(t *testing.T) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:4222", time.Second)
-	if err == nil {
-		conn.Close()
-		return
-	}
-	msg := fmt.Sprintf("NATS is not answering on 127.0.0.1:4222 (%v); start it with `nats-server -js` (or .ci/run)", err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func randomHex(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // open opens a Queue on cfg, drained when the test ends.
@@ -237,8 +166,8 @@ const tenantA, tenantB tenant.ID = "bank-a", "shop-b"
 
 // A repeated Nats-Msg-Id stores nothing new.
 func TestPublishDedupe(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		q := open(t, b.config(t), tenantA)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		q := open(t, config(t, b), tenantA)
 		ctx := context.Background()
 		for i, wantDup := range []bool{false, true} {
 			dup, err := q.Publish(ctx, tenantA, "turn-1", []byte("hello"), nil)
@@ -253,7 +182,7 @@ func TestPublishDedupe(t *testing.T) {
 }
 
 func TestPublishRejects(t *testing.T) {
-	q := open(t, backends[0].config(t), tenantA)
+	q := open(t, config(t, queuetest.Backends[0]), tenantA)
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -290,10 +219,10 @@ func TestFull(t *testing.T) {
 		{name: "stream cap", maxMsgs: 3, perTenant: 3, otherAccepted: false},
 		{name: "tenant cap", maxMsgs: 10, perTenant: 3, otherAccepted: true},
 	}
-	forEachBackend(t, func(t *testing.T, b backend) {
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
 		for _, c := range caps {
 			t.Run(c.name, func(t *testing.T) {
-				cfg := b.config(t)
+				cfg := config(t, b)
 				cfg.MaxMsgs, cfg.MaxMsgsPerTenant = c.maxMsgs, c.perTenant
 				q := open(t, cfg, tenantA, tenantB)
 				ctx := context.Background()
@@ -334,9 +263,9 @@ func TestFull(t *testing.T) {
 
 // Work done but never acknowledged is delivered again, with Delivered > 1.
 func TestRedelivery(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
 		t.Run("consumer dies before acking", func(t *testing.T) {
-			cfg := b.config(t)
+			cfg := config(t, b)
 			cfg.AckWait = time.Second
 			q1 := open(t, cfg, tenantA)
 			publish(t, q1, tenantA, "turn-1")
@@ -368,7 +297,7 @@ func TestRedelivery(t *testing.T) {
 			}
 		})
 		t.Run("handler fails", func(t *testing.T) {
-			cfg := b.config(t)
+			cfg := config(t, b)
 			cfg.AckWait = time.Second
 			q := open(t, cfg, tenantA)
 			publish(t, q, tenantA, "turn-1")
@@ -400,8 +329,8 @@ func crash(q *Queue) {
 
 // A tenant's backlog does not starve another tenant.
 func TestFairness(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		q := open(t, b.config(t), tenantA, tenantB)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		q := open(t, config(t, b), tenantA, tenantB)
 		for i := range 200 {
 			publish(t, q, tenantA, fmt.Sprintf("a-%03d", i))
 		}
@@ -437,8 +366,8 @@ func TestFairness(t *testing.T) {
 // Drain lets in-flight handlers finish and be acknowledged; after a restart nothing
 // they handled comes back.
 func TestDrainInFlight(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		cfg := b.config(t)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		cfg := config(t, b)
 		cfg.AckWait = 2 * time.Second
 		leaks := goleak.IgnoreCurrent()
 		q := open(t, cfg, tenantA)
@@ -520,8 +449,8 @@ func TestDrainInFlight(t *testing.T) {
 func TestReplicasSplitWork(t *testing.T) {
 	// The embedded server lives inside one Queue's process: two replicas need a
 	// shared server, the external one.
-	b := backends[1]
-	cfg := b.config(t)
+	b := queuetest.Backends[1]
+	cfg := config(t, b)
 	q1, q2 := open(t, cfg, tenantA), open(t, cfg, tenantA)
 	var all []string
 	for i := range 40 {
@@ -557,8 +486,8 @@ func TestReplicasSplitWork(t *testing.T) {
 // the next pull request when a reply arrives very fast, and without the short first
 // wait the consumer then sat until the missed heartbeat (about 10s).
 func TestNoPullStall(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		q := open(t, b.config(t), tenantA)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		q := open(t, config(t, b), tenantA)
 		const n = 300
 		for i := range n {
 			publish(t, q, tenantA, fmt.Sprint(i))
@@ -586,8 +515,8 @@ func TestNoPullStall(t *testing.T) {
 // Drain past its deadline cancels the handlers; a handler that gives up hands its
 // message back, and it is worked again after a restart without waiting out AckWait.
 func TestDrainDeadline(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		cfg := b.config(t)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		cfg := config(t, b)
 		q := open(t, cfg, tenantA)
 		publish(t, q, tenantA, "turn-1")
 		started := newRecord()

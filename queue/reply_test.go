@@ -5,16 +5,18 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/fengda-ai/fengda/queue/queuetest"
 )
 
 // A result published by another connection reaches the waiter; a wait past its
 // deadline returns the context's error.
 func TestAwaitReply(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		cfg := b.config(t)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		cfg := config(t, b)
 		waiting := open(t, cfg, tenantA, tenantB)
 		working := waiting
-		if b.external {
+		if b.External {
 			working = open(t, cfg, tenantA, tenantB) // another replica
 		}
 

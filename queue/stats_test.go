@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/queue/queuetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Stats and the collector report each tenant's backlog.
 func TestStats(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		q := open(t, b.config(t), tenantA, tenantB)
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		q := open(t, config(t, b), tenantA, tenantB)
 		for i := range 3 {
 			publish(t, q, tenantA, fmt.Sprintf("turn-%d", i))
 		}
