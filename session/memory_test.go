@@ -280,11 +280,6 @@ func TestMemoryStoreBookkeeping(t *testing.T) {
 	}
 }
 
-// testQueued returns a queued turn record of a fresh session and turn of user in tenant tn.
-func testQueued(tn, user, clientMsgID string) QueuedTurn {
-	return QueuedTurn{Ref: testRef(tn, user), TurnID: NewTurnID(), ClientMsgID: clientMsgID}
-}
-
 func TestMemoryStoreQueuedTTL(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{now: testEpoch}
