@@ -42,3 +42,15 @@ func checkRef(ref Ref) error {
 	}
 	return nil
 }
+
+// checkTurnLookup refuses a lookup no queued turn record can answer: a malformed tenant
+// or turn ID, or no user. Like checkRef, it answers ErrNotFound.
+func checkTurnLookup(t tenant.ID, user, turnID string) error {
+	if user == "" || !ValidID(turnID) {
+		return ErrNotFound
+	}
+	if _, err := tenant.ParseID(string(t)); err != nil {
+		return ErrNotFound
+	}
+	return nil
+}

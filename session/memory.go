@@ -26,6 +26,13 @@ const (
 // invisible to readers and still count against MaxBytes, which keeps memory bounded.
 const sweepBatch = 8
 
+// maxQueuedTurns caps the queued turn records a MemoryStore keeps. Past it, saving a
+// new record drops the one nearest its expiry, which with the one TTL the server uses
+// is the oldest. The records are not counted against MaxBytes: with IDs as long as the
+// tenant package and the gateway allow, one takes under 1 KiB, so the cap holds them
+// under 64 MiB (about 20 MiB with the IDs NewTurnID makes).
+const maxQueuedTurns = 1 << 16
+
 // MemoryConfig configures a MemoryStore. Zero values take the documented defaults.
 type MemoryConfig struct {
 	// MaxTurns is how many turns a session keeps, oldest dropped first (default 100).
@@ -47,18 +54,25 @@ type MemoryConfig struct {
 // single lock keeps the least-recently-used order and the byte budget exact across
 // all sessions, which sharding would blur.
 //
+// Queued turn records live apart from the sessions, in a map with an expiry heap of
+// their own: each SaveQueued removes up to sweepBatch expired records, and at most
+// maxQueuedTurns are kept.
+//
 // A MemoryStore is safe for concurrent use.
 type MemoryStore struct {
-	maxTurns int
-	ttl      time.Duration
-	maxBytes int64
-	now      func() time.Time
+	maxTurns  int
+	ttl       time.Duration
+	maxBytes  int64
+	maxQueued int
+	now       func() time.Time
 
 	mu       sync.Mutex
 	sessions map[memKey]*memSession
 	lru      list.List // of *memSession; front is the most recently used
 	expiry   expiryHeap
-	bytes    int64 // approximate size of everything held
+	bytes    int64 // approximate size of every session held
+	queued   map[queuedKey]*memQueued
+	qexpiry  queuedHeap
 }
 
 type memKey struct {
@@ -75,6 +89,18 @@ type memSession struct {
 	size    int64
 	expires time.Time
 	elem    *list.Element
+	heapIdx int
+}
+
+type queuedKey struct {
+	tenant tenant.ID
+	turn   string
+}
+
+// memQueued is one queued turn record.
+type memQueued struct {
+	q       QueuedTurn
+	expires time.Time
 	heapIdx int
 }
 
@@ -96,11 +122,13 @@ func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		cfg.Now = time.Now
 	}
 	return &MemoryStore{
-		maxTurns: cfg.MaxTurns,
-		ttl:      cfg.TTL,
-		maxBytes: cfg.MaxBytes,
-		now:      cfg.Now,
-		sessions: make(map[memKey]*memSession),
+		maxTurns:  cfg.MaxTurns,
+		ttl:       cfg.TTL,
+		maxBytes:  cfg.MaxBytes,
+		maxQueued: maxQueuedTurns,
+		now:       cfg.Now,
+		sessions:  make(map[memKey]*memSession),
+		queued:    make(map[queuedKey]*memQueued),
 	}, nil
 }
 
@@ -236,6 +264,61 @@ func (m *MemoryStore) Delete(ctx context.Context, ref Ref) error {
 	return nil
 }
 
+// SaveQueued records q for ttl (the store's TTL when ttl <= 0), replacing any record of
+// the same tenant and turn ID. Past maxQueuedTurns records it drops the one nearest its
+// expiry. It returns ErrNotFound for a malformed ref or turn ID.
+func (m *MemoryStore) SaveQueued(ctx context.Context, q QueuedTurn, ttl time.Duration) error {
+	if err := checkRef(q.Ref); err != nil {
+		return err
+	}
+	if !ValidID(q.TurnID) {
+		return ErrNotFound
+	}
+	if ttl <= 0 {
+		ttl = m.ttl
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweepQueued(now)
+	key := queuedKey{q.Ref.Tenant, q.TurnID}
+	if r := m.queued[key]; r != nil {
+		r.q, r.expires = q, now.Add(ttl)
+		heap.Fix(&m.qexpiry, r.heapIdx)
+		return nil
+	}
+	if len(m.queued) >= m.maxQueued {
+		m.removeQueued(m.qexpiry[0])
+	}
+	r := &memQueued{q: q, expires: now.Add(ttl)}
+	m.queued[key] = r
+	heap.Push(&m.qexpiry, r)
+	return nil
+}
+
+// LoadQueued returns the record of turnID in tenant t. It returns ErrNotFound if there
+// is none, it has expired or it is not user's, and for a malformed tenant or turn ID.
+func (m *MemoryStore) LoadQueued(ctx context.Context, t tenant.ID, user, turnID string) (QueuedTurn, error) {
+	if err := checkTurnLookup(t, user, turnID); err != nil {
+		return QueuedTurn{}, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.queued[queuedKey{t, turnID}]
+	if r == nil {
+		return QueuedTurn{}, ErrNotFound
+	}
+	if !now.Before(r.expires) {
+		m.removeQueued(r)
+		return QueuedTurn{}, ErrNotFound
+	}
+	if r.q.Ref.User != user {
+		return QueuedTurn{}, ErrNotFound
+	}
+	return r.q, nil
+}
+
 // Ping always succeeds: process memory is always reachable.
 func (m *MemoryStore) Ping(ctx context.Context) error { return nil }
 
@@ -275,6 +358,20 @@ func (m *MemoryStore) sweep(now time.Time) {
 	for i := 0; i < sweepBatch && len(m.expiry) > 0 && !now.Before(m.expiry[0].expires); i++ {
 		m.remove(m.expiry[0])
 	}
+}
+
+// sweepQueued removes up to sweepBatch expired queued turn records, soonest expiry
+// first. m.mu must be held.
+func (m *MemoryStore) sweepQueued(now time.Time) {
+	for i := 0; i < sweepBatch && len(m.qexpiry) > 0 && !now.Before(m.qexpiry[0].expires); i++ {
+		m.removeQueued(m.qexpiry[0])
+	}
+}
+
+// removeQueued forgets r. m.mu must be held.
+func (m *MemoryStore) removeQueued(r *memQueued) {
+	delete(m.queued, queuedKey{r.q.Ref.Tenant, r.q.TurnID})
+	heap.Remove(&m.qexpiry, r.heapIdx)
 }
 
 // evict removes least recently used sessions, never keep, until the store fits its
@@ -380,4 +477,28 @@ func (h *expiryHeap) Pop() any {
 	*h = old[:len(old)-1]
 	s.heapIdx = -1
 	return s
+}
+
+// queuedHeap orders queued turn records by expiry, soonest first.
+type queuedHeap []*memQueued
+
+func (h queuedHeap) Len() int           { return len(h) }
+func (h queuedHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h queuedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx = i
+	h[j].heapIdx = j
+}
+func (h *queuedHeap) Push(x any) {
+	r := x.(*memQueued)
+	r.heapIdx = len(*h)
+	*h = append(*h, r)
+}
+func (h *queuedHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	r.heapIdx = -1
+	return r
 }

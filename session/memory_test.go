@@ -279,3 +279,152 @@ func TestMemoryStoreBookkeeping(t *testing.T) {
 		t.Errorf("bytes %d over the budget %d", s.bytes, s.maxBytes)
 	}
 }
+
+func TestMemoryStoreQueuedTTL(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: testEpoch}
+	s, err := NewMemoryStore(MemoryConfig{MaxTurns: contractMaxTurns, TTL: time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(q QueuedTurn) error {
+		_, err := s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+		return err
+	}
+	byStore, byArg := testQueued("acme", "u1", "m1"), testQueued("acme", "u1", "")
+	if err := s.SaveQueued(ctx, byStore, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveQueued(ctx, byArg, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute - time.Nanosecond)
+	if err := load(byArg); err != nil {
+		t.Errorf("LoadQueued just before the ttl argument ran out: %v", err)
+	}
+	clock.Advance(time.Nanosecond)
+	wantNotFound(t, "LoadQueued when the ttl argument ran out", load(byArg))
+
+	// Saving again restarts the clock.
+	clock.Advance(58 * time.Minute)
+	if err := s.SaveQueued(ctx, byStore, 0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(59 * time.Minute)
+	if err := load(byStore); err != nil {
+		t.Errorf("LoadQueued 59m after it was saved again: %v", err)
+	}
+	clock.Advance(time.Minute)
+	wantNotFound(t, "LoadQueued when the store TTL ran out", load(byStore))
+	if n := len(s.queued); n != 0 {
+		t.Errorf("%d expired records remain after they were read", n)
+	}
+}
+
+func TestMemoryStoreQueuedIsBounded(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: testEpoch}
+	s, err := NewMemoryStore(MemoryConfig{MaxTurns: contractMaxTurns, TTL: time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 4
+	s.maxQueued = limit
+	save := func(q QueuedTurn, ttl time.Duration) {
+		t.Helper()
+		if err := s.SaveQueued(ctx, q, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded := func(q QueuedTurn) bool {
+		_, err := s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+		return err == nil
+	}
+
+	// Full, a new record drops the one nearest its expiry; a record saved again is not
+	// a new one and drops nothing.
+	qs := make([]QueuedTurn, limit+1)
+	for i := range qs {
+		qs[i] = testQueued("acme", "u1", "")
+	}
+	for i, q := range qs[:limit] {
+		save(q, time.Duration(limit-i)*time.Minute) // qs[limit-1] expires first
+		clock.Advance(time.Second)
+	}
+	save(qs[0], time.Hour)
+	save(qs[limit], time.Hour)
+	for i, q := range qs {
+		if want := i != limit-1; loaded(q) != want {
+			t.Errorf("record %d loaded %v, want %v", i, !want, want)
+		}
+	}
+	if n := len(s.queued); n != limit {
+		t.Errorf("%d records held, want %d", n, limit)
+	}
+
+	// Expired records are swept by later saves, sweepBatch at a time.
+	s.maxQueued = maxQueuedTurns
+	for range 3 * sweepBatch {
+		save(testQueued("acme", "u1", ""), time.Minute)
+	}
+	clock.Advance(time.Hour) // every record held has expired
+	expired := len(s.queued)
+	for i := 1; i <= 3; i++ {
+		save(testQueued("acme", "u1", ""), time.Hour)
+		if got, want := len(s.queued), expired-i*sweepBatch+i; got != want {
+			t.Errorf("after save %d: %d records, want %d", i, got, want)
+		}
+	}
+}
+
+// TestMemoryStoreQueuedBookkeeping saves and loads queued turn records from several
+// goroutines, with expiries and evictions under way, then checks the map and the
+// expiry heap still agree.
+func TestMemoryStoreQueuedBookkeeping(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: testEpoch}
+	s, err := NewMemoryStore(MemoryConfig{TTL: time.Minute, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 16
+	s.maxQueued = limit
+	qs := make([]QueuedTurn, 3*limit)
+	for i := range qs {
+		qs[i] = testQueued("acme", "u1", "")
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				q := qs[(g*7+i*13)%len(qs)]
+				switch i % 4 {
+				case 0, 1:
+					if err := s.SaveQueued(ctx, q, time.Duration(i%3)*time.Second); err != nil {
+						t.Error(err)
+						return
+					}
+				case 2:
+					s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+				case 3:
+					clock.Advance(time.Second)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queued) != len(s.qexpiry) || len(s.queued) > limit {
+		t.Fatalf("records %d, heap %d, limit %d", len(s.queued), len(s.qexpiry), limit)
+	}
+	for i, r := range s.qexpiry {
+		if r.heapIdx != i || s.queued[queuedKey{r.q.Ref.Tenant, r.q.TurnID}] != r {
+			t.Fatalf("heap slot %d holds a record indexed %d or not in the map", i, r.heapIdx)
+		}
+		if i > 0 && r.expires.Before(s.qexpiry[(i-1)/2].expires) {
+			t.Fatalf("heap order broken at %d", i)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fengda-ai/fengda/tenant"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -37,7 +38,14 @@ type RedisConfig struct {
 // twice MaxTurns, which bounds it without decoding any turn in Lua.
 //
 // Every key of a session gets the same TTL on every Append, so the keys expire
-// together. A RedisStore is safe for concurrent use.
+// together.
+//
+// A queued turn record is one key of its own, apart from its session's keys, set with
+// its own TTL by SaveQueued:
+//
+//	<prefix>queued:{<tenant>:<turn>}  string, JSON {"session","user","client_msg_id"}
+//
+// A RedisStore is safe for concurrent use.
 type RedisStore struct {
 	client   redis.UniversalClient
 	prefix   string
@@ -74,6 +82,18 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) (*RedisStore, 
 func (r *RedisStore) keys(ref Ref) []string {
 	base := r.prefix + "{" + string(ref.Tenant) + ":" + ref.Session + "}:"
 	return []string{base + "owner", base + "turns", base + "seq", base + "idem"}
+}
+
+// queuedKey returns the key of the queued turn record of turnID in tenant t.
+func (r *RedisStore) queuedKey(t tenant.ID, turnID string) string {
+	return r.prefix + "queued:{" + string(t) + ":" + turnID + "}"
+}
+
+// queuedRecord is a queued turn record as stored; its key holds the tenant and turn ID.
+type queuedRecord struct {
+	Session     string `json:"session"`
+	User        string `json:"user"`
+	ClientMsgID string `json:"client_msg_id,omitempty"`
 }
 
 // luaFind is shared by the scripts that look a turn up by client message id: it
@@ -243,6 +263,55 @@ func (r *RedisStore) Delete(ctx context.Context, ref Ref) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// SaveQueued records q for ttl (the store's TTL when ttl <= 0) with one SET, replacing
+// any record of the same tenant and turn ID. It returns ErrNotFound for a malformed ref
+// or turn ID and an error wrapping ErrUnavailable if Redis cannot answer.
+func (r *RedisStore) SaveQueued(ctx context.Context, q QueuedTurn, ttl time.Duration) error {
+	if err := checkRef(q.Ref); err != nil {
+		return err
+	}
+	if !ValidID(q.TurnID) {
+		return ErrNotFound
+	}
+	if ttl <= 0 {
+		ttl = r.ttl
+	}
+	ttl = time.Duration(max(ttl.Milliseconds(), 1)) * time.Millisecond
+	data, err := json.Marshal(queuedRecord{Session: q.Ref.Session, User: q.Ref.User, ClientMsgID: q.ClientMsgID})
+	if err != nil {
+		return fmt.Errorf("session: save queued: encode record: %w", err)
+	}
+	if err := r.client.Set(ctx, r.queuedKey(q.Ref.Tenant, q.TurnID), data, ttl).Err(); err != nil {
+		return r.fail(ctx, "save queued", err)
+	}
+	return nil
+}
+
+// LoadQueued returns the record of turnID in tenant t. It returns ErrNotFound if there
+// is none, it has expired or it is not user's, and for a malformed tenant or turn ID;
+// an error wrapping ErrUnavailable if Redis cannot answer.
+func (r *RedisStore) LoadQueued(ctx context.Context, t tenant.ID, user, turnID string) (QueuedTurn, error) {
+	if err := checkTurnLookup(t, user, turnID); err != nil {
+		return QueuedTurn{}, err
+	}
+	data, err := r.client.Get(ctx, r.queuedKey(t, turnID)).Bytes()
+	if err != nil {
+		return QueuedTurn{}, r.fail(ctx, "load queued", err)
+	}
+	var rec queuedRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return QueuedTurn{}, fmt.Errorf("session: load queued: decode record: %w", err)
+	}
+	if rec.User != user {
+		return QueuedTurn{}, ErrNotFound
+	}
+	return QueuedTurn{
+		Ref:         Ref{Tenant: t, Session: rec.Session, User: rec.User},
+		TurnID:      turnID,
+		ClientMsgID: rec.ClientMsgID,
+	}, nil
 }
 
 // Ping reports whether Redis answers; its error wraps ErrUnavailable.

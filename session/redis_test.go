@@ -106,6 +106,38 @@ func TestRedisStoreKeys(t *testing.T) {
 	}
 }
 
+func TestRedisStoreQueuedKey(t *testing.T) {
+	ctx := context.Background()
+	s, c := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns, TTL: time.Hour})
+	q := testQueued("acme", "u1", "m1")
+	if err := s.SaveQueued(ctx, q, 0); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := scanKeys(ctx, c, s.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := s.prefix + "queued:{acme:" + q.TurnID + "}"
+	if want := []string{key}; !slices.Equal(keys, want) {
+		t.Errorf("keys: got %q, want %q", keys, want)
+	}
+	check := func(what, want string, lo, hi time.Duration) {
+		t.Helper()
+		if got := c.Get(ctx, key).Val(); got != want {
+			t.Errorf("%s: key holds %s, want %s", what, got, want)
+		}
+		if got := c.PTTL(ctx, key).Val(); got < lo || got > hi {
+			t.Errorf("%s: PTTL %v, want within [%v, %v]", what, got, lo, hi)
+		}
+	}
+	check("store TTL", `{"session":"`+q.Ref.Session+`","user":"u1","client_msg_id":"m1"}`, 59*time.Minute, time.Hour)
+	q.ClientMsgID = ""
+	if err := s.SaveQueued(ctx, q, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	check("ttl argument", `{"session":"`+q.Ref.Session+`","user":"u1"}`, 9*time.Minute, 10*time.Minute)
+}
+
 func TestRedisStoreTTL(t *testing.T) {
 	ctx := context.Background()
 	s, c := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns, TTL: time.Hour})
@@ -191,6 +223,14 @@ func TestRedisStoreReplyErrors(t *testing.T) {
 	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
 		t.Errorf("Load of a session whose owner key is a list: got %v, want a plain error", err)
 	}
+	q := testQueued("acme", "u1", "")
+	if err := c.RPush(ctx, s.queuedKey(q.Ref.Tenant, q.TurnID), "not a string").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Errorf("LoadQueued of a record whose key is a list: got %v, want a plain error", err)
+	}
 }
 
 // TestRedisStoreUnavailable checks that a Redis that refuses connections, or accepts
@@ -216,7 +256,13 @@ func TestRedisStoreUnavailable(t *testing.T) {
 				t.Fatal(err)
 			}
 			ref := testRef("acme", "u1")
+			q := QueuedTurn{Ref: ref, TurnID: NewTurnID()}
 			ops := map[string]func(context.Context) error{
+				"SaveQueued": func(ctx context.Context) error { return s.SaveQueued(ctx, q, 0) },
+				"LoadQueued": func(ctx context.Context) error {
+					_, err := s.LoadQueued(ctx, ref.Tenant, ref.User, q.TurnID)
+					return err
+				},
 				"Load":   func(ctx context.Context) error { _, err := s.Load(ctx, ref); return err },
 				"Append": func(ctx context.Context) error { _, err := s.Append(ctx, ref, testTurn(1, "m1"), 0); return err },
 				"Lookup": func(ctx context.Context) error { _, err := s.Lookup(ctx, ref, "m1"); return err },

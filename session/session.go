@@ -48,3 +48,11 @@ type Turn struct {
 	At         time.Time `json:"at"`          // when the user's message arrived
 	AnsweredAt time.Time `json:"answered_at"` // when the answer was made
 }
+
+// QueuedTurn records a turn handed to the spillover queue whose requester was told to
+// poll for it: which session (and owner) the turn id belongs to.
+type QueuedTurn struct {
+	Ref         Ref    // tenant, session, owning user
+	TurnID      string // the turn's id (ValidID)
+	ClientMsgID string // the client's idempotency key, may be empty
+}

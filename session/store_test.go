@@ -18,6 +18,8 @@ type Store interface {
 	Append(ctx context.Context, ref Ref, t Turn, ttl time.Duration) (Turn, error)
 	Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error)
 	Delete(ctx context.Context, ref Ref) error
+	SaveQueued(ctx context.Context, q QueuedTurn, ttl time.Duration) error
+	LoadQueued(ctx context.Context, t tenant.ID, user, turnID string) (QueuedTurn, error)
 	Ping(ctx context.Context) error
 }
 
@@ -50,6 +52,18 @@ func testTurn(n int, clientMsgID string) Turn {
 		Suggestions: []Citation{{ID: "kb-refund", Question: "How do I get a refund?"}},
 		At:          at,
 		AnsweredAt:  at.Add(1500 * time.Millisecond),
+	}
+}
+
+// testQueued returns a queued turn record of a fresh session and turn of user in tenant tn.
+func testQueued(tn, user, clientMsgID string) QueuedTurn {
+	return QueuedTurn{Ref: testRef(tn, user), TurnID: NewTurnID(), ClientMsgID: clientMsgID}
+}
+
+func mustSaveQueued(t *testing.T, s Store, q QueuedTurn, ttl time.Duration) {
+	t.Helper()
+	if err := s.SaveQueued(context.Background(), q, ttl); err != nil {
+		t.Fatalf("SaveQueued: %v", err)
 	}
 }
 
@@ -316,6 +330,100 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 			wantNotFound(t, name+": Append", err)
 			_, err = s.Load(ctx, ref)
 			wantNotFound(t, name+": Load", err)
+		}
+	})
+
+	t.Run("queued turn saved then loaded", func(t *testing.T) {
+		s := newStore(t)
+		for _, q := range []QueuedTurn{testQueued("acme", "u1", "m1"), testQueued("acme", "u1", "")} {
+			mustSaveQueued(t, s, q, 0)
+			got, err := s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+			if err != nil {
+				t.Fatalf("LoadQueued: %v", err)
+			}
+			if diff := cmp.Diff(got, q); diff != "" {
+				t.Errorf("LoadQueued (-got +want):\n%s", diff)
+			}
+		}
+	})
+
+	t.Run("queued turn is its owner's only", func(t *testing.T) {
+		s := newStore(t)
+		q := testQueued("acme", "owner", "m1")
+		mustSaveQueued(t, s, q, 0)
+		_, err := s.LoadQueued(ctx, q.Ref.Tenant, "intruder", q.TurnID)
+		wantNotFound(t, "LoadQueued by another user", err)
+		_, err = s.LoadQueued(ctx, "globex", q.Ref.User, q.TurnID)
+		wantNotFound(t, "LoadQueued in another tenant", err)
+		_, err = s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, NewTurnID())
+		wantNotFound(t, "LoadQueued of an unknown turn", err)
+
+		// The same turn id in another tenant is another record.
+		other := q
+		other.Ref = testRef("globex", "u2")
+		mustSaveQueued(t, s, other, 0)
+		for _, want := range []QueuedTurn{q, other} {
+			got, err := s.LoadQueued(ctx, want.Ref.Tenant, want.Ref.User, want.TurnID)
+			if err != nil || !cmp.Equal(got, want) {
+				t.Errorf("LoadQueued in tenant %s: got %+v, %v; want %+v", want.Ref.Tenant, got, err, want)
+			}
+		}
+	})
+
+	t.Run("queued turn saved again is overwritten", func(t *testing.T) {
+		s := newStore(t)
+		q := testQueued("acme", "u1", "m1")
+		mustSaveQueued(t, s, q, 0)
+		again := q
+		again.Ref = testRef("acme", "u2")
+		again.ClientMsgID = ""
+		mustSaveQueued(t, s, again, 0)
+		got, err := s.LoadQueued(ctx, again.Ref.Tenant, again.Ref.User, again.TurnID)
+		if err != nil {
+			t.Fatalf("LoadQueued: %v", err)
+		}
+		if diff := cmp.Diff(got, again); diff != "" {
+			t.Errorf("LoadQueued (-got +want):\n%s", diff)
+		}
+		_, err = s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+		wantNotFound(t, "LoadQueued by the first record's user", err)
+	})
+
+	t.Run("queued turn expires", func(t *testing.T) {
+		s := newStore(t)
+		const ttl = 50 * time.Millisecond
+		q := testQueued("acme", "u1", "")
+		mustSaveQueued(t, s, q, ttl)
+		time.Sleep(ttl)
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			_, err := s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+			if errors.Is(err, ErrNotFound) {
+				break
+			}
+			if err != nil || time.Now().After(deadline) {
+				t.Fatalf("LoadQueued of a record saved for %v: %v, still there after %v", ttl, err, ttl+2*time.Second)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	t.Run("malformed queued turns are not found", func(t *testing.T) {
+		s := newStore(t)
+		good := testQueued("acme", "u1", "")
+		bad := map[string]QueuedTurn{
+			"short turn id":       {Ref: good.Ref, TurnID: "abc"},
+			"hash tag in turn id": {Ref: good.Ref, TurnID: "abcdefgh}{x"},
+			"no turn id":          {Ref: good.Ref},
+			"short session id":    {Ref: Ref{Tenant: good.Ref.Tenant, Session: "abc", User: "u1"}, TurnID: good.TurnID},
+			"no user":             {Ref: Ref{Tenant: good.Ref.Tenant, Session: good.Ref.Session}, TurnID: good.TurnID},
+			"no tenant":           {Ref: Ref{Session: good.Ref.Session, User: "u1"}, TurnID: good.TurnID},
+			"bad tenant":          {Ref: Ref{Tenant: "Acme:{x}", Session: good.Ref.Session, User: "u1"}, TurnID: good.TurnID},
+		}
+		for name, q := range bad {
+			wantNotFound(t, name+": SaveQueued", s.SaveQueued(ctx, q, 0))
+			_, err := s.LoadQueued(ctx, q.Ref.Tenant, q.Ref.User, q.TurnID)
+			wantNotFound(t, name+": LoadQueued", err)
 		}
 	})
 
