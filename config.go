@@ -17,6 +17,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -32,6 +33,7 @@ type Config struct {
 	Server    ServerConfig    `yaml:"server"`
 	Session   SessionConfig   `yaml:"session"`
 	Dialogue  dialogue.Config `yaml:"dialogue"`
+	Queue     queue.Config    `yaml:"queue"`
 	RateLimit RateLimitConfig `yaml:"ratelimit"`
 	Log       LogConfig       `yaml:"log"`
 	Tenants   []tenant.Config `yaml:"tenants"`
@@ -90,6 +92,7 @@ func defaultConfig() Config {
 	c.Session.Redis.DialTimeout = 2 * time.Second
 	c.Session.Redis.ReadTimeout = time.Second
 	c.Session.Redis.WriteTimeout = time.Second
+	c.Queue.Defaults()
 	c.RateLimit.Enabled = true
 	c.Log.Level = "info"
 	c.Log.Format = "json"
@@ -283,7 +286,11 @@ func (c *Config) validate() error {
 	if err := c.Server.Config.Validate(); err != nil {
 		return fmt.Errorf("server.%w", err)
 	}
-	return nil
+	if err := c.Queue.Validate(); err != nil {
+		return err
+	}
+	// A queued turn is answered within the turn deadline and then stored.
+	return c.Queue.ValidateDeadline(c.Server.RequestTimeout + c.Dialogue.StoreTimeout)
 }
 
 func oneOf(s string, options ...string) bool {

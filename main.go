@@ -19,8 +19,10 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -125,12 +128,26 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	}
 	defer closeStore()
 
+	// Spillover queue.
+	q, err := openQueue(ctx, cfg.Queue, tenants, metrics, log)
+	if err != nil {
+		return err
+	}
+	spill := dialogue.Spill{Queue: q}
+	if q != nil {
+		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
+		spill.Observe, spill.Worked = metrics.ObserveSpill, metrics.ObserveQueuedWorked
+		// Closes the connection if serving never starts; a no-op after the drain below.
+		defer func() { _ = q.Drain(context.Background()) }()
+	}
+
 	// Dialogue engine and HTTP edge.
 	engine, err := dialogue.New(cfg.Dialogue, dialogue.Deps{
 		Store:     store,
 		Answerers: answerers,
 		Tenants:   tenants,
 		Observe:   metrics.ObserveStage,
+		Spill:     spill,
 		Log:       log,
 	})
 	if err != nil {
@@ -138,6 +155,9 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	}
 	gwCfg := cfg.Server.Config
 	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
+	if q != nil {
+		gwCfg.QueueWait = cfg.Queue.MaxWait
+	}
 	srv, err := gateway.New(gwCfg, engine, tenants, metrics, log)
 	if err != nil {
 		return err
@@ -151,6 +171,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		zap.String("addr", ln.Addr().String()),
 		zap.String("config", source),
 		zap.String("session_store", cfg.Session.Store),
+		zap.String("queue", cfg.Queue.Mode),
 		zap.Int("tenants", len(tenants.Tenants())),
 		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
 		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -d '{"message":"信用卡丢了怎么办"}'`))
@@ -159,15 +180,35 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	}
 
 	// Shutdown order is the reverse of start: the gateway stops taking requests and
-	// finishes those in flight, then the engine drains its accepted turns, then the
-	// store closes (deferred above).
+	// finishes those in flight (requests waiting for a queued turn get its id to poll
+	// with halfway through its shutdown timeout), while this process still works the
+	// queue; then the queue stops pulling and finishes and acknowledges the turns it
+	// took; then the engine drains its accepted turns; then the store closes (deferred
+	// above).
 	g, gctx := errgroup.WithContext(ctx)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	g.Go(func() error { return engine.Run(engineCtx) })
+	if q != nil {
+		g.Go(func() error {
+			// Not gctx: the drain below, not a cancel, ends consuming.
+			return q.Consume(context.WithoutCancel(ctx), cfg.Dialogue.Workers, engine.HandleQueued)
+		})
+	}
+	stopRelease := context.AfterFunc(gctx, func() { engine.ReleaseWaiters(cfg.Server.ShutdownTimeout / 2) })
+	defer stopRelease()
 	g.Go(func() error {
 		defer stopEngine()
-		return srv.Run(gctx, ln)
+		err := srv.Run(gctx, ln)
+		if q != nil {
+			// In-flight queued turns end within their deadline plus storing them.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.RequestTimeout+cfg.Dialogue.StoreTimeout+time.Second)
+			defer cancel()
+			if derr := q.Drain(dctx); derr != nil {
+				log.Warn("queue drain incomplete; unacknowledged turns are delivered again", zap.Error(derr))
+			}
+		}
+		return err
 	})
 	g.Go(func() error {
 		reloadKBs(gctx, p.reload, tenants, engines, log.Named("kb"))
@@ -176,6 +217,45 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	err = g.Wait()
 	log.Info("fengda stopped")
 	return err
+}
+
+// openQueue opens the spillover queue, or returns nil when queue.mode is off, and
+// registers its backlog metrics.
+func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, metrics *gateway.Metrics, log *zap.Logger) (*queue.Queue, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	ids := make([]tenant.ID, 0, len(tenants.Tenants()))
+	for _, t := range tenants.Tenants() {
+		ids = append(ids, t.ID)
+	}
+	q, err := queue.Open(ctx, cfg, ids, log.Named("queue"))
+	if err != nil {
+		return nil, err
+	}
+	if err := metrics.Registry().Register(q.Collector()); err != nil {
+		_ = q.Drain(ctx)
+		return nil, fmt.Errorf("queue metrics: %w", err)
+	}
+	where := cfg.DataDir
+	if cfg.Mode == queue.ModeExternal {
+		where = redactURLs(cfg.URL)
+	}
+	log.Info("spillover queue open", zap.String("mode", cfg.Mode), zap.String("at", where), zap.String("stream", cfg.Stream))
+	return q, nil
+}
+
+// redactURLs masks the passwords of a comma-separated list of URLs, for logging.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else {
+			parts[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be

@@ -32,9 +32,13 @@ func testServer(t *testing.T, env map[string]string) string {
 // testServerWith is testServer with command-line args and a reload signal channel.
 func testServerWith(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) string {
 	t.Helper()
+	dataDir := t.TempDir() // the embedded queue's, unless env names one
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
+		}
+		if k == "FENGDA_QUEUE_DATA_DIR" {
+			return dataDir
 		}
 		if k == "FENGDA_SERVER_ADDR" {
 			return "127.0.0.1:0"

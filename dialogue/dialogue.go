@@ -2,6 +2,10 @@
 // pool, per-session ordering, load history → answer → append, idempotency by client
 // message id, and the decision to refuse when full.
 //
+// With spillover on, a turn that finds the backlog full is published to the queue
+// instead; every process consumes the queue with HandleQueued, and the result travels
+// back to the request that waits for it.
+//
 // It must not know about HTTP.
 package dialogue
 
@@ -28,7 +32,14 @@ var (
 	// ErrIncomplete ends a stream whose answer was cut after some of it was sent: the
 	// part sent is stored, marked incomplete.
 	ErrIncomplete = errors.New("answer cut short")
+	// ErrQueueFull: the backlog is full and the spillover queue refused the turn too
+	// (it, or the tenant's share of it, is at its cap); retry later. Nothing was queued.
+	ErrQueueFull = errors.New("spillover queue full")
 )
+
+// errSpill tells Submit and Stream that accept found the backlog full and the turn
+// should go to the spillover queue.
+var errSpill = errors.New("backlog full, spill")
 
 // Turn is one user message to answer.
 type Turn struct {
@@ -56,6 +67,9 @@ type Reply struct {
 	Latency    time.Duration
 	// Duplicate is true when the reply was stored earlier under the same ClientMsgID.
 	Duplicate bool
+	// Queued: the turn is in the spillover queue and not answered yet. Only SessionID
+	// and TurnID are set; the answer is fetched later by TurnID (Engine.QueuedTurn).
+	Queued bool
 }
 
 // EventKind says what an Event carries.
@@ -67,6 +81,9 @@ const (
 	EventDelta                      // Delta holds the next piece of the answer
 	EventDone                       // Reply holds the whole stored reply
 	EventError                      // Err says why the turn failed
+	// EventQueued ends the stream of a queued turn whose wait ran out: it is still in
+	// the queue, to be fetched later by TurnID.
+	EventQueued
 )
 
 // Event is one step of a streamed turn.
@@ -74,7 +91,10 @@ type Event struct {
 	Kind      EventKind
 	SessionID string
 	TurnID    string
-	Delta     string
-	Reply     Reply
-	Err       error
+	// Queued is set on the EventMeta of a turn handed to the spillover queue: its
+	// result may take up to Spill.Wait rather than the usual turn deadline.
+	Queued bool
+	Delta  string
+	Reply  Reply
+	Err    error
 }

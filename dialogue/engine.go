@@ -30,6 +30,10 @@ type Store interface {
 	Delete(ctx context.Context, ref session.Ref) error
 	// Ping returns an error wrapping session.ErrUnavailable when the store is unreachable.
 	Ping(ctx context.Context) error
+	// SaveQueued records which session a queued turn belongs to, for GET /v1/turns.
+	SaveQueued(ctx context.Context, q session.QueuedTurn, ttl time.Duration) error
+	// LoadQueued returns the caller's record of a queued turn, or session.ErrNotFound.
+	LoadQueued(ctx context.Context, t tenant.ID, user, turnID string) (session.QueuedTurn, error)
 }
 
 // Answerer answers one message of one tenant. It returns nlpclient.ErrUnavailable (or
@@ -102,7 +106,10 @@ type Deps struct {
 	Tenants   Tenants
 	// Observe, if set, receives the duration of each stage of a turn.
 	Observe func(t tenant.ID, stage string, d time.Duration)
-	Log     *zap.Logger
+	// Spill, when its Queue is set, hands turns that find the backlog full to the
+	// spillover queue instead of refusing them.
+	Spill Spill
+	Log   *zap.Logger
 }
 
 // Engine answers turns with a bounded pool of workers. Turns of one session are answered
@@ -115,6 +122,14 @@ type Engine struct {
 	// jobs feeds the workers. Its capacity is cfg.Backlog; Submit never blocks on it:
 	// when pending reaches the backlog the turn is refused with ErrOverloaded.
 	jobs chan *job
+
+	// slots holds a token per turn being answered, local or queued: at most
+	// cfg.Workers turns are answered at once on this process.
+	slots chan struct{}
+	// releaseCtx ends when requests waiting for a queued turn should stop waiting
+	// (shutdown); see ReleaseWaiters.
+	releaseCtx     context.Context
+	releaseWaiters context.CancelFunc
 
 	mu       sync.Mutex
 	pending  int                   // accepted turns not yet taken by a worker
@@ -135,6 +150,9 @@ type job struct {
 	isNew    bool
 	turnID   string
 	accepted time.Time
+	// mayExist: a queued turn delivered again whose new session the first delivery
+	// may have created; a missing session then means an empty history.
+	mayExist bool
 
 	// result has buffer 1 so a worker never blocks on a caller who left.
 	result chan result
@@ -167,13 +185,19 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Observe == nil {
 		deps.Observe = func(tenant.ID, string, time.Duration) {}
 	}
-	return &Engine{
+	if err := deps.Spill.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
 		cfg:    cfg,
 		deps:   deps,
 		log:    deps.Log.Named("dialogue"),
 		jobs:   make(chan *job, cfg.Backlog),
+		slots:  make(chan struct{}, cfg.Workers),
 		active: make(map[sessionKey][]*job),
-	}, nil
+	}
+	e.releaseCtx, e.releaseWaiters = context.WithCancel(context.Background())
+	return e, nil
 }
 
 // Run starts the workers and blocks until ctx ends. Then it refuses new turns with
@@ -200,8 +224,16 @@ func (e *Engine) Run(ctx context.Context) error {
 // Submit answers t and returns the stored reply. It returns ErrOverloaded at once when the
 // backlog is full, ErrInvalid for a malformed turn, ErrNotFound for a foreign or unknown
 // session, ErrUnavailable when the store is down, and ctx.Err() when ctx ends first.
+//
+// With spillover on, a turn that finds the backlog full is queued instead: Submit then
+// waits for its result from whichever process answers it, up to Spill.Wait regardless
+// of ctx's deadline, and returns a Reply with Queued set if the wait runs out (or the
+// queue refuses it with ErrQueueFull).
 func (e *Engine) Submit(ctx context.Context, t Turn) (Reply, error) {
 	j, err := e.accept(ctx, t, false)
+	if errors.Is(err, errSpill) {
+		return e.spillSubmit(ctx, t)
+	}
 	if err != nil {
 		return Reply{}, err
 	}
@@ -217,8 +249,14 @@ func (e *Engine) Submit(ctx context.Context, t Turn) (Reply, error) {
 // or EventError; the channel is closed after the last. An error returned directly (the
 // turn was not accepted: ErrOverloaded, ErrInvalid, ErrDraining) means no channel.
 // A session that is not found arrives as an EventError before any EventMeta.
+//
+// A queued turn (see Submit) sends an EventMeta with Queued set, then either its
+// pieces and EventDone or, when the wait runs out, EventQueued.
 func (e *Engine) Stream(ctx context.Context, t Turn) (<-chan Event, error) {
 	j, err := e.accept(ctx, t, true)
+	if errors.Is(err, errSpill) {
+		return e.spillStream(ctx, t)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +318,8 @@ func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) 
 	switch {
 	case e.draining:
 		return nil, ErrDraining
+	case e.pending >= e.cfg.Backlog && e.deps.Spill.Queue != nil:
+		return nil, errSpill
 	case e.pending >= e.cfg.Backlog:
 		return nil, ErrOverloaded
 	}
@@ -296,6 +336,9 @@ func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) 
 		e.pending++
 		return j, nil
 	default: // cannot happen while pending < Backlog; refuse rather than block
+		if e.deps.Spill.Queue != nil {
+			return nil, errSpill
+		}
 		return nil, ErrOverloaded
 	}
 }
@@ -318,10 +361,17 @@ func (e *Engine) work() {
 		e.mu.Lock()
 		e.pending--
 		e.mu.Unlock()
-		for j != nil {
-			e.process(j)
-			j = e.next(sessionKey{j.turn.Tenant, j.ref.Session})
-		}
+		e.slots <- struct{}{}
+		e.runSession(j)
+		<-e.slots
+	}
+}
+
+// runSession answers j, then the turns of its session that queued up behind it.
+func (e *Engine) runSession(j *job) {
+	for j != nil {
+		e.process(j)
+		j = e.next(sessionKey{j.turn.Tenant, j.ref.Session})
 	}
 }
 
@@ -361,6 +411,9 @@ func (e *Engine) process(j *job) {
 		start := time.Now()
 		history, err = e.deps.Store.Load(j.ctx, j.ref)
 		e.deps.Observe(tn.ID, StageHistoryLoad, time.Since(start))
+		if j.mayExist && errors.Is(err, session.ErrNotFound) {
+			err = nil
+		}
 		if err != nil {
 			e.fail(j, fmt.Errorf("load session: %w", err))
 			return
@@ -368,15 +421,12 @@ func (e *Engine) process(j *job) {
 	}
 	e.emit(j, Event{Kind: EventMeta, SessionID: j.ref.Session, TurnID: j.turnID})
 
-	// A retry of a turn already answered: the history holds every retained turn, so
-	// finding it there costs no round trip.
-	if id := j.turn.ClientMsgID; id != "" {
-		for i := len(history) - 1; i >= 0; i-- {
-			if history[i].ClientMsgID == id {
-				e.finish(j, history[i], true)
-				return
-			}
-		}
+	// A retry of a turn already answered (by client message id), or a queued turn
+	// delivered again after it was stored (by turn id): the history holds every
+	// retained turn, so finding it there costs no round trip.
+	if i := findTurn(history, j.turnID, j.turn.ClientMsgID); i >= 0 {
+		e.finish(j, history[i], true)
+		return
 	}
 
 	start := time.Now()
@@ -486,10 +536,26 @@ func citations(cs []nlpclient.Citation) []session.Citation {
 	return out
 }
 
+// findTurn returns the index of the newest turn with id turnID or, if clientMsgID is
+// not empty, with that client message id; -1 if there is none.
+func findTurn(history []session.Turn, turnID, clientMsgID string) int {
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].ID == turnID || clientMsgID != "" && history[i].ClientMsgID == clientMsgID {
+			return i
+		}
+	}
+	return -1
+}
+
 // finish delivers the stored turn as the reply.
 func (e *Engine) finish(j *job, t session.Turn, duplicate bool) {
-	r := Reply{
-		SessionID:   j.ref.Session,
+	e.deliver(j, replyOf(j.ref.Session, t, time.Since(j.accepted), duplicate))
+}
+
+// replyOf is the reply made of stored turn t of session sessionID.
+func replyOf(sessionID string, t session.Turn, latency time.Duration, duplicate bool) Reply {
+	return Reply{
+		SessionID:   sessionID,
 		TurnID:      t.ID,
 		Answer:      t.Answer,
 		Source:      t.Source,
@@ -497,9 +563,14 @@ func (e *Engine) finish(j *job, t session.Turn, duplicate bool) {
 		Citations:   t.Citations,
 		Suggestions: t.Suggestions,
 		Incomplete:  t.Incomplete,
-		Latency:     time.Since(j.accepted),
+		Latency:     latency,
 		Duplicate:   duplicate,
 	}
+}
+
+// deliver sends r to the caller: as the result, or as the stream's last events.
+func (e *Engine) deliver(j *job, r Reply) {
+	duplicate := r.Duplicate
 	if j.events == nil {
 		j.result <- result{reply: r}
 		return

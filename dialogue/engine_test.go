@@ -43,12 +43,17 @@ type echo struct {
 	delay time.Duration
 	fail  error
 	gate  chan struct{} // if set, each answer waits for a value
+	// started, if set, receives each message as its answer starts (before the gate).
+	started chan string
 
 	mu   sync.Mutex
 	seen []string
 }
 
 func (e *echo) Answer(ctx context.Context, req nlpclient.Request) (nlpclient.Answer, error) {
+	if e.started != nil {
+		e.started <- req.Message
+	}
 	if e.gate != nil {
 		select {
 		case <-e.gate:

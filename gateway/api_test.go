@@ -128,6 +128,7 @@ func TestChatCreateErrors(t *testing.T) {
 		{name: "empty bearer", header: map[string]string{"Authorization": "Bearer "}, body: `{"message":"hi"}`, wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "oversized authorization", header: bearer(strings.Repeat(".", 5000)), body: `{"message":"hi"}`, wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "overloaded", body: `{"message":"hi"}`, submit: fail(dialogue.ErrOverloaded), wantStatus: 503, wantCode: "overloaded", wantRetry: "1"},
+		{name: "queue full", body: `{"message":"hi"}`, submit: fail(dialogue.ErrQueueFull), wantStatus: 429, wantCode: "queue_full", wantRetry: "5"},
 		{name: "unavailable", body: `{"message":"hi"}`, submit: fail(fmt.Errorf("load: %w", dialogue.ErrUnavailable)), wantStatus: 503, wantCode: "unavailable", wantRetry: "5"},
 		{name: "draining", body: `{"message":"hi"}`, submit: fail(dialogue.ErrDraining), wantStatus: 503, wantCode: "unavailable", wantRetry: "5"},
 		{name: "not found", body: `{"message":"hi","session_id":"sess-9999"}`, submit: fail(dialogue.ErrNotFound), wantStatus: 404, wantCode: "not_found"},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
@@ -128,9 +130,44 @@ func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
 		s.streamChat(ctx, w, r, turn)
 		return
 	}
+	if s.cfg.QueueWait > 0 {
+		// A queued turn's result may take up to QueueWait, past the turn deadline.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.QueueWait + s.cfg.WriteTimeout))
+	}
 	reply, err := s.dialogue.Submit(ctx, turn)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if reply.Queued {
+		writeJSON(w, http.StatusAccepted, queuedJSON{Status: "queued", SessionID: reply.SessionID, TurnID: reply.TurnID})
+		return
+	}
+	writeJSON(w, http.StatusOK, toReplyJSON(reply))
+}
+
+// queuedJSON answers a turn that waits in the spillover queue: 202 from POST /v1/chat
+// when the wait for its result ran out, and from GET /v1/turns/{turn_id} until it is
+// answered. It is also the data of the SSE queued event.
+type queuedJSON struct {
+	Status    string `json:"status"` // always "queued"
+	SessionID string `json:"session_id"`
+	TurnID    string `json:"turn_id"`
+}
+
+// handleTurnGet serves GET /v1/turns/{turn_id}: a queued turn's reply once answered
+// (200), 202 while it waits, 404 when it is not a turn the caller queued.
+func (s *Server) handleTurnGet(w http.ResponseWriter, r *http.Request) {
+	p, _ := tenant.FromContext(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	reply, err := s.dialogue.QueuedTurn(ctx, p.Tenant, p.User, chi.URLParam(r, "turn_id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if reply.Queued {
+		writeJSON(w, http.StatusAccepted, queuedJSON{Status: "queued", SessionID: reply.SessionID, TurnID: reply.TurnID})
 		return
 	}
 	writeJSON(w, http.StatusOK, toReplyJSON(reply))
@@ -176,6 +213,13 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 		s.writeError(w, r, first.Err)
 		return
 	}
+	// A queued turn waits for its result up to the queue's wait, which the engine
+	// bounds, rather than the turn deadline; the stream still ends if the client leaves.
+	done := ctx.Done()
+	queued := first.Kind == dialogue.EventMeta && first.Queued
+	if queued {
+		done = r.Context().Done()
+	}
 
 	// The server's ReadTimeout does not cut the stream: net/http lifts the read deadline
 	// once the body has been read to its end, as readBody does.
@@ -209,12 +253,16 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 			if sse.comment("ping") != nil {
 				return
 			}
-		case <-ctx.Done():
+		case <-done:
 			if r.Context().Err() == nil { // our deadline, not the client leaving
 				s.sseError(sse, r, ctx.Err())
 			}
 			return
 		case <-s.shutdown:
+			if queued { // still answered; the client fetches it by turn id
+				_ = sse.event("queued", queuedJSON{Status: "queued", SessionID: first.SessionID, TurnID: first.TurnID})
+				return
+			}
 			s.sseError(sse, r, dialogue.ErrUnavailable)
 			return
 		}
@@ -241,6 +289,8 @@ func (s *Server) sendEvent(sse *sseWriter, r *http.Request, ev dialogue.Event) (
 		return true, sse.event("done", toReplyJSON(ev.Reply))
 	case dialogue.EventError:
 		return true, s.sseError(sse, r, ev.Err)
+	case dialogue.EventQueued:
+		return true, sse.event("queued", queuedJSON{Status: "queued", SessionID: ev.SessionID, TurnID: ev.TurnID})
 	}
 	return false, nil
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// RateLimitEnabled turns the per-tenant rate limits on. Default true. It is set
 	// from the top-level key ratelimit.enabled, so it has no key of its own here.
 	RateLimitEnabled bool `yaml:"-"`
+	// QueueWait is how long a chat request whose turn went to the spillover queue may
+	// wait for its result (queue.max_wait); its write deadline is extended by as much.
+	// 0 when spillover is off. Set from the queue section, so it has no key here.
+	QueueWait time.Duration `yaml:"-"`
 	// TokenMaxTTL is the longest lifetime POST /v1/tokens grants. Default 24h.
 	TokenMaxTTL time.Duration `yaml:"token_max_ttl"`
 	// SSEHeartbeat is the interval of comment lines that keep an idle stream open

@@ -36,6 +36,10 @@ type rateLimitedError struct{ retryAfter time.Duration }
 
 func (e *rateLimitedError) Error() string { return "rate limited" }
 
+// queueFullRetryAfter is the Retry-After of a queue_full refusal: long enough for the
+// replicas to work off part of a full queue.
+const queueFullRetryAfter = 5 * time.Second
+
 // statusClientClosed is logged (never sent) for a request whose client left first, as
 // nginx does.
 const statusClientClosed = 499
@@ -72,6 +76,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusRequestHeaderFieldsTooLarge, code: "too_large", message: "The request headers are too large."}
 	case errors.As(err, &rl):
 		return errorClass{status: http.StatusTooManyRequests, code: "rate_limited", message: "Too many requests; retry later.", retryAfter: rl.retryAfter}
+	case errors.Is(err, dialogue.ErrQueueFull):
+		return errorClass{status: http.StatusTooManyRequests, code: "queue_full", message: "The service is at capacity and its queue is full; retry later.", retryAfter: queueFullRetryAfter}
 	case errors.Is(err, dialogue.ErrOverloaded):
 		return errorClass{status: http.StatusServiceUnavailable, code: "overloaded", message: "The service is busy; retry shortly.", retryAfter: time.Second}
 	case errors.Is(err, dialogue.ErrUnavailable), errors.Is(err, dialogue.ErrDraining):

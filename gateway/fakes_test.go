@@ -102,6 +102,7 @@ type fakeDialogue struct {
 	stream  func(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error)
 	history func(ctx context.Context, ref session.Ref) ([]session.Turn, error)
 	del     func(ctx context.Context, ref session.Ref) error
+	queued  func(ctx context.Context, t tenant.ID, user, turnID string) (dialogue.Reply, error)
 	ready   func(ctx context.Context) error
 
 	quiet bool // record no turns (benchmarks)
@@ -163,6 +164,16 @@ func (f *fakeDialogue) History(ctx context.Context, ref session.Ref) ([]session.
 		return f.history(ctx, ref)
 	}
 	return nil, dialogue.ErrNotFound
+}
+
+func (f *fakeDialogue) QueuedTurn(ctx context.Context, t tenant.ID, user, turnID string) (dialogue.Reply, error) {
+	f.mu.Lock()
+	f.refs = append(f.refs, session.Ref{Tenant: t, User: user, Session: turnID})
+	f.mu.Unlock()
+	if f.queued != nil {
+		return f.queued(ctx, t, user, turnID)
+	}
+	return dialogue.Reply{}, dialogue.ErrNotFound
 }
 
 func (f *fakeDialogue) DeleteSession(ctx context.Context, ref session.Ref) error {

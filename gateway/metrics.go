@@ -43,6 +43,9 @@ type Metrics struct {
 	retries      *prometheus.CounterVec
 	breakerState *prometheus.GaugeVec
 	fallbacks    *prometheus.CounterVec
+
+	spilled      *prometheus.CounterVec
+	queuedWorked *prometheus.CounterVec
 }
 
 // NewMetrics builds the metrics and a registry holding them plus the Go runtime and
@@ -91,11 +94,19 @@ func NewMetrics() *Metrics {
 		Name: "fengda_fallbacks_total",
 		Help: "Answers given without the model, by reason (timeout, breaker_open, bulkhead, upstream_error).",
 	}, []string{"tenant", "upstream", "reason"})
+	m.spilled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_spilled_turns_total",
+		Help: "Turns handed to the spillover queue because the backlog was full, by outcome: answered (while the request waited), queued (202, polled later), full (429 queue_full), error (queue unreachable, 503).",
+	}, []string{"tenant", "outcome"})
+	m.queuedWorked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_queued_turns_worked_total",
+		Help: "Queued turns this process took from the spillover queue and answered.",
+	}, []string{"tenant"})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.stage, m.requests, m.duration, m.rateLimited,
-		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks,
+		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks, m.spilled, m.queuedWorked,
 	)
 	return m
 }
@@ -108,6 +119,16 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // StageAuth, StageHistoryLoad, StageAnswer and StageHistorySave.
 func (m *Metrics) ObserveStage(t tenant.ID, stage string, d time.Duration) {
 	m.stage.WithLabelValues(string(t), stage).Observe(d.Seconds())
+}
+
+// ObserveSpill counts one turn handed to the spillover queue, by outcome.
+func (m *Metrics) ObserveSpill(t tenant.ID, outcome string) {
+	m.spilled.WithLabelValues(string(t), outcome).Inc()
+}
+
+// ObserveQueuedWorked counts one queued turn this process answered.
+func (m *Metrics) ObserveQueuedWorked(t tenant.ID) {
+	m.queuedWorked.WithLabelValues(string(t)).Inc()
 }
 
 func (m *Metrics) observeRequest(route string, code int, t tenant.ID, d time.Duration) {

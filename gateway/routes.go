@@ -29,6 +29,7 @@ func (s *Server) routes() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, s.rateLimit)
 		r.Post("/v1/chat", s.handleChatCreate)
+		r.Get("/v1/turns/{turn_id}", s.handleTurnGet)
 		r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)
 		r.Delete("/v1/sessions/{id}", s.handleSessionDelete)
 	})
