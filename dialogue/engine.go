@@ -166,6 +166,11 @@ type result struct {
 	err   error
 }
 
+// sessionOverflow is how many turns of a session in progress may wait behind it beyond
+// the backlog: a user's quick follow-ups stay in order on this process instead of being
+// refused or spilled. It bounds the backlog's overflow to sessionOverflow per worker.
+const sessionOverflow = 4
+
 // eventBuffer lets a worker run ahead of a slow SSE client by this many events; past it
 // the worker waits, bounded by the turn's deadline.
 const eventBuffer = 32
@@ -315,15 +320,22 @@ func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) 
 	key := sessionKey{t.Tenant, j.ref.Session}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	waiting, busy := e.active[key]
+	full := e.pending >= e.cfg.Backlog
+	if full && busy && len(waiting) < sessionOverflow {
+		// A turn of this session is in progress here: wait behind it even though the
+		// backlog is full, rather than spill it to where it could overtake it.
+		full = false
+	}
 	switch {
 	case e.draining:
 		return nil, ErrDraining
-	case e.pending >= e.cfg.Backlog && e.deps.Spill.Queue != nil:
+	case full && e.deps.Spill.Queue != nil:
 		return nil, errSpill
-	case e.pending >= e.cfg.Backlog:
+	case full:
 		return nil, ErrOverloaded
 	}
-	if waiting, busy := e.active[key]; busy {
+	if busy {
 		// A turn of this session is in progress: this one runs after it, on the same
 		// worker, so two quick messages are answered in order and see each other.
 		e.active[key] = append(waiting, j)

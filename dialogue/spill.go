@@ -311,6 +311,10 @@ func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
 		e.replyQueued(m.Tenant, qt.TurnID, queuedResult{Error: resultInvalid}, log)
 		return nil
 	}
+	if err := e.acquireSlot(ctx, m); err != nil {
+		return err
+	}
+	// The turn's deadline runs from when a worker slot is free.
 	jctx, cancel := context.WithTimeout(ctx, e.deps.Spill.TurnTimeout)
 	defer cancel()
 	j := &job{
@@ -322,9 +326,6 @@ func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
 		turnID:   qt.TurnID,
 		accepted: qt.Accepted,
 		result:   make(chan result, 1),
-	}
-	if err := e.acquireSlot(ctx, m); err != nil {
-		return err
 	}
 	key := sessionKey{t.Tenant, j.ref.Session}
 	e.mu.Lock()
@@ -347,11 +348,9 @@ func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
 		<-e.slots
 	}
 
-	var r result
-	select {
-	case r = <-j.result:
-	case <-ctx.Done():
-		return ctx.Err() // delivered again; the turn is found stored then
+	r, err := waitResult(ctx, j, m)
+	if err != nil {
+		return err // delivered again; the turn is found stored then
 	}
 	switch {
 	case r.err == nil:
@@ -379,6 +378,28 @@ func (e *Engine) replyQueued(t tenant.ID, turnID string, res queuedResult, log *
 	}
 	if err != nil {
 		log.Warn("queued turn's result not sent; the requester can poll for it", zap.Error(err))
+	}
+}
+
+// waitResult waits for j's result, keeping m's AckWait from running out meanwhile: a
+// turn queued behind a local turn of its session waits for that one too.
+func waitResult(ctx context.Context, j *job, m queue.Msg) (result, error) {
+	select {
+	case r := <-j.result:
+		return r, nil
+	default:
+	}
+	tick := time.NewTicker(keepAliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-j.result:
+			return r, nil
+		case <-tick.C:
+			_ = m.InProgress()
+		case <-ctx.Done():
+			return result{}, ctx.Err()
+		}
 	}
 }
 

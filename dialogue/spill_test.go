@@ -449,3 +449,43 @@ func TestSpillFairAcrossTenants(t *testing.T) {
 		}
 	})
 }
+
+// A follow-up in a session whose turn is in progress here waits behind it even when the
+// backlog is full: it is not spilled to where it could overtake that turn.
+func TestFollowUpOfBusySessionIsNotSpilled(t *testing.T) {
+	gate := make(chan struct{}, 8)
+	held := &echo{gate: gate, started: make(chan string, 8)}
+	rig := startSpill(t, queuetest.Backends[0], dialogue.Config{Workers: 1, Backlog: 1}, queue.Config{},
+		dialogue.Spill{Wait: 5 * time.Second}, held, nil)
+	first, err := rig.e.Stream(context.Background(), dialogue.Turn{Tenant: bank, User: "u1", Message: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-held.started
+	var sessionID string
+	for ev := range first {
+		if ev.Kind == dialogue.EventMeta {
+			sessionID = ev.SessionID
+			break
+		}
+	}
+	other, err := rig.e.Stream(context.Background(), dialogue.Turn{Tenant: bank, User: "u2", Message: "other"}) // fills the backlog
+	if err != nil {
+		t.Fatal(err)
+	}
+	followUp, err := rig.e.Stream(context.Background(), dialogue.Turn{Tenant: bank, User: "u1", SessionID: sessionID, Message: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		gate <- struct{}{}
+	}
+	doneOf(t, first)
+	doneOf(t, other)
+	if r := doneOf(t, followUp); r.Answer != "second (after 1)" {
+		t.Errorf("follow-up: %+v, want it answered after the first turn, with it in its history", r)
+	}
+	if n := rig.count(dialogue.SpillAnswered) + rig.count(dialogue.SpillQueued); n != 0 {
+		t.Errorf("%d turns spilled, want none", n)
+	}
+}
