@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -130,6 +131,8 @@ type Engine struct {
 	// (shutdown); see ReleaseWaiters.
 	releaseCtx     context.Context
 	releaseWaiters context.CancelFunc
+	// spillWarned is when the last "queue unavailable" warning was logged (UnixNano).
+	spillWarned atomic.Int64
 
 	mu       sync.Mutex
 	pending  int                   // accepted turns not yet taken by a worker

@@ -173,7 +173,12 @@ func (e *Engine) spillFailed(t tenant.ID, err error) error {
 		return ErrQueueFull
 	}
 	e.deps.Spill.Observe(t, SpillError)
-	e.log.Warn("turn not spilled: queue unavailable", zap.String("tenant", t.String()), zap.Error(err))
+	// Once a second at most: during an outage every overflowing turn lands here.
+	if now := time.Now().UnixNano(); now-e.spillWarned.Load() > int64(time.Second) {
+		e.spillWarned.Store(now)
+		e.log.Warn("turns not spilled: queue unavailable, answering 503 overloaded (see fengda_spilled_turns_total{outcome=\"error\"})",
+			zap.String("tenant", t.String()), zap.Error(err))
+	}
 	return ErrOverloaded
 }
 

@@ -48,6 +48,10 @@ var ErrFull = errors.New("queue full")
 // ErrClosed is returned once the queue is drained or its connection is closed.
 var ErrClosed = errors.New("queue closed")
 
+// ErrDisconnected is returned by Publish at once while the connection to the server is
+// down (it reconnects by itself), rather than after the publish's deadline.
+var ErrDisconnected = errors.New("queue disconnected")
+
 const (
 	// startTimeout bounds how long the embedded server may take to accept connections.
 	startTimeout = 10 * time.Second
@@ -273,7 +277,8 @@ func (q *Queue) isClosed() bool {
 // Publish stores data on tenant t's subject with Nats-Msg-Id msgID and the extra
 // headers hdr. A msgID already stored within the Duplicates window stores nothing new
 // and returns dup true. It returns ErrFull when the stream or the tenant is at its cap
-// (nothing queued is dropped to make room), and ErrClosed after Drain.
+// (nothing queued is dropped to make room), ErrDisconnected while the server cannot be
+// reached, and ErrClosed after Drain.
 func (q *Queue) Publish(ctx context.Context, t tenant.ID, msgID string, data []byte, hdr map[string]string) (dup bool, err error) {
 	if q.isClosed() {
 		return false, ErrClosed
@@ -283,6 +288,9 @@ func (q *Queue) Publish(ctx context.Context, t tenant.ID, msgID string, data []b
 	}
 	if msgID == "" {
 		return false, errors.New("queue: publish: empty message id")
+	}
+	if !q.nc.IsConnected() {
+		return false, fmt.Errorf("queue: publish for tenant %s: %w", t, ErrDisconnected)
 	}
 	m := nats.NewMsg(q.subject(t))
 	m.Data = data

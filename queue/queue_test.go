@@ -206,6 +206,29 @@ func TestPublishRejects(t *testing.T) {
 	}
 }
 
+// While the server is unreachable a publish fails at once with ErrDisconnected rather
+// than waiting out its deadline.
+func TestPublishDisconnected(t *testing.T) {
+	cfg := config(t, queuetest.Backends[0])
+	q, err := Open(context.Background(), cfg, []tenant.ID{tenantA}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = q.Drain(context.Background()) }()
+	q.srv.Shutdown()
+	q.srv.WaitForShutdown()
+	for q.nc.IsConnected() {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = q.Publish(ctx, tenantA, "x", []byte("x"), nil)
+	if !errors.Is(err, ErrDisconnected) || time.Since(start) > time.Second {
+		t.Fatalf("Publish: %v after %s, want ErrDisconnected at once", err, time.Since(start))
+	}
+}
+
 // Past a cap, publishing is refused with ErrFull and what was accepted is still
 // delivered, each message once.
 func TestFull(t *testing.T) {
