@@ -206,6 +206,8 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 			defer cancel()
 			if derr := q.Drain(dctx); derr != nil {
 				log.Warn("queue drain incomplete; unacknowledged turns are delivered again", zap.Error(derr))
+			} else {
+				log.Info("spillover queue drained: the turns taken are answered and acknowledged")
 			}
 		}
 		return err
