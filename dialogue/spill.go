@@ -149,6 +149,8 @@ func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dialogue: encode queued turn: %w", err)
 	}
+	// Recorded before it is published, so that GET /v1/turns finds it from the start.
+	e.saveQueued(p)
 	if p.w, err = q.Await(t.Tenant, turnID); err != nil {
 		return nil, e.spillFailed(t.Tenant, err)
 	}
@@ -184,8 +186,7 @@ func (e *Engine) spillFailed(t tenant.ID, err error) error {
 
 // await waits for p's result. A deadline on ctx does not end the wait, Spill.Wait
 // does; ctx being cancelled (the caller left) does, as does ReleaseWaiters. When the
-// wait ends without a result the turn is recorded for QueuedTurn and the reply has
-// Queued set.
+// wait ends without a result the reply has Queued set.
 func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 	defer p.w.Close()
 	if p.dup && p.cmid != "" {
@@ -229,7 +230,6 @@ func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 	// The wait ran out, the process is shutting down, or the queue closed: the turn
 	// stays queued and is answered by whichever process takes it.
 	e.deps.Spill.Observe(p.ref.Tenant, SpillQueued)
-	e.saveQueued(p)
 	return Reply{Queued: true, SessionID: p.ref.Session, TurnID: p.turnID}, nil
 }
 

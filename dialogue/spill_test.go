@@ -198,6 +198,21 @@ func TestSpillBurst(t *testing.T) {
 			t.Errorf("engine answered %d messages, want %d (one each)", answered, n)
 		}
 		spilled := rig.count(dialogue.SpillAnswered) + rig.count(dialogue.SpillQueued)
+		// Every turn that went through the queue can be fetched by its id, also those
+		// answered while their request waited; the others cannot.
+		fetchable := 0
+		for i := range n {
+			r, err := rig.e.QueuedTurn(context.Background(), bank, turns[i].User, replies[i].TurnID)
+			switch {
+			case err == nil && r.Answer == fmt.Sprintf("m%d (after 0)", i):
+				fetchable++
+			case err != nil && !errors.Is(err, dialogue.ErrNotFound):
+				t.Errorf("QueuedTurn %d: %v", i, err)
+			}
+		}
+		if fetchable != spilled {
+			t.Errorf("%d turns fetchable by id, want the %d spilled", fetchable, spilled)
+		}
 		t.Logf("%d turns: %d spilled (%d answered while waiting, %d polled), %d worked from the queue",
 			n, spilled, rig.count(dialogue.SpillAnswered), queued, rig.worked.Load())
 		if spilled == 0 || queued == 0 {
