@@ -307,13 +307,13 @@ func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) 
 		ctx:      ctx,
 		turn:     t,
 		ref:      session.Ref{Tenant: t.Tenant, Session: t.SessionID, User: t.User},
-		turnID:   session.NewTurnID(),
 		accepted: time.Now(),
 	}
 	if j.ref.Session == "" {
 		j.ref.Session = session.NewID()
 		j.isNew = true
 	}
+	j.turnID, _ = turnIDs(t.Tenant, j.ref.Session, t.ClientMsgID)
 	if stream {
 		j.events = make(chan Event, eventBuffer)
 	} else {

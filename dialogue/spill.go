@@ -116,10 +116,11 @@ type spilled struct {
 	dup      bool // the publish was a duplicate of one already stored
 }
 
-// queuedTurnID returns the turn id and message id of a spilled turn. With a client
-// message id both are derived from it, so a retried request publishes the same
-// message and waits for the same result; otherwise the turn id is random.
-func queuedTurnID(t tenant.ID, sessionID, clientMsgID string) (turnID, msgID string) {
+// turnIDs returns a turn's id and, if it spills, its message id. With a client message
+// id both are derived from it, so a retried request gets the same turn id whether it is
+// answered here or queued, publishes the same message and waits for the same result;
+// otherwise the turn id is random.
+func turnIDs(t tenant.ID, sessionID, clientMsgID string) (turnID, msgID string) {
 	if clientMsgID == "" {
 		turnID = session.NewTurnID()
 		return turnID, string(t) + "/" + sessionID + "/" + turnID
@@ -140,7 +141,7 @@ func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 	if p.ref.Session == "" {
 		p.ref.Session = session.NewID()
 	}
-	turnID, msgID := queuedTurnID(t.Tenant, p.ref.Session, t.ClientMsgID)
+	turnID, msgID := turnIDs(t.Tenant, p.ref.Session, t.ClientMsgID)
 	p.turnID = turnID
 	data, err := json.Marshal(queuedTurn{
 		V: wireVersion, Session: p.ref.Session, NewSession: t.SessionID == "", User: t.User,
