@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,33 +33,51 @@ func testServer(t *testing.T, env map[string]string) string {
 // testServerWith is testServer with command-line args and a reload signal channel.
 func testServerWith(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) string {
 	t.Helper()
-	dataDir := t.TempDir() // the embedded queue's, unless env names one
+	return startProgram(t, env, args, reload).base
+}
+
+// program is one run of the whole program, stopped by the test or when it ends.
+type program struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+
+	stopped bool // stop was called; only the test's goroutine calls it
+	once    sync.Once
+	err     error
+	took    time.Duration
+}
+
+// startProgram runs the program with env, args and a reload signal channel on a free
+// port, its embedded queue in a temporary directory unless env names one. The test may
+// stop it; otherwise it is stopped, and must return nil, when the test ends.
+func startProgram(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) *program {
+	t.Helper()
+	dataDir := t.TempDir()
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
 			return v
 		}
-		if k == "FENGDA_QUEUE_DATA_DIR" {
+		switch k {
+		case "FENGDA_QUEUE_DATA_DIR":
 			return dataDir
-		}
-		if k == "FENGDA_SERVER_ADDR" {
+		case "FENGDA_SERVER_ADDR":
 			return "127.0.0.1:0"
-		}
-		if k == "FENGDA_LOG_LEVEL" {
+		case "FENGDA_LOG_LEVEL":
 			return "warn"
 		}
 		return ""
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	p := &program{cancel: cancel, done: make(chan error, 1)}
 	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	go func() {
-		done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, ready: func(a net.Addr) { addrc <- a }, reload: reload})
+		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, ready: func(a net.Addr) { addrc <- a }, reload: reload})
 	}()
-	var base string
 	select {
 	case a := <-addrc:
-		base = "http://" + a.String()
-	case err := <-done:
+		p.base = "http://" + a.String()
+	case err := <-p.done:
 		cancel()
 		t.Fatalf("run returned before listening: %v", err)
 	case <-time.After(10 * time.Second):
@@ -66,17 +85,31 @@ func testServerWith(t *testing.T, env map[string]string, args []string, reload <
 		t.Fatal("server did not start within 10s")
 	}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("run did not return within 15s of cancel")
+		if p.stopped {
+			return // the test has seen how it ended
+		}
+		if err, _ := p.stop(); err != nil {
+			t.Errorf("run: %v", err)
 		}
 	})
-	return base
+	return p
+}
+
+// stop cancels the program's context, as SIGTERM does, and returns what run returned
+// and how long after the cancel it did (at most 30s).
+func (p *program) stop() (error, time.Duration) {
+	p.stopped = true
+	p.once.Do(func() {
+		start := time.Now()
+		p.cancel()
+		select {
+		case p.err = <-p.done:
+		case <-time.After(30 * time.Second):
+			p.err = fmt.Errorf("run did not return within 30s of the cancel")
+		}
+		p.took = time.Since(start)
+	})
+	return p.err, p.took
 }
 
 type client struct {

@@ -6,14 +6,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -295,7 +293,7 @@ func TestShutdownDrainsQueue(t *testing.T) {
 			"FENGDA_QUEUE_MAX_WAIT":          "10s",
 			"FENGDA_SERVER_SHUTDOWN_TIMEOUT": shutdownTimeout.String(),
 		})
-		first := startProgram(t, env, modelArgs(t)...)
+		first := startProgram(t, env, modelArgs(t), nil)
 		turns := newBurst(t, first.base, "shutdown", 30, bankID, shopID)
 		auth := authCount(t, first.base)
 		wait := fireBurst(first.base, turns)
@@ -329,7 +327,7 @@ func TestShutdownDrainsQueue(t *testing.T) {
 
 		// The users' tokens, minted by the first run, are valid for the second: they are
 		// signed with the tenants' keys.
-		second := startProgram(t, env, modelArgs(t)...)
+		second := startProgram(t, env, modelArgs(t), nil)
 		settleBurst(t, second.base, m, turns)
 		t.Logf("the model answered %d turns before the restart, %d after", answeredBefore, m.total()-answeredBefore)
 		if got := m.total(); got != len(turns) {
@@ -578,78 +576,6 @@ func redisPrefix(t *testing.T) string {
 		deletePrefix(rdb, prefix)
 	})
 	return prefix
-}
-
-// program is one run of the whole program that the test stops itself.
-type program struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-
-	stopped bool // stop was called; only the test's goroutine calls it
-	once    sync.Once
-	err     error
-	took    time.Duration
-}
-
-// startProgram runs the program with env and args on a free port, as testServerWith
-// does, but leaves stopping it to the test (or to the test's end).
-func startProgram(t *testing.T, env map[string]string, args ...string) *program {
-	t.Helper()
-	getenv := func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		switch k {
-		case "FENGDA_SERVER_ADDR":
-			return "127.0.0.1:0"
-		case "FENGDA_LOG_LEVEL":
-			return "warn"
-		}
-		return ""
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &program{cancel: cancel, done: make(chan error, 1)}
-	addrc := make(chan net.Addr, 1)
-	go func() {
-		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, ready: func(a net.Addr) { addrc <- a }})
-	}()
-	select {
-	case a := <-addrc:
-		p.base = "http://" + a.String()
-	case err := <-p.done:
-		cancel()
-		t.Fatalf("run returned before listening: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 10s")
-	}
-	t.Cleanup(func() {
-		if p.stopped {
-			return // the test has seen how it ended
-		}
-		if err, _ := p.stop(); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return p
-}
-
-// stop cancels the program's context, as SIGTERM does, and returns what run returned
-// and how long after the cancel it did (at most 30s).
-func (p *program) stop() (error, time.Duration) {
-	p.stopped = true
-	p.once.Do(func() {
-		start := time.Now()
-		p.cancel()
-		select {
-		case p.err = <-p.done:
-		case <-time.After(30 * time.Second):
-			p.err = fmt.Errorf("run did not return within 30s of the cancel")
-		}
-		p.took = time.Since(start)
-	})
-	return p.err, p.took
 }
 
 // result is one HTTP response, or the error that stood for it.

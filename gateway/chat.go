@@ -139,8 +139,13 @@ func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	writeReply(w, reply)
+}
+
+// writeReply answers with a turn's reply: 200 with it, or 202 while it is queued.
+func writeReply(w http.ResponseWriter, reply dialogue.Reply) {
 	if reply.Queued {
-		writeJSON(w, http.StatusAccepted, queuedJSON{Status: "queued", SessionID: reply.SessionID, TurnID: reply.TurnID})
+		writeJSON(w, http.StatusAccepted, queuedOf(reply.SessionID, reply.TurnID))
 		return
 	}
 	writeJSON(w, http.StatusOK, toReplyJSON(reply))
@@ -155,6 +160,10 @@ type queuedJSON struct {
 	TurnID    string `json:"turn_id"`
 }
 
+func queuedOf(sessionID, turnID string) queuedJSON {
+	return queuedJSON{Status: "queued", SessionID: sessionID, TurnID: turnID}
+}
+
 // handleTurnGet serves GET /v1/turns/{turn_id}: a queued turn's reply once answered
 // (200), 202 while it waits, 404 when it is not a turn the caller queued.
 func (s *Server) handleTurnGet(w http.ResponseWriter, r *http.Request) {
@@ -166,11 +175,7 @@ func (s *Server) handleTurnGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if reply.Queued {
-		writeJSON(w, http.StatusAccepted, queuedJSON{Status: "queued", SessionID: reply.SessionID, TurnID: reply.TurnID})
-		return
-	}
-	writeJSON(w, http.StatusOK, toReplyJSON(reply))
+	writeReply(w, reply)
 }
 
 // acceptsEventStream reports whether the Accept header lists text/event-stream.
@@ -260,7 +265,7 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 			return
 		case <-s.shutdown:
 			if queued { // still answered; the client fetches it by turn id
-				_ = sse.event("queued", queuedJSON{Status: "queued", SessionID: first.SessionID, TurnID: first.TurnID})
+				_ = sse.event("queued", queuedOf(first.SessionID, first.TurnID))
 				return
 			}
 			s.sseError(sse, r, dialogue.ErrUnavailable)
@@ -290,7 +295,7 @@ func (s *Server) sendEvent(sse *sseWriter, r *http.Request, ev dialogue.Event) (
 	case dialogue.EventError:
 		return true, s.sseError(sse, r, ev.Err)
 	case dialogue.EventQueued:
-		return true, sse.event("queued", queuedJSON{Status: "queued", SessionID: ev.SessionID, TurnID: ev.TurnID})
+		return true, sse.event("queued", queuedOf(ev.SessionID, ev.TurnID))
 	}
 	return false, nil
 }

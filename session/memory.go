@@ -69,10 +69,10 @@ type MemoryStore struct {
 	mu       sync.Mutex
 	sessions map[memKey]*memSession
 	lru      list.List // of *memSession; front is the most recently used
-	expiry   expiryHeap
+	expiry   expiryHeap[*memSession]
 	bytes    int64 // approximate size of every session held
 	queued   map[queuedKey]*memQueued
-	qexpiry  queuedHeap
+	qexpiry  expiryHeap[*memQueued]
 }
 
 type memKey struct {
@@ -82,14 +82,13 @@ type memKey struct {
 
 // memSession is one session. turns is a ring: once full, head is the oldest turn.
 type memSession struct {
-	key     memKey
-	owner   string
-	turns   []Turn
-	head    int
-	size    int64
-	expires time.Time
-	elem    *list.Element
-	heapIdx int
+	key   memKey
+	owner string
+	turns []Turn
+	head  int
+	size  int64
+	elem  *list.Element
+	expiring
 }
 
 type queuedKey struct {
@@ -99,9 +98,8 @@ type queuedKey struct {
 
 // memQueued is one queued turn record.
 type memQueued struct {
-	q       QueuedTurn
-	expires time.Time
-	heapIdx int
+	q QueuedTurn
+	expiring
 }
 
 // NewMemoryStore validates cfg and returns an empty store.
@@ -290,7 +288,7 @@ func (m *MemoryStore) SaveQueued(ctx context.Context, q QueuedTurn, ttl time.Dur
 	if len(m.queued) >= m.maxQueued {
 		m.removeQueued(m.qexpiry[0])
 	}
-	r := &memQueued{q: q, expires: now.Add(ttl)}
+	r := &memQueued{q: q, expiring: expiring{expires: now.Add(ttl)}}
 	m.queued[key] = r
 	heap.Push(&m.qexpiry, r)
 	return nil
@@ -455,50 +453,38 @@ func cloneCitations(turns []Turn) {
 	}
 }
 
-// expiryHeap orders sessions by expiry, soonest first.
-type expiryHeap []*memSession
+// expiring is what an expiryHeap orders by: an entry's expiry and its place in the heap.
+type expiring struct {
+	expires time.Time
+	heapIdx int // -1 once out of the heap
+}
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
-func (h expiryHeap) Swap(i, j int) {
+func (e *expiring) slot() *expiring { return e }
+
+// expiryHeap orders sessions or queued turn records by expiry, soonest first, keeping
+// each one's heapIdx current for heap.Fix and heap.Remove.
+type expiryHeap[T interface{ slot() *expiring }] []T
+
+func (h expiryHeap[T]) Len() int { return len(h) }
+func (h expiryHeap[T]) Less(i, j int) bool {
+	return h[i].slot().expires.Before(h[j].slot().expires)
+}
+func (h expiryHeap[T]) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+	h[i].slot().heapIdx = i
+	h[j].slot().heapIdx = j
 }
-func (h *expiryHeap) Push(x any) {
-	s := x.(*memSession)
-	s.heapIdx = len(*h)
-	*h = append(*h, s)
+func (h *expiryHeap[T]) Push(x any) {
+	e := x.(T)
+	e.slot().heapIdx = len(*h)
+	*h = append(*h, e)
 }
-func (h *expiryHeap) Pop() any {
+func (h *expiryHeap[T]) Pop() any {
 	old := *h
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
+	e := old[len(old)-1]
+	var zero T
+	old[len(old)-1] = zero
 	*h = old[:len(old)-1]
-	s.heapIdx = -1
-	return s
-}
-
-// queuedHeap orders queued turn records by expiry, soonest first.
-type queuedHeap []*memQueued
-
-func (h queuedHeap) Len() int           { return len(h) }
-func (h queuedHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
-func (h queuedHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
-}
-func (h *queuedHeap) Push(x any) {
-	r := x.(*memQueued)
-	r.heapIdx = len(*h)
-	*h = append(*h, r)
-}
-func (h *queuedHeap) Pop() any {
-	old := *h
-	r := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	r.heapIdx = -1
-	return r
+	e.slot().heapIdx = -1
+	return e
 }
