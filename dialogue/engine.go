@@ -2,6 +2,8 @@ package dialogue
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"sync"
@@ -313,7 +315,7 @@ func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) 
 		j.ref.Session = session.NewID()
 		j.isNew = true
 	}
-	j.turnID, _ = turnIDs(t.Tenant, j.ref.Session, t.ClientMsgID)
+	j.turnID = newTurnID(t.Tenant, j.ref.Session, t.ClientMsgID)
 	if stream {
 		j.events = make(chan Event, eventBuffer)
 	} else {
@@ -351,9 +353,6 @@ func (e *Engine) accept(ctx context.Context, t Turn, stream bool) (*job, error) 
 		e.pending++
 		return j, nil
 	default: // cannot happen while pending < Backlog; refuse rather than block
-		if e.deps.Spill.Queue != nil {
-			return nil, errSpill
-		}
 		return nil, ErrOverloaded
 	}
 }
@@ -550,6 +549,20 @@ func citations(cs []nlpclient.Citation) []session.Citation {
 	}
 	return out
 }
+
+// newTurnID returns a turn's id. With a client message id it is derived from it, so
+// a retried request gets the same turn id whether it is answered here or queued, and a
+// queued retry waits for the same result; otherwise it is random.
+func newTurnID(t tenant.ID, sessionID, clientMsgID string) string {
+	if clientMsgID == "" {
+		return session.NewTurnID()
+	}
+	sum := sha256.Sum256([]byte(messageID(t, sessionID, clientMsgID)))
+	return turnIDEncoding.EncodeToString(sum[:16])
+}
+
+// turnIDEncoding writes a derived turn id like session.NewTurnID: 26 characters of base32.
+var turnIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // findTurn returns the index of the newest turn with id turnID or, if clientMsgID is
 // not empty, with that client message id; -1 if there is none.

@@ -1,9 +1,8 @@
 package dialogue
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,18 +115,10 @@ type spilled struct {
 	dup      bool // the publish was a duplicate of one already stored
 }
 
-// turnIDs returns a turn's id and, if it spills, its message id. With a client message
-// id both are derived from it, so a retried request gets the same turn id whether it is
-// answered here or queued, publishes the same message and waits for the same result;
-// otherwise the turn id is random.
-func turnIDs(t tenant.ID, sessionID, clientMsgID string) (turnID, msgID string) {
-	if clientMsgID == "" {
-		turnID = session.NewTurnID()
-		return turnID, string(t) + "/" + sessionID + "/" + turnID
-	}
-	msgID = string(t) + "/" + sessionID + "/" + clientMsgID
-	sum := sha256.Sum256([]byte(msgID))
-	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16]), msgID
+// messageID is a spilled turn's Nats-Msg-Id: tenant/session/key, where key is the client
+// message id or else the turn id, so that a retried publish stores one message.
+func messageID(t tenant.ID, sessionID, key string) string {
+	return string(t) + "/" + sessionID + "/" + key
 }
 
 // publish subscribes to t's result, then publishes t to the queue.
@@ -141,7 +132,8 @@ func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 	if p.ref.Session == "" {
 		p.ref.Session = session.NewID()
 	}
-	turnID, msgID := turnIDs(t.Tenant, p.ref.Session, t.ClientMsgID)
+	turnID := newTurnID(t.Tenant, p.ref.Session, t.ClientMsgID)
+	msgID := messageID(t.Tenant, p.ref.Session, cmp.Or(t.ClientMsgID, turnID))
 	p.turnID = turnID
 	data, err := json.Marshal(queuedTurn{
 		V: wireVersion, Session: p.ref.Session, NewSession: t.SessionID == "", User: t.User,
