@@ -72,6 +72,8 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"bad bool", "", map[string]string{"FENGDA_RATELIMIT_ENABLED": "perhaps"}, "ratelimit.enabled"},
 		{"bad level", "", map[string]string{"FENGDA_LOG_LEVEL": "loud"}, "log.level"},
 		{"negative workers", "", map[string]string{"FENGDA_DIALOGUE_WORKERS": "-1"}, "dialogue.workers"},
+		{"bad queue mode", "", map[string]string{"FENGDA_QUEUE_MODE": "kafka"}, "queue.mode"},
+		{"ack wait within the answer deadline", "", map[string]string{"FENGDA_QUEUE_ACK_WAIT": "5s"}, "queue.ack_wait"},
 		{"bad type in file", "session:\n  max_turns: lots\n", nil, "max_turns"},
 		{"unset reference", "session:\n  redis:\n    url: ${FENGDA_TEST_UNSET}\n", nil,
 			"session.redis.url: environment variable FENGDA_TEST_UNSET is unset"},
