@@ -19,9 +19,11 @@ func TestImportDirection(t *testing.T) {
 		"tenant":    {},
 		"nlpclient": {},
 		"queue":     {"tenant"},
-		"session":   {"tenant"},
-		"dialogue":  {"session", "nlpclient", "queue", "tenant"},
-		"gateway":   {"dialogue", "session", "tenant"},
+		// Imported by the tests of queue itself, so it may import nothing of ours.
+		"queue/queuetest": {},
+		"session":         {"tenant"},
+		"dialogue":        {"session", "nlpclient", "queue", "tenant"},
+		"gateway":         {"dialogue", "session", "tenant"},
 	}
 	for pkg, ok := range allowed {
 		files, err := filepath.Glob(filepath.Join(pkg, "*.go"))
