@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// target is one side of a comparison.
+type target struct {
+	name    string
+	proc    *proc // whose CPU time is counted
+	newUser func(i int) user
+}
+
+// compare runs every target for the same window, in interleaved rounds, and adds the
+// runs to rep.
+func (b *bench) compare(ctx context.Context, rep *Report, clients int, targets []target) error {
+	for round := range b.rounds {
+		for _, t := range targets {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			l := Load{Name: t.name, Clients: clients, Rate: b.rate, Duration: b.duration, Warmup: b.warmup, NewUser: t.newUser}
+			// The server's CPU time over the measured window only.
+			var cpu0 time.Duration
+			mark := time.AfterFunc(b.warmup, func() { cpu0 = t.proc.cpu() })
+			res := l.Run(ctx)
+			mark.Stop()
+			cpu := t.proc.cpu() - cpu0
+			r := runOf(res)
+			if r.OK > 0 && cpu0 > 0 {
+				r.CPU = float64(cpu.Microseconds()) / float64(r.OK)
+			}
+			rep.add(t.name, r)
+			fmt.Fprintf(errOut, "bench: round %d %-16s %8.0f rps  p50 %.3f ms  p99 %.3f ms  errors %d\n", round+1, t.name, r.RPS, r.P50, r.P99, r.NErrors)
+		}
+	}
+	rep.finish()
+	return nil
+}
+
+func fengdaUsers(f *fengdaRun, stream bool) func(int) user {
+	return func(i int) user {
+		return &chatUser{c: newConn(f.addr, 0), token: f.token(i), stream: stream}
+	}
+}
+
+func modelUsers(addr string, stream bool) func(int) user {
+	return func(int) user { return &modelUser{c: newConn(addr, 0), stream: stream} }
+}
+
+func rps(r Run) float64    { return r.RPS }
+func p50(r Run) float64    { return r.P50 }
+func p99(r Run) float64    { return r.P99 }
+func ttft50(r Run) float64 { return r.TTFT50 }
+func ttft99(r Run) float64 { return r.TTFT99 }
+
+// scenarioFAQ: the built-in engine with the memory store and with the Redis store,
+// against hello.
+func scenarioFAQ(ctx context.Context, b *bench) (*Report, error) {
+	clients := b.clientsOr(32)
+	hello, err := b.role("hello")
+	if err != nil {
+		return nil, err
+	}
+	mem, err := b.fengdaChild("fengda-memory", fengdaOpts{store: "memory", workers: 64, backlog: 1024})
+	if err != nil {
+		return nil, err
+	}
+	red, err := b.fengdaChild("fengda-redis", fengdaOpts{store: "redis", workers: 64, backlog: 1024})
+	if err != nil {
+		return nil, err
+	}
+	defer b.cleanRedis(red.prefix)
+	rep := newReport("faq", fmt.Sprintf("built-in FAQ engine (bank KB), JWT, rate limit, %d-turn sessions; %s; %d clients × %s",
+		turnsPerSession, b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, []target{
+		{name: "hello", proc: hello, newUser: func(int) user { return &helloUser{c: newConn(hello.addr, 0)} }},
+		{name: "fengda-memory", proc: mem.proc, newUser: fengdaUsers(mem, false)},
+		{name: "fengda-redis", proc: red.proc, newUser: fengdaUsers(red, false)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.check("throughput fengda-memory / hello", rep.ratio("fengda-memory", "hello", rps), true, 0.6, "×")
+	rep.check("throughput fengda-redis / hello", rep.ratio("fengda-redis", "hello", rps), true, 0.35, "×")
+	return rep, nil
+}
+
+// scenarioLLM: the model path with a model that answers at once, Redis store, JWT,
+// rate limit, against a reverse proxy in front of the same model.
+func scenarioLLM(ctx context.Context, b *bench) (*Report, error) {
+	clients := b.clientsOr(32)
+	m, err := b.model(0, 20, 0)
+	if err != nil {
+		return nil, err
+	}
+	px, err := b.role("proxy", "-upstream", "http://"+m.addr)
+	if err != nil {
+		return nil, err
+	}
+	f, err := b.fengdaChild("fengda-llm", fengdaOpts{store: "redis", model: m.addr, workers: 256, backlog: 1024})
+	if err != nil {
+		return nil, err
+	}
+	defer b.cleanRedis(f.prefix)
+	rep := newReport("llm", fmt.Sprintf("model stand-in answering at once (20 tokens, JSON), Redis store, JWT, rate limit; %s; %d clients × %s",
+		b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, []target{
+		{name: "proxy", proc: px, newUser: modelUsers(px.addr, false)},
+		{name: "fengda-llm", proc: f.proc, newUser: fengdaUsers(f, false)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.check("throughput fengda-llm / proxy", rep.ratio("fengda-llm", "proxy", rps), true, 0.8, "×")
+	return rep, nil
+}
+
+// scenarioLatency: a model that takes 50 ms, 100 clients: what Fengda adds to the
+// latency of calling the model directly.
+func scenarioLatency(ctx context.Context, b *bench) (*Report, error) {
+	clients := b.clientsOr(100)
+	m, err := b.model(50*time.Millisecond, 20, 0)
+	if err != nil {
+		return nil, err
+	}
+	f, err := b.fengdaChild("fengda-llm", fengdaOpts{store: "redis", model: m.addr, workers: 2 * clients, backlog: 1024})
+	if err != nil {
+		return nil, err
+	}
+	defer b.cleanRedis(f.prefix)
+	rep := newReport("latency", fmt.Sprintf("model stand-in taking 50 ms (JSON), Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, []target{
+		{name: "direct", proc: m, newUser: modelUsers(m.addr, false)},
+		{name: "fengda-llm", proc: f.proc, newUser: fengdaUsers(f, false)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.check("added p50 (ms)", rep.diff("fengda-llm", "direct", p50), false, 0.5, " ms")
+	rep.check("added p99 (ms)", rep.diff("fengda-llm", "direct", p99), false, 5, " ms")
+	rep.check("throughput fengda-llm / direct", rep.ratio("fengda-llm", "direct", rps), true, 0.98, "×")
+	return rep, nil
+}
+
+// scenarioStream: SSE, 20 tokens over 1 s: what Fengda adds to the time to the first
+// token of streaming from the model directly.
+func scenarioStream(ctx context.Context, b *bench) (*Report, error) {
+	clients := b.clientsOr(100)
+	m, err := b.model(0, 20, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	f, err := b.fengdaChild("fengda-stream", fengdaOpts{store: "redis", model: m.addr, workers: 2 * clients, backlog: 1024})
+	if err != nil {
+		return nil, err
+	}
+	defer b.cleanRedis(f.prefix)
+	rep := newReport("stream", fmt.Sprintf("SSE, model stand-in streaming 20 tokens over 1 s, Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, []target{
+		{name: "direct", proc: m, newUser: modelUsers(m.addr, true)},
+		{name: "fengda-stream", proc: f.proc, newUser: fengdaUsers(f, true)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Figures["added_ttft_p50_ms"] = rep.diff("fengda-stream", "direct", ttft50)
+	rep.check("added time to first token p99 (ms)", rep.diff("fengda-stream", "direct", ttft99), false, 5, " ms")
+	return rep, nil
+}
+
+func (b *bench) mode() string {
+	if b.rate > 0 {
+		return fmt.Sprintf("open loop at %.0f/s", b.rate)
+	}
+	return "closed loop"
+}
