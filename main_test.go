@@ -51,7 +51,7 @@ type program struct {
 // startProgram runs the program with env, args and a reload signal channel on a free
 // port, its embedded queue in a temporary directory unless env names one. The test may
 // stop it; otherwise it is stopped, and must return nil, when the test ends.
-func startProgram(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) *program {
+func startProgram(t testing.TB, env map[string]string, args []string, reload <-chan os.Signal) *program {
 	t.Helper()
 	dataDir := t.TempDir()
 	getenv := func(k string) string {
@@ -546,7 +546,7 @@ func mustRun(t *testing.T, args ...string) string {
 }
 
 // requireRedis skips (or, in CI, fails) when Redis is not on 127.0.0.1:6379.
-func requireRedis(t *testing.T) {
+func requireRedis(t testing.TB) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer rdb.Close()

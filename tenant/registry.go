@@ -145,6 +145,8 @@ type Registry struct {
 	byID    map[ID]*entry
 	ids     []ID // sorted
 	apiKeys []apiKey
+
+	verified verifiedTokens
 }
 
 // NewRegistry validates cfgs and builds the registry. getenv resolves Secret.Env.
@@ -558,16 +560,19 @@ var (
 //
 // The key is chosen by the token's own tid and kid: a token claiming tenant B is only ever
 // checked against B's keys, and the key's configured algorithm must be the token's.
-func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
+func (r *Registry) Verify(token string, now time.Time) (p Principal, err error) {
 	if len(token) > MaxTokenSize {
 		return Principal{}, refuse(errTooLarge)
 	}
 	if token == "" {
 		return Principal{}, refuse(errEmpty)
 	}
+	if p, ok := r.verified.get(token, now); ok {
+		return p, nil
+	}
 	var c tokenClaims
 	var e *entry
-	p := jwt.NewParser(
+	parser := jwt.NewParser(
 		jwt.WithValidMethods(validMethods),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(Leeway),
@@ -575,7 +580,7 @@ func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
 		jwt.WithTimeFunc(func() time.Time { return now }),
 		jwt.WithStrictDecoding(), // one token, one encoding
 	)
-	tok, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	tok, err := parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		id, err := ParseID(c.TID)
 		if err != nil {
 			return nil, errBadTID
@@ -612,7 +617,9 @@ func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
 	if checkUser(c.Subject) != nil {
 		return Principal{}, refuse(errSubject)
 	}
-	return Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}, nil
+	p = Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}
+	r.verified.put(token, p, c.RegisteredClaims)
+	return p, nil
 }
 
 func refuse(reason error) error {

@@ -715,3 +715,38 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyRemembersOnlyWhatItChecked: a token that passed is answered again from the
+// cache, but only inside the window its time claims allow, and only byte for byte.
+func TestVerifyRemembersOnlyWhatItChecked(t *testing.T) {
+	f := newFixture(t)
+	tok, exp, err := f.reg.Mint("bank-a", "u-1", time.Minute, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := f.reg.Verify(tok, testNow)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if _, ok := f.reg.verified.get(tok, testNow); !ok {
+		t.Fatal("a verified token was not remembered")
+	}
+	again, err := f.reg.Verify(tok, testNow.Add(30*time.Second))
+	if err != nil || again != first {
+		t.Errorf("Verify again = %v, %v; want %v", again, err, first)
+	}
+	if _, err := f.reg.Verify(tok, exp.Add(Leeway+time.Second)); !errors.Is(err, errExpired) {
+		t.Errorf("Verify after expiry: %v, want %v", err, errExpired)
+	}
+	if _, err := f.reg.Verify(tok, testNow.Add(-Leeway-time.Second)); !errors.Is(err, errFuture) {
+		t.Errorf("Verify before iat: %v, want %v", err, errFuture)
+	}
+	// Another signature on the same claims is checked, not looked up.
+	forged := tok[:len(tok)-2] + map[bool]string{true: "AA", false: "BB"}[!strings.HasSuffix(tok, "AA")]
+	if _, err := f.reg.Verify(forged, testNow); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("Verify of a changed signature: %v, want refused", err)
+	}
+	if _, ok := f.reg.verified.get(forged, testNow); ok {
+		t.Error("a refused token was remembered")
+	}
+}
