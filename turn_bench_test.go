@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,14 +40,46 @@ func BenchmarkChatTurn(b *testing.B) {
 	})
 }
 
+// BenchmarkChatTurnModel is BenchmarkChatTurn with the model engine
+// (examples/openai.yaml) in front of a stand-in that answers at once, and the Redis
+// store: the llm bench scenario's turn.
+func BenchmarkChatTurnModel(b *testing.B) {
+	requireRedis(b)
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"您好,信用卡挂失请拨打客服热线或在手机银行办理。"},"finish_reason":"stop"}]}`)
+	}))
+	b.Cleanup(model.Close)
+	prefix := "fdbench:" + rand.Text()[:10] + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	b.Cleanup(func() {
+		deletePrefix(rdb, prefix)
+		rdb.Close()
+	})
+	benchChatTurnWith(b, "examples/openai.yaml", map[string]string{
+		"FENGDA_SESSION_STORE":            "redis",
+		"FENGDA_SESSION_REDIS_URL":        "redis://127.0.0.1:6379/0",
+		"FENGDA_SESSION_REDIS_KEY_PREFIX": prefix,
+		"FENGDA_LLM_BASE_URL":             model.URL + "/v1",
+		"FENGDA_LLM_MODEL":                "bench-model",
+		"FENGDA_LLM_API_KEY":              "sk-bench",
+	})
+}
+
 func benchChatTurn(b *testing.B, env map[string]string) {
-	// The demo config, with the bank's rate limit out of the way (still checked).
-	raw, err := os.ReadFile("config.yaml")
+	benchChatTurnWith(b, "config.yaml", env)
+}
+
+func benchChatTurnWith(b *testing.B, config string, env map[string]string) {
+	// The config, with the bank's rate limit out of the way (still checked).
+	raw, err := os.ReadFile(config)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfgPath := filepath.Join(b.TempDir(), "config.yaml")
 	raw = bytes.ReplaceAll(raw, []byte("rate_limit: {rps: 20, burst: 40}"), []byte("rate_limit: {rps: 10000000, burst: 10000000}"))
+	raw = bytes.ReplaceAll(raw, []byte("max_concurrent: 16 "), []byte("max_concurrent: 1000 "))
 	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -55,11 +88,11 @@ func benchChatTurn(b *testing.B, env map[string]string) {
 		all[k] = v
 	}
 	p := startProgram(b, all, []string{"-config", cfgPath}, nil)
-	cfg, _, err := loadConfig(cfgPath, func(string) string { return "" })
+	cfg, _, err := loadConfig(cfgPath, func(k string) string { return all[k] })
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg, err := tenant.NewRegistry(cfg.Tenants, func(string) string { return "" })
+	reg, err := tenant.NewRegistry(cfg.Tenants, func(k string) string { return all[k] })
 	if err != nil {
 		b.Fatal(err)
 	}
