@@ -25,6 +25,7 @@ type fengdaOpts struct {
 	queue    string // off | embedded
 	maxWait  time.Duration
 	idle     time.Duration // the model stream's idle timeout
+	turn     time.Duration // server.request_timeout, when longer than the default 10s
 	logLevel string
 }
 
@@ -74,6 +75,10 @@ func (b *bench) startFengda(name string, o fengdaOpts) (*fengdaRun, error) {
 	if maxWait == 0 {
 		maxWait = 30 * time.Second
 	}
+	turn := o.turn
+	if turn == 0 {
+		turn = 10 * time.Second
+	}
 	level := o.logLevel
 	if level == "" {
 		level = b.logLevel
@@ -81,6 +86,7 @@ func (b *bench) startFengda(name string, o fengdaOpts) (*fengdaRun, error) {
 	cfg := fmt.Sprintf(`# Written by the bench for one run.
 server:
   addr: %q
+  request_timeout: %s
   shutdown_timeout: 20s
 session:
   store: %s
@@ -109,7 +115,7 @@ tenants:
     rate_limit: {rps: 10000000, burst: 10000000}
     engine:
       %s
-`, addr, o.store, b.redisURL, prefix, o.workers, o.backlog, queue, filepath.Join(b.dir, name+"-jetstream"),
+`, addr, turn, o.store, b.redisURL, prefix, o.workers, o.backlog, queue, filepath.Join(b.dir, name+"-jetstream"),
 		"BENCH_"+randomHex(4), "bench."+randomHex(4), maxWait, level, benchTenant, secret, engine)
 	path := filepath.Join(b.dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
