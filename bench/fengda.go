@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fengda-ai/fengda/tenant"
@@ -34,6 +35,7 @@ type fengdaRun struct {
 	*proc
 	secret   string
 	prefix   string // its Redis key prefix
+	admin    string // its pprof listener, when -cpuprofile asks for one
 	registry *tenant.Registry
 }
 
@@ -117,6 +119,13 @@ tenants:
       %s
 `, addr, turn, o.store, b.redisURL, prefix, o.workers, o.backlog, queue, filepath.Join(b.dir, name+"-jetstream"),
 		"BENCH_"+randomHex(4), "bench."+randomHex(4), maxWait, level, benchTenant, secret, engine)
+	admin := ""
+	if b.cpuprofile != "" {
+		if admin, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		cfg = strings.Replace(cfg, "server:\n", fmt.Sprintf("server:\n  admin_addr: %q\n", admin), 1)
+	}
 	path := filepath.Join(b.dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -133,7 +142,7 @@ tenants:
 		p.stop()
 		return nil, err
 	}
-	return &fengdaRun{proc: p, secret: secret, prefix: prefix, registry: reg}, nil
+	return &fengdaRun{proc: p, secret: secret, prefix: prefix, admin: admin, registry: reg}, nil
 }
 
 // token mints user i's token, valid for the whole run.

@@ -2,14 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 )
 
 // target is one side of a comparison.
 type target struct {
 	name    string
-	proc    *proc // whose CPU time is counted
+	proc    *proc  // whose CPU time is counted
+	admin   string // Fengda's pprof listener, when profiling
 	newUser func(i int) user
 }
 
@@ -25,8 +33,13 @@ func (b *bench) compare(ctx context.Context, rep *Report, clients int, targets [
 			// The server's CPU time over the measured window only.
 			var cpu0 time.Duration
 			mark := time.AfterFunc(b.warmup, func() { cpu0 = t.proc.cpu() })
+			var prof sync.WaitGroup
+			if round == 0 && t.admin != "" {
+				prof.Go(func() { b.profile(ctx, t) })
+			}
 			res := l.Run(ctx)
 			mark.Stop()
+			prof.Wait()
 			cpu := t.proc.cpu() - cpu0
 			r := runOf(res)
 			if r.OK > 0 && cpu0 > 0 {
@@ -38,6 +51,34 @@ func (b *bench) compare(ctx context.Context, rep *Report, clients int, targets [
 	}
 	rep.finish()
 	return nil
+}
+
+// profile saves a CPU profile of t over its first measured window, to -cpuprofile
+// with the target's name added before the extension.
+func (b *bench) profile(ctx context.Context, t target) {
+	if sleepUntil(ctx, time.Now().Add(b.warmup)); ctx.Err() != nil {
+		return
+	}
+	secs := max(int(b.duration.Seconds()), 1)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.admin, secs), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(errOut, "bench: profile of %s: %v\n", t.name, err)
+		return
+	}
+	defer resp.Body.Close()
+	ext := filepath.Ext(b.cpuprofile)
+	path := strings.TrimSuffix(b.cpuprofile, ext) + "-" + t.name + ext
+	out, err := os.Create(path)
+	if err == nil {
+		_, err = io.Copy(out, resp.Body)
+		err = errors.Join(err, out.Close())
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(errOut, "bench: profile of %s: %v %s\n", t.name, err, resp.Status)
+		return
+	}
+	fmt.Fprintf(errOut, "bench: CPU profile of %s in %s (go tool pprof %s %s)\n", t.name, path, b.fengda, path)
 }
 
 func fengdaUsers(f *fengdaRun, stream bool) func(int) user {
@@ -77,8 +118,8 @@ func scenarioFAQ(ctx context.Context, b *bench) (*Report, error) {
 		turnsPerSession, b.mode(), clients, b.duration), b.rounds)
 	err = b.compare(ctx, rep, clients, []target{
 		{name: "hello", proc: hello, newUser: func(int) user { return &helloUser{c: newConn(hello.addr, 0)} }},
-		{name: "fengda-memory", proc: mem.proc, newUser: fengdaUsers(mem, false)},
-		{name: "fengda-redis", proc: red.proc, newUser: fengdaUsers(red, false)},
+		{name: "fengda-memory", proc: mem.proc, admin: mem.admin, newUser: fengdaUsers(mem, false)},
+		{name: "fengda-redis", proc: red.proc, admin: red.admin, newUser: fengdaUsers(red, false)},
 	})
 	if err != nil {
 		return nil, err
@@ -109,7 +150,7 @@ func scenarioLLM(ctx context.Context, b *bench) (*Report, error) {
 		b.mode(), clients, b.duration), b.rounds)
 	err = b.compare(ctx, rep, clients, []target{
 		{name: "proxy", proc: px, newUser: modelUsers(px.addr, false)},
-		{name: "fengda-llm", proc: f.proc, newUser: fengdaUsers(f, false)},
+		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
 	})
 	if err != nil {
 		return nil, err
@@ -134,7 +175,7 @@ func scenarioLatency(ctx context.Context, b *bench) (*Report, error) {
 	rep := newReport("latency", fmt.Sprintf("model stand-in taking 50 ms (JSON), Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
 	err = b.compare(ctx, rep, clients, []target{
 		{name: "direct", proc: m, newUser: modelUsers(m.addr, false)},
-		{name: "fengda-llm", proc: f.proc, newUser: fengdaUsers(f, false)},
+		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
 	})
 	if err != nil {
 		return nil, err
@@ -161,7 +202,7 @@ func scenarioStream(ctx context.Context, b *bench) (*Report, error) {
 	rep := newReport("stream", fmt.Sprintf("SSE, model stand-in streaming 20 tokens over 1 s, Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
 	err = b.compare(ctx, rep, clients, []target{
 		{name: "direct", proc: m, newUser: modelUsers(m.addr, true)},
-		{name: "fengda-stream", proc: f.proc, newUser: fengdaUsers(f, true)},
+		{name: "fengda-stream", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, true)},
 	})
 	if err != nil {
 		return nil, err
