@@ -11,10 +11,12 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fengda-ai/fengda/dialogue"
@@ -318,9 +320,68 @@ func loopback(addr string) bool {
 // effectiveConfig is cfg as a tree of keys for the start-up log, every secret masked:
 // a tenant secret shows where it comes from (env:NAME, file:PATH) but never an inline
 // value, and every URL (Redis, NATS, model base URLs) loses its password.
-func effectiveConfig(cfg Config) map[string]any {
-	m, _ := maskedValue(reflect.ValueOf(cfg), "").(map[string]any)
+func effectiveConfig(cfg Config) configTree {
+	m, _ := maskedValue(reflect.ValueOf(cfg), "").(configTree)
 	return m
+}
+
+// configTree is a section of the effective config; it logs as a nested object.
+type configTree map[string]any
+
+// MarshalLogObject writes the section's keys in order.
+func (c configTree) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		if err := addConfigValue(enc, k, c[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configList is a list of the effective config (tenants, their keys).
+type configList []any
+
+// MarshalLogArray writes the list's items.
+func (l configList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, v := range l {
+		var err error
+		switch v := v.(type) {
+		case configTree:
+			err = enc.AppendObject(v)
+		case configList:
+			err = enc.AppendArray(v)
+		case string:
+			enc.AppendString(v)
+		default:
+			err = enc.AppendReflected(v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addConfigValue(enc zapcore.ObjectEncoder, k string, v any) error {
+	switch v := v.(type) {
+	case configTree:
+		return enc.AddObject(k, v)
+	case configList:
+		return enc.AddArray(k, v)
+	case string:
+		enc.AddString(k, v)
+	case bool:
+		enc.AddBool(k, v)
+	case int:
+		enc.AddInt(k, v)
+	case int64:
+		enc.AddInt64(k, v)
+	case float64:
+		enc.AddFloat64(k, v)
+	default:
+		return enc.AddReflected(k, v)
+	}
+	return nil
 }
 
 var secretType = reflect.TypeFor[tenant.Secret]()
@@ -343,7 +404,7 @@ func maskedValue(v reflect.Value, key string) any {
 	case t == durationType:
 		return time.Duration(v.Int()).String()
 	case v.Kind() == reflect.Struct:
-		out := make(map[string]any)
+		out := make(configTree)
 		for i := range t.NumField() {
 			sf := t.Field(i)
 			name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
@@ -351,7 +412,7 @@ func maskedValue(v reflect.Value, key string) any {
 				continue
 			}
 			if opts == "inline" {
-				if inner, ok := maskedValue(v.Field(i), key).(map[string]any); ok {
+				if inner, ok := maskedValue(v.Field(i), key).(configTree); ok {
 					maps.Copy(out, inner)
 				}
 				continue
@@ -363,7 +424,7 @@ func maskedValue(v reflect.Value, key string) any {
 		}
 		return out
 	case v.Kind() == reflect.Slice:
-		out := make([]any, v.Len())
+		out := make(configList, v.Len())
 		for i := range out {
 			out[i] = maskedValue(v.Index(i), key)
 		}

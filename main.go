@@ -177,7 +177,7 @@ func runWith(ctx context.Context, args []string, p process) error {
 // serve builds every module, runs them, and shuts them down in reverse order.
 func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger) error {
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
-		zap.Any("config", effectiveConfig(cfg)))
+		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.
 	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv)
 	if err != nil {
