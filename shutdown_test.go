@@ -306,7 +306,7 @@ func testSecondSignal(t *testing.T, bin string) {
 // binaryProcess is one run of the built binary.
 type binaryProcess struct {
 	cmd         *exec.Cmd
-	addr, admin string // where it listens, from its log
+	addr, admin string        // where it listens, from its log
 	done        chan struct{} // closed when it has exited
 	exitAt      time.Time     // when it exited; read after done
 
