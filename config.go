@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fengda-ai/fengda/dialogue"
@@ -41,7 +45,10 @@ type Config struct {
 
 // ServerConfig is the HTTP edge: its address plus the gateway's own settings.
 type ServerConfig struct {
-	Addr           string `yaml:"addr"`
+	Addr string `yaml:"addr"`
+	// AdminAddr is the loopback address of the admin listener (pprof under
+	// /debug/pprof/); empty, the default, means none.
+	AdminAddr      string `yaml:"admin_addr"`
 	gateway.Config `yaml:",inline"`
 }
 
@@ -83,6 +90,7 @@ func defaultConfig() Config {
 	var c Config
 	c.Server.Addr = ":8080"
 	c.Server.Config = gateway.DefaultConfig()
+	c.Server.DrainDelay = 5 * time.Second // the gateway's own default is 0, for embedding
 	c.Session.Store = "memory"
 	c.Session.MaxTurns = 100
 	c.Session.TTL = 168 * time.Hour
@@ -257,6 +265,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Server.Addr == "":
 		return errors.New("server.addr: must not be empty")
+	case c.Server.AdminAddr != "" && !loopback(c.Server.AdminAddr):
+		return fmt.Errorf("server.admin_addr: %q is not a loopback address: the profiles it serves must not be reachable from the network; use 127.0.0.1:6060 or [::1]:6060, and an SSH tunnel or kubectl port-forward to reach it", c.Server.AdminAddr)
 	case c.Session.Store != "memory" && c.Session.Store != "redis":
 		return fmt.Errorf("session.store: %q is not memory or redis", c.Session.Store)
 	case c.Session.MaxTurns < 1 || c.Session.MaxTurns > 10000:
@@ -291,6 +301,147 @@ func (c *Config) validate() error {
 	}
 	// A queued turn is answered within the turn deadline and then stored.
 	return c.Queue.ValidateDeadline(c.Server.RequestTimeout + c.Dialogue.StoreTimeout)
+}
+
+// loopback reports whether addr is host:port with a loopback host: localhost or a
+// loopback IP. An empty host (":6060") listens on every interface, so it is not.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// effectiveConfig is cfg as a tree of keys for the start-up log, every secret masked:
+// a tenant secret shows where it comes from (env:NAME, file:PATH) but never an inline
+// value, and every URL (Redis, NATS, model base URLs) loses its password.
+func effectiveConfig(cfg Config) configTree {
+	m, _ := maskedValue(reflect.ValueOf(cfg), "").(configTree)
+	return m
+}
+
+// configTree is a section of the effective config; it logs as a nested object.
+type configTree map[string]any
+
+// MarshalLogObject writes the section's keys in order.
+func (c configTree) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		if err := addConfigValue(enc, k, c[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configList is a list of the effective config (tenants, their keys).
+type configList []any
+
+// MarshalLogArray writes the list's items.
+func (l configList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, v := range l {
+		var err error
+		switch v := v.(type) {
+		case configTree:
+			err = enc.AppendObject(v)
+		case configList:
+			err = enc.AppendArray(v)
+		case string:
+			enc.AppendString(v)
+		default:
+			err = enc.AppendReflected(v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addConfigValue(enc zapcore.ObjectEncoder, k string, v any) error {
+	switch v := v.(type) {
+	case configTree:
+		return enc.AddObject(k, v)
+	case configList:
+		return enc.AddArray(k, v)
+	case string:
+		enc.AddString(k, v)
+	case bool:
+		enc.AddBool(k, v)
+	case int:
+		enc.AddInt(k, v)
+	case int64:
+		enc.AddInt64(k, v)
+	case float64:
+		enc.AddFloat64(k, v)
+	default:
+		return enc.AddReflected(k, v)
+	}
+	return nil
+}
+
+var secretType = reflect.TypeFor[tenant.Secret]()
+
+// maskedValue is effectiveConfig for the value v at the dotted key.
+func maskedValue(v reflect.Value, key string) any {
+	t := v.Type()
+	switch {
+	case t == secretType:
+		sec := v.Interface().(tenant.Secret)
+		switch {
+		case sec.Env != "":
+			return "env:" + sec.Env
+		case sec.File != "":
+			return "file:" + sec.File
+		case sec.Value != "":
+			return "(inline value, masked)"
+		}
+		return ""
+	case t == durationType:
+		return time.Duration(v.Int()).String()
+	case v.Kind() == reflect.Struct:
+		out := make(configTree)
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+			if !sf.IsExported() || name == "-" {
+				continue
+			}
+			if opts == "inline" {
+				if inner, ok := maskedValue(v.Field(i), key).(configTree); ok {
+					maps.Copy(out, inner)
+				}
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(sf.Name)
+			}
+			out[name] = maskedValue(v.Field(i), joinKey(key, name))
+		}
+		return out
+	case v.Kind() == reflect.Slice:
+		out := make(configList, v.Len())
+		for i := range out {
+			out[i] = maskedValue(v.Index(i), key)
+		}
+		return out
+	case v.Kind() == reflect.String:
+		s, last := v.String(), key[strings.LastIndex(key, ".")+1:]
+		switch {
+		case s == "":
+			return s
+		case strings.HasSuffix(last, "url"):
+			return redactURLs(s)
+		case strings.Contains(last, "secret") || strings.Contains(last, "password") || strings.HasSuffix(last, "api_key"):
+			return "(masked)"
+		}
+		return s
+	}
+	return v.Interface()
 }
 
 func oneOf(s string, options ...string) bool {

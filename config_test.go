@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +74,10 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"bad level", "", map[string]string{"FENGDA_LOG_LEVEL": "loud"}, "log.level"},
 		{"negative workers", "", map[string]string{"FENGDA_DIALOGUE_WORKERS": "-1"}, "dialogue.workers"},
 		{"bad queue mode", "", map[string]string{"FENGDA_QUEUE_MODE": "kafka"}, "queue.mode"},
+		{"negative drain delay", "", map[string]string{"FENGDA_SERVER_DRAIN_DELAY": "-1s"}, "server.drain_delay"},
+		{"admin on every interface", "", map[string]string{"FENGDA_SERVER_ADMIN_ADDR": ":6060"}, "server.admin_addr"},
+		{"admin on a public address", "", map[string]string{"FENGDA_SERVER_ADMIN_ADDR": "10.1.2.3:6060"}, "server.admin_addr"},
+		{"admin without a port", "", map[string]string{"FENGDA_SERVER_ADMIN_ADDR": "127.0.0.1"}, "server.admin_addr"},
 		{"ack wait within the answer deadline", "", map[string]string{"FENGDA_QUEUE_ACK_WAIT": "5s"}, "queue.ack_wait"},
 		{"bad type in file", "session:\n  max_turns: lots\n", nil, "max_turns"},
 		{"unset reference", "session:\n  redis:\n    url: ${FENGDA_TEST_UNSET}\n", nil,
@@ -107,5 +112,72 @@ func TestLoadConfigExpandsReferences(t *testing.T) {
 		cfg.Session.Redis.KeyPrefix != "x-fd:" || cfg.Log.Level != "info" {
 		t.Errorf("got max_turns %d url %q prefix %q level %q", cfg.Session.MaxTurns, cfg.Session.Redis.URL,
 			cfg.Session.Redis.KeyPrefix, cfg.Log.Level)
+	}
+}
+
+func TestLoadConfigDrainDelayAndAdmin(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.DrainDelay != 5*time.Second || cfg.Server.AdminAddr != "" {
+		t.Errorf("config.yaml: drain_delay %v, admin_addr %q; want 5s and off", cfg.Server.DrainDelay, cfg.Server.AdminAddr)
+	}
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:0"} {
+		cfg, _, err := loadConfig("", envOf(map[string]string{"FENGDA_SERVER_DRAIN_DELAY": "0s", "FENGDA_SERVER_ADMIN_ADDR": addr}))
+		if err != nil {
+			t.Errorf("admin_addr %s: %v", addr, err)
+			continue
+		}
+		if cfg.Server.DrainDelay != 0 || cfg.Server.AdminAddr != addr {
+			t.Errorf("drain_delay %v, admin_addr %q; want 0s and %s", cfg.Server.DrainDelay, cfg.Server.AdminAddr, addr)
+		}
+	}
+}
+
+// TestEffectiveConfigMasksSecrets: the start-up log shows every setting and where each
+// secret comes from, but no secret.
+func TestEffectiveConfigMasksSecrets(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	body := `session:
+  redis:
+    url: "redis://:hunter2-redis@10.0.0.5:6379/0,10.0.0.6:6379"
+queue:
+  mode: external
+  url: "nats://fengda:hunter2-nats@nats-0:4222"
+tenants:
+  - id: t1
+    keys:
+      - {kid: k1, alg: HS256, secret: {value: "hunter2-jwt-0123456789abcdef0123456789"}}
+      - {kid: k2, alg: HS256, secret: {env: T1_JWT}}
+    api_keys: [{value: "hunter2-apikey-0123456789abcdef"}, {file: /run/secrets/t1-api}]
+    engine:
+      kind: openai
+      kb: kb/shop-en.yaml
+      llm:
+        base_url: "https://user:hunter2-base@llm.example.com/v1"
+        model: m
+        api_key: {value: "sk-hunter2-llm"}
+`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := loadConfig(p, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(effectiveConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("a secret is in the effective config: %s", out)
+	}
+	for _, want := range []string{`"env:T1_JWT"`, `"file:/run/secrets/t1-api"`, `"(inline value, masked)"`,
+		`10.0.0.5:6379`, `nats-0:4222`, `llm.example.com`, `"drain_delay":"5s"`, `"max_turns":100`, `10.0.0.6:6379"`, `"mode":"external"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("effective config lacks %s: %s", want, out)
+		}
 	}
 }

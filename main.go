@@ -4,9 +4,14 @@
 //	fengda [-config FILE]                                 serve (default)
 //	fengda token -tenant ID -user USER [-ttl 1h]          print a user token
 //	fengda eval -tenant ID -queries FILE [-json]          measure answer quality
+//	fengda healthcheck [-config FILE] [-addr HOST:PORT]   GET /healthz of a running server
+//	fengda version                                        print the build's version
 //
 // main only parses flags, loads configuration, builds every module and runs them; the
 // logic lives in the packages.
+//
+// Exit status: 0 after a clean shutdown (SIGTERM or SIGINT, see serve), 1 when start-up
+// or serving fails, 2 when a second SIGTERM or SIGINT cuts the shutdown short.
 package main
 
 import (
@@ -22,6 +27,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -44,13 +51,71 @@ import (
 //go:embed kb/*.yaml
 var embeddedKB embed.FS
 
+// version is the build's version, set with -ldflags "-X main.version=v1.2.3"; without
+// it buildVersion reads the module's version or VCS revision.
+var version string
+
+// exitSecondSignal is the exit status when a second signal cuts the shutdown short.
+const exitSecondSignal = 2
+
 func main() {
+	exitOnSecondSignal()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "fengda:", err)
 		os.Exit(1)
 	}
+}
+
+// exitOnSecondSignal makes a second SIGTERM or SIGINT end the process at once, without
+// waiting for the shutdown the first one started: in-flight requests are cut, and the
+// queued turns this process held are delivered again after queue.ack_wait. Its channel
+// is registered before the first signal can arrive, so it sees every one.
+func exitOnSecondSignal() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "fengda: second signal (%s) during shutdown: exiting at once\n", sig)
+		os.Exit(exitSecondSignal)
+	}()
+}
+
+// buildVersion returns the version set at link time, else the module version or VCS
+// revision the Go toolchain recorded, else "devel".
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "devel-" + rev
 }
 
 // run is the whole program, reusable by end-to-end tests. SIGHUP reloads every tenant's
@@ -79,6 +144,11 @@ func runWith(ctx context.Context, args []string, p process) error {
 			return runToken(args[1:], getenv, stdout)
 		case "eval":
 			return runEval(args[1:], getenv, stdout)
+		case "healthcheck":
+			return runHealthcheck(args[1:], getenv, stdout)
+		case "version":
+			_, err := fmt.Fprintf(stdout, "fengda %s %s %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return err
 		case "serve":
 			args = args[1:]
 		}
@@ -90,7 +160,7 @@ func runWith(ctx context.Context, args []string, p process) error {
 		return err
 	}
 	if fl.NArg() > 0 {
-		return fmt.Errorf("unknown command %q (commands: serve, token, eval)", fl.Arg(0))
+		return fmt.Errorf("unknown command %q (commands: serve, token, eval, healthcheck, version)", fl.Arg(0))
 	}
 	cfg, source, err := loadConfig(*configPath, getenv)
 	if err != nil {
@@ -106,6 +176,8 @@ func runWith(ctx context.Context, args []string, p process) error {
 
 // serve builds every module, runs them, and shuts them down in reverse order.
 func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger) error {
+	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
+		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.
 	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv)
 	if err != nil {
@@ -155,6 +227,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	}
 	gwCfg := cfg.Server.Config
 	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
+	gwCfg.Version = buildVersion()
 	if q != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
@@ -166,9 +239,18 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)
 	}
+	var adminLn net.Listener
+	if cfg.Server.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("server.admin_addr: %w", err)
+		}
+		log.Info("admin listener (pprof) open", zap.String("addr", adminLn.Addr().String()))
+	}
 
 	log.Info("fengda listening",
 		zap.String("addr", ln.Addr().String()),
+		zap.String("version", buildVersion()),
 		zap.String("config", source),
 		zap.String("session_store", cfg.Session.Store),
 		zap.String("queue", cfg.Queue.Mode),
@@ -179,12 +261,15 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		p.ready(ln.Addr())
 	}
 
-	// Shutdown order is the reverse of start: the gateway stops taking requests and
-	// finishes those in flight (requests waiting for a queued turn get its id to poll
-	// with halfway through its shutdown timeout), while this process still works the
-	// queue; then the queue stops pulling and finishes and acknowledges the turns it
-	// took; then the engine drains its accepted turns; then the store closes (deferred
-	// above).
+	// Shutdown, when ctx ends (SIGTERM), is the reverse of start. The gateway answers
+	// /readyz with 503 at once and keeps serving for server.drain_delay while load
+	// balancers catch up; then it stops accepting and finishes the requests in flight
+	// (JSON turns get their answer, SSE streams finish their turn and get a shutdown
+	// event; requests waiting for a queued turn get its id to poll with halfway through
+	// server.shutdown_timeout), while this process still works the queue. Then the queue
+	// stops pulling and finishes and acknowledges the turns it took; then the engine
+	// drains its accepted turns; then the admin listener and the store close (the store
+	// deferred above), and runWith flushes the log.
 	g, gctx := errgroup.WithContext(ctx)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
@@ -195,9 +280,16 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 			return q.Consume(context.WithoutCancel(ctx), cfg.Dialogue.Workers, engine.HandleQueued)
 		})
 	}
-	stopRelease := context.AfterFunc(gctx, func() { engine.ReleaseWaiters(cfg.Server.ShutdownTimeout / 2) })
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	if adminLn != nil {
+		g.Go(func() error { return gateway.RunAdmin(adminCtx, adminLn, log) })
+	}
+	release := cfg.Server.DrainDelay + cfg.Server.ShutdownTimeout/2
+	stopRelease := context.AfterFunc(gctx, func() { engine.ReleaseWaiters(release) })
 	defer stopRelease()
 	g.Go(func() error {
+		defer stopAdmin() // last: a slow shutdown can still be profiled
 		defer stopEngine()
 		err := srv.Run(gctx, ln)
 		if q != nil {
@@ -247,10 +339,18 @@ func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, 
 	return q, nil
 }
 
-// redactURLs masks the passwords of a comma-separated list of URLs, for logging.
+// redactURLs masks the passwords of a comma-separated list of URLs, for logging. An
+// entry without a scheme (a cluster's further host:port) is kept, unless it holds
+// credentials.
 func redactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
+		if !strings.Contains(p, "://") {
+			if at := strings.LastIndex(p, "@"); at >= 0 {
+				parts[i] = "xxxxx" + p[at:]
+			}
+			continue
+		}
 		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
 			parts[i] = u.Redacted()
 		} else {
@@ -450,6 +550,51 @@ func runToken(args []string, getenv func(string) string, stdout io.Writer) error
 		return fmt.Errorf("token: %w", err)
 	}
 	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+// runHealthcheck asks a running server on this machine for GET /healthz and fails
+// unless it answers 200 within 3s: fengda healthcheck [-config FILE] [-addr HOST:PORT].
+// It is the container image's HEALTHCHECK, which has no curl or shell. The address is
+// -addr, else FENGDA_SERVER_ADDR, else server.addr of the configuration.
+func runHealthcheck(args []string, getenv func(string) string, stdout io.Writer) error {
+	fl := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fl.SetOutput(stdout)
+	configPath := fl.String("config", "", "config file")
+	addr := fl.String("addr", "", "the server's address (default: server.addr)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	a := *addr
+	if a == "" {
+		a = getenv("FENGDA_SERVER_ADDR")
+	}
+	if a == "" {
+		cfg, _, err := loadConfig(*configPath, getenv)
+		if err != nil {
+			return fmt.Errorf("healthcheck: %w", err)
+		}
+		a = cfg.Server.Addr
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("healthcheck: address %q: %w", a, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // the server listens on every interface
+	}
+	u := "http://" + net.JoinHostPort(host, port) + "/healthz"
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(u)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: GET %s: status %d", u, resp.StatusCode)
+	}
+	_, err = fmt.Fprintf(stdout, "%s", body)
 	return err
 }
 

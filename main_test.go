@@ -63,6 +63,8 @@ func startProgram(t testing.TB, env map[string]string, args []string, reload <-c
 			return dataDir
 		case "FENGDA_SERVER_ADDR":
 			return "127.0.0.1:0"
+		case "FENGDA_SERVER_DRAIN_DELAY":
+			return "0s" // tests stop at once; shutdown_test.go runs the delay
 		case "FENGDA_LOG_LEVEL":
 			return "warn"
 		}

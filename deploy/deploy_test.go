@@ -35,6 +35,7 @@ const (
 
 	// Defaults of the binary for the settings checked here.
 	defaultShutdownTimeout = 20 * time.Second
+	defaultDrainDelay      = 5 * time.Second
 	defaultStream          = "FENGDA_TURNS"
 )
 
@@ -468,11 +469,17 @@ func TestDeploymentProbesAndShutdown(t *testing.T) {
 	}
 	value, from := s.setting("server.shutdown_timeout", defaultShutdownTimeout.String())
 	shutdown := parseDuration(t, value, from)
+	value, drainFrom := s.setting("server.drain_delay", defaultDrainDelay.String())
+	drain, err := time.ParseDuration(value)
+	if err != nil || drain < 0 {
+		t.Fatalf("%s: %q is not a duration of 0s or more", drainFrom, value)
+	}
 	// The grace period counts from the start of preStop: the process gets what is left
-	// of it after the sleep, and needs shutdown_timeout of it and then some.
-	if got, need := time.Duration(*grace)*time.Second, sleep+shutdown; got <= need {
-		t.Errorf("terminationGracePeriodSeconds %s must exceed the preStop sleep %s plus server.shutdown_timeout %s (%s) = %s",
-			got, sleep, shutdown, from, need)
+	// of it after the sleep, serves on for drain_delay, and needs shutdown_timeout of it
+	// and then some.
+	if got, need := time.Duration(*grace)*time.Second, sleep+drain+shutdown; got <= need {
+		t.Errorf("terminationGracePeriodSeconds %s must exceed the preStop sleep %s plus server.drain_delay %s (%s) plus server.shutdown_timeout %s (%s) = %s",
+			got, sleep, drain, drainFrom, shutdown, from, need)
 	}
 }
 

@@ -192,7 +192,8 @@ func acceptsEventStream(r *http.Request) bool {
 }
 
 // streamChat answers a turn as server-sent events: meta, token per delta, then done or
-// error. Until the first event it can still answer with a JSON error and a status.
+// error, and while the server is draining a last shutdown event. Until the first event
+// it can still answer with a JSON error and a status.
 func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.Request, turn dialogue.Turn) {
 	events, err := s.dialogue.Stream(ctx, turn)
 	if err != nil {
@@ -210,7 +211,7 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 	case <-ctx.Done():
 		s.writeError(w, r, ctx.Err())
 		return
-	case <-s.shutdown:
+	case <-s.cutoff:
 		s.writeError(w, r, dialogue.ErrDraining)
 		return
 	}
@@ -237,7 +238,7 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 	w.WriteHeader(http.StatusOK)
 	sse := &sseWriter{w: w, rc: rc, writeTimeout: s.cfg.WriteTimeout}
 
-	if end, err := s.sendEvent(sse, r, first); end || err != nil {
+	if s.sendEnds(sse, r, first) {
 		return
 	}
 	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
@@ -248,10 +249,11 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 			if !ok {
 				if r.Context().Err() == nil {
 					s.sseError(sse, r, streamClosed(ctx, "event stream closed before its done event"))
+					s.endShutdown(sse)
 				}
 				return
 			}
-			if end, err := s.sendEvent(sse, r, ev); end || err != nil {
+			if s.sendEnds(sse, r, ev) {
 				return
 			}
 		case <-heartbeat.C:
@@ -261,16 +263,43 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 		case <-done:
 			if r.Context().Err() == nil { // our deadline, not the client leaving
 				s.sseError(sse, r, ctx.Err())
+				s.endShutdown(sse)
 			}
 			return
-		case <-s.shutdown:
+		case <-s.cutoff:
+			// The shutdown timeout is nearly over: a stream that still waits ends now.
 			if queued { // still answered; the client fetches it by turn id
 				_ = sse.event("queued", queuedOf(first.SessionID, first.TurnID))
-				return
+			} else {
+				s.sseError(sse, r, dialogue.ErrUnavailable)
 			}
-			s.sseError(sse, r, dialogue.ErrUnavailable)
+			s.endShutdown(sse)
 			return
 		}
+	}
+}
+
+// shutdownJSON is the data of the SSE shutdown event.
+type shutdownJSON struct {
+	Status string `json:"status"` // always "shutting_down"
+}
+
+// sendEnds writes ev and reports whether the stream ends: ev was its last event (then
+// followed by endShutdown) or the client cannot be written to.
+func (s *Server) sendEnds(sse *sseWriter, r *http.Request, ev dialogue.Event) bool {
+	end, err := s.sendEvent(sse, r, ev)
+	if end && err == nil {
+		s.endShutdown(sse)
+	}
+	return end || err != nil
+}
+
+// endShutdown follows a stream's last event with a shutdown event when the server is
+// draining, telling the client to send its next turn on a new connection (which reaches
+// another replica).
+func (s *Server) endShutdown(sse *sseWriter) {
+	if s.draining.Load() {
+		_ = sse.event("shutdown", shutdownJSON{Status: "shutting_down"})
 	}
 }
 

@@ -25,7 +25,13 @@ type Config struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// RequestTimeout is the deadline of one chat turn, streamed or not. Default 10s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// ShutdownTimeout bounds the wait for in-flight requests when Run stops. Default 20s.
+	// DrainDelay is how long Run keeps serving after its context ends, with /readyz
+	// answering 503, so that load balancers stop sending before the listener closes.
+	// Default 0 (close at once); config.yaml ships 5s. A preStop sleep in front of
+	// SIGTERM does the same job and can stand in for it.
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	// ShutdownTimeout bounds the wait for in-flight requests once the listener is
+	// closed. Default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RateLimitEnabled turns the per-tenant rate limits on. Default true. It is set
 	// from the top-level key ratelimit.enabled, so it has no key of its own here.
@@ -39,6 +45,9 @@ type Config struct {
 	// SSEHeartbeat is the interval of comment lines that keep an idle stream open
 	// through proxies. Default 15s.
 	SSEHeartbeat time.Duration `yaml:"sse_heartbeat"`
+	// Version is the build's version, shown by GET /healthz. Set by the program, so it
+	// has no key.
+	Version string `yaml:"-"`
 }
 
 // Default values of Config.
@@ -63,7 +72,8 @@ func DefaultConfig() Config {
 	return c
 }
 
-// Defaults sets every zero numeric field to its default. It leaves RateLimitEnabled alone.
+// Defaults sets every zero numeric field to its default. It leaves RateLimitEnabled
+// alone, and DrainDelay, whose zero is a valid setting.
 func (c *Config) Defaults() {
 	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
@@ -106,6 +116,9 @@ func (c *Config) Validate() error {
 		if !p.ok {
 			return fmt.Errorf("%s: must be positive", p.key)
 		}
+	}
+	if c.DrainDelay < 0 {
+		return fmt.Errorf("drain_delay: %v is negative", c.DrainDelay)
 	}
 	if c.TokenMaxTTL < time.Second {
 		return fmt.Errorf("token_max_ttl: %v is under 1s", c.TokenMaxTTL)

@@ -42,6 +42,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "request_timeout: must be positive"},
 		{"sub-second token ttl", func(c *Config) { c.TokenMaxTTL = time.Millisecond }, "token_max_ttl"},
 		{"message over body", func(c *Config) { c.MaxBodyBytes = 100; c.MaxMessageChars = 200 }, "max_message_chars"},
+		{"negative drain delay", func(c *Config) { c.DrainDelay = -time.Second }, "drain_delay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +65,9 @@ func TestNewFillsZeroConfig(t *testing.T) {
 	}
 	if got, want := s.cfg.MaxBodyBytes, int64(DefaultMaxBodyBytes); got != want {
 		t.Errorf("MaxBodyBytes = %d, want %d", got, want)
+	}
+	if s.cfg.DrainDelay != 0 {
+		t.Errorf("DrainDelay = %v, want 0: no delay unless configured", s.cfg.DrainDelay)
 	}
 	if _, err := New(DefaultConfig(), nil, &fakeTenants{}, nil, nil); err == nil {
 		t.Error("New accepted a nil engine")

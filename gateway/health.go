@@ -13,16 +13,18 @@ import (
 const readyTimeout = 2 * time.Second
 
 type statusBody struct {
-	Status string `json:"status"`
+	Status  string `json:"status"`
+	Version string `json:"version,omitempty"` // /healthz only: the build's version
 }
 
-// handleHealthz serves GET /healthz: the process is alive.
+// handleHealthz serves GET /healthz: the process is alive, and which build it runs.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, statusBody{Status: "ok"})
+	writeJSON(w, http.StatusOK, statusBody{Status: "ok", Version: s.cfg.Version})
 }
 
-// handleReadyz serves GET /readyz: 200 while the engine can take turns, 503 once the
-// server is draining or the engine's stores do not answer.
+// handleReadyz serves GET /readyz: 200 while the engine can take turns, 503 from the
+// moment the server starts draining (before it stops serving: see Run) or while the
+// engine's stores do not answer.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable"})

@@ -26,10 +26,10 @@ type Server struct {
 	limits   limiters
 	now      func() time.Time // the clock of token checks and rate limits
 
-	draining     atomic.Bool
-	shutdown     chan struct{} // closed when Run's ctx ends: open streams finish
-	shutdownOnce sync.Once
-	running      atomic.Bool
+	draining atomic.Bool   // set when Run's ctx ends: /readyz fails, streams end with a shutdown event
+	cutoff   chan struct{} // closed shortly before Run's shutdown timeout: open streams end now
+	cutOnce  sync.Once
+	running  atomic.Bool
 }
 
 // New validates cfg (after filling its zero fields with defaults) and builds the server.
@@ -57,7 +57,7 @@ func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Log
 		tenants:  tenants,
 		metrics:  metrics,
 		log:      log.Named("gateway"),
-		shutdown: make(chan struct{}),
+		cutoff:   make(chan struct{}),
 		now:      time.Now,
 	}
 	s.handler = s.routes()
@@ -67,15 +67,25 @@ func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Log
 // Handler returns the whole API as one http.Handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Run serves on ln until ctx ends, then drains: /readyz starts failing, open SSE streams
-// end with an unavailable error event, and in-flight requests get ShutdownTimeout to
-// finish. It returns nil after a clean shutdown. Run may be called once.
+// Run serves on ln until ctx ends, then shuts down in this order:
+//
+//  1. /readyz answers 503 at once, and every response asks its client to close the
+//     connection, while the server keeps serving for DrainDelay: load balancers see
+//     the replica leave before it stops taking connections.
+//  2. The listener closes. In-flight requests finish within ShutdownTimeout: a JSON
+//     turn gets its answer; an SSE stream finishes its turn and then gets a shutdown
+//     event.
+//  3. A stream still open shortly before ShutdownTimeout runs out (one that waits past
+//     its turn's deadline) ends with an unavailable error event and the shutdown event:
+//     http.Server.Shutdown alone would wait for it forever.
+//
+// It returns nil after a clean shutdown. Run may be called once.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("gateway: Run called twice")
 	}
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           s.closeWhileDraining(s.handler),
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		// WriteTimeout stays 0: a server-wide write deadline would cut SSE streams, so
@@ -94,12 +104,26 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 
-	s.log.Info("shutting down", zap.Duration("timeout", s.cfg.ShutdownTimeout))
 	s.draining.Store(true)
-	// Shutdown waits for every open request, and an SSE stream never ends by itself.
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
+	s.log.Info("draining: /readyz answers 503, still serving",
+		zap.Duration("drain_delay", s.cfg.DrainDelay), zap.Duration("shutdown_timeout", s.cfg.ShutdownTimeout))
+	if s.cfg.DrainDelay > 0 {
+		delay := time.NewTimer(s.cfg.DrainDelay)
+		select {
+		case <-delay.C:
+		case err := <-serveErr:
+			delay.Stop()
+			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+	}
+
+	s.log.Info("shutting down: listener closed, in-flight requests finishing")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
+	cut := time.AfterFunc(s.cfg.ShutdownTimeout-cutMargin(s.cfg.ShutdownTimeout), func() {
+		s.cutOnce.Do(func() { close(s.cutoff) })
+	})
+	defer cut.Stop()
 	err := srv.Shutdown(sctx)
 	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
@@ -109,6 +133,25 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// cutMargin is how long before the shutdown timeout open streams are told to end, so
+// that their last events are written, and http.Server.Shutdown (which looks for idle
+// connections every 500ms at most) sees them closed, before the timeout.
+func cutMargin(timeout time.Duration) time.Duration {
+	return min(time.Second, timeout/2)
+}
+
+// closeWhileDraining asks every client to close its connection once the server is
+// draining, so that its next request opens a connection the load balancer sends to
+// another replica, instead of one this server is about to close.
+func (s *Server) closeWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // writeJSON writes v as the JSON response body with the given status.

@@ -262,16 +262,134 @@ func startRun(t *testing.T, s *Server) (url string, client *http.Client, stop fu
 	return "http://" + ln.Addr().String(), &http.Client{Transport: tr}, stop
 }
 
-func TestRunShutdownEndsStream(t *testing.T) {
+// TestRunShutdownOrder stops Run while a stream and a JSON turn are in flight: /readyz
+// answers 503 at once while the server still serves for DrainDelay, then the listener
+// closes, and both turns finish: the JSON one with its answer, the stream with done and
+// then a shutdown event. Run returns nil.
+func TestRunShutdownOrder(t *testing.T) {
+	gate := make(chan struct{})
+	d := &fakeDialogue{
+		stream: func(ctx context.Context, _ dialogue.Turn) (<-chan dialogue.Event, error) {
+			ch := make(chan dialogue.Event, 1)
+			ch <- metaEvent()
+			go func() {
+				defer close(ch)
+				select {
+				case <-gate:
+				case <-ctx.Done():
+					return
+				}
+				for _, ev := range []dialogue.Event{deltaEvent("Opening hours"), doneEvent()} {
+					select {
+					case ch <- ev:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			return ch, nil
+		},
+		submit: func(ctx context.Context, _ dialogue.Turn) (dialogue.Reply, error) {
+			select {
+			case <-gate:
+				return fixedReply, nil
+			case <-ctx.Done():
+				return dialogue.Reply{}, ctx.Err()
+			}
+		},
+	}
+	const drainDelay = time.Second
+	s, _ := newTestServer(t, testConfig(func(c *Config) { c.DrainDelay = drainDelay }), d, nil)
+	url, client, stop := startRun(t, s)
+
+	resp := postStream(t, t.Context(), client, url)
+	br := bufio.NewReader(resp.Body)
+	if got := readEvents(t, br, "meta"); len(got) != 1 {
+		t.Fatalf("events before shutdown = %v, want one meta", got)
+	}
+	jsonStatus := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", url+"/v1/chat", strings.NewReader(`{"message":"When are you open?"}`))
+		req.Header.Set("Authorization", "Bearer "+tokenAcme)
+		resp, err := client.Do(req)
+		if err != nil {
+			jsonStatus <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		jsonStatus <- resp.StatusCode
+	}()
+	waitFor(t, "the JSON turn to reach the engine", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.turns) == 2
+	})
+
+	errc := make(chan error, 1)
+	go func() { errc <- stop() }()
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, "/readyz to answer 503", func() bool {
+		resp, err := fresh.Get(url + "/readyz")
+		if err != nil {
+			t.Fatalf("GET /readyz while draining: %v (the listener closed before the drain delay)", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if resp, err := client.Get(url + "/healthz"); err != nil {
+		t.Errorf("GET /healthz during the drain delay: %v, want it still served", err)
+	} else {
+		resp.Body.Close()
+		if !resp.Close {
+			t.Error("a response while draining does not close its connection")
+		}
+	}
+	waitFor(t, "the listener to close after the drain delay", func() bool {
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	close(gate)
+
+	evs := readEvents(t, br)
+	var names []string
+	for _, ev := range evs {
+		if ev.name != ":" {
+			names = append(names, ev.name)
+		}
+	}
+	if diff := cmp.Diff(names, []string{"token", "done", "shutdown"}); diff != "" {
+		t.Errorf("events after the shutdown began (-got +want):\n%s", diff)
+	}
+	if last := evs[len(evs)-1]; last.data != `{"status":"shutting_down"}` {
+		t.Errorf("shutdown event data = %s", last.data)
+	}
+	if got := <-jsonStatus; got != http.StatusOK {
+		t.Errorf("JSON turn in flight: status %d, want 200", got)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
+
+// TestRunShutdownCutsWaitingStream: a stream whose turn never ends is told so shortly
+// before the shutdown timeout, with an unavailable error and the shutdown event, and Run
+// still returns nil within the timeout.
+func TestRunShutdownCutsWaitingStream(t *testing.T) {
 	hang := func(ctx context.Context, _ dialogue.Turn) (<-chan dialogue.Event, error) {
 		ch := make(chan dialogue.Event, 1)
 		ch <- metaEvent()
 		go func() { <-ctx.Done(); close(ch) }() // never answers: only the shutdown ends it
 		return ch, nil
 	}
+	const shutdownTimeout = 2 * time.Second
 	cfg := testConfig(func(c *Config) {
 		c.RequestTimeout = time.Minute
-		c.ShutdownTimeout = 3 * time.Second
+		c.ShutdownTimeout = shutdownTimeout
 	})
 	s, _ := newTestServer(t, cfg, &fakeDialogue{stream: hang}, nil)
 	url, client, stop := startRun(t, s)
@@ -285,17 +403,29 @@ func TestRunShutdownEndsStream(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- stop() }()
 	evs := readEvents(t, br)
-	if len(evs) != 1 || evs[0].name != "error" || !strings.Contains(evs[0].data, `"code":"unavailable"`) {
-		t.Errorf("events after shutdown = %v, want one unavailable error", evs)
+	if len(evs) != 2 || evs[0].name != "error" || !strings.Contains(evs[0].data, `"code":"unavailable"`) || evs[1].name != "shutdown" {
+		t.Errorf("events after shutdown = %v, want an unavailable error, then shutdown", evs)
 	}
 	if err := <-errc; err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("shutdown took %v, want well under ShutdownTimeout", d)
+	if d := time.Since(start); d > shutdownTimeout {
+		t.Errorf("shutdown took %v, want within ShutdownTimeout %v", d, shutdownTimeout)
 	}
 	if !s.draining.Load() {
 		t.Error("not draining after shutdown")
+	}
+}
+
+// waitFor polls cond every 10ms until it holds, failing the test after 5s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
