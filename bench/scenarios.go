@@ -78,7 +78,7 @@ func (b *bench) profile(ctx context.Context, t target) {
 		fmt.Fprintf(errOut, "bench: profile of %s: %v %s\n", t.name, err, resp.Status)
 		return
 	}
-	fmt.Fprintf(errOut, "bench: CPU profile of %s in %s (go tool pprof %s %s)\n", t.name, path, b.fengda, path)
+	fmt.Fprintf(errOut, "bench: CPU profile of %s in %s (go tool pprof -top %s)\n", t.name, path, path)
 }
 
 func fengdaUsers(f *fengdaRun, stream bool) func(int) user {
