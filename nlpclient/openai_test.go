@@ -176,7 +176,7 @@ func TestNewHTTPClientSpeaksHTTP2(t *testing.T) {
 	c := NewHTTPClient()
 	defer c.CloseIdleConnections()
 	tr := c.Transport.(*http.Transport)
-	if c.Timeout != 0 || tr.MaxIdleConnsPerHost != 64 || !tr.ForceAttemptHTTP2 || tr.TLSHandshakeTimeout == 0 {
+	if c.Timeout != 0 || tr.MaxIdleConnsPerHost < 512 || !tr.ForceAttemptHTTP2 || tr.TLSHandshakeTimeout == 0 {
 		t.Errorf("client %+v, transport not tuned", c)
 	}
 	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig // trust the test certificate
