@@ -538,17 +538,5 @@ func postStreamEvents(base, token, msg string) ([]shutdownEvent, error) {
 // its answers for as long as the shutdown under test takes.
 func patientModelArgs(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile("examples/openai.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.ReplaceAll(string(data), " timeout: 1.5s", " timeout: 9s")
-	if strings.Count(cfg, " timeout: 9s") != 2 {
-		t.Fatal("examples/openai.yaml: the model deadlines are not where this test expects them")
-	}
-	path := filepath.Join(t.TempDir(), "openai.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"-config", path}
+	return modelArgsWithin(t, "9s")
 }

@@ -525,12 +525,19 @@ func (m *echoModel) request(msg string) []string {
 // into the fallback, which these tests would take for a wrong answer.
 func modelArgs(t *testing.T) []string {
 	t.Helper()
+	return modelArgsWithin(t, "5s")
+}
+
+// modelArgsWithin is modelArgs with both model deadlines (to the answer and to the first
+// token) set to deadline.
+func modelArgsWithin(t *testing.T, deadline string) []string {
+	t.Helper()
 	data, err := os.ReadFile("examples/openai.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.ReplaceAll(string(data), " timeout: 1.5s", " timeout: 5s")
-	if strings.Count(cfg, " timeout: 5s") != 2 {
+	cfg := strings.ReplaceAll(string(data), " timeout: 1.5s", " timeout: "+deadline)
+	if strings.Count(cfg, " timeout: "+deadline) != 2 {
 		t.Fatal("examples/openai.yaml: the model deadlines are not where this test expects them")
 	}
 	path := filepath.Join(t.TempDir(), "openai.yaml")
@@ -557,7 +564,7 @@ func spillEnv(m *echoModel, sets ...map[string]string) map[string]string {
 
 // redisEnv stores sessions in the machine's Redis under a prefix of the test's own,
 // deleted when the test ends.
-func redisEnv(t *testing.T) map[string]string {
+func redisEnv(t testing.TB) map[string]string {
 	t.Helper()
 	return map[string]string{
 		"FENGDA_SESSION_STORE":            "redis",
@@ -567,7 +574,7 @@ func redisEnv(t *testing.T) map[string]string {
 }
 
 // redisPrefix returns a key prefix of the test's own, deleted when the test ends.
-func redisPrefix(t *testing.T) string {
+func redisPrefix(t testing.TB) string {
 	t.Helper()
 	prefix := "fdtest:" + rand.Text()[:10] + ":"
 	t.Cleanup(func() {

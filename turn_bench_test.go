@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -26,17 +23,7 @@ func BenchmarkChatTurn(b *testing.B) {
 	b.Run("store=memory", func(b *testing.B) { benchChatTurn(b, nil) })
 	b.Run("store=redis", func(b *testing.B) {
 		requireRedis(b)
-		prefix := "fdbench:" + rand.Text()[:10] + ":"
-		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-		b.Cleanup(func() {
-			deletePrefix(rdb, prefix)
-			rdb.Close()
-		})
-		benchChatTurn(b, map[string]string{
-			"FENGDA_SESSION_STORE":            "redis",
-			"FENGDA_SESSION_REDIS_URL":        "redis://127.0.0.1:6379/0",
-			"FENGDA_SESSION_REDIS_KEY_PREFIX": prefix,
-		})
+		benchChatTurn(b, redisEnv(b))
 	})
 }
 
@@ -51,20 +38,11 @@ func BenchmarkChatTurnModel(b *testing.B) {
 		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"您好,信用卡挂失请拨打客服热线或在手机银行办理。"},"finish_reason":"stop"}]}`)
 	}))
 	b.Cleanup(model.Close)
-	prefix := "fdbench:" + rand.Text()[:10] + ":"
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	b.Cleanup(func() {
-		deletePrefix(rdb, prefix)
-		rdb.Close()
-	})
-	benchChatTurnWith(b, "examples/openai.yaml", map[string]string{
-		"FENGDA_SESSION_STORE":            "redis",
-		"FENGDA_SESSION_REDIS_URL":        "redis://127.0.0.1:6379/0",
-		"FENGDA_SESSION_REDIS_KEY_PREFIX": prefix,
-		"FENGDA_LLM_BASE_URL":             model.URL + "/v1",
-		"FENGDA_LLM_MODEL":                "bench-model",
-		"FENGDA_LLM_API_KEY":              "sk-bench",
-	})
+	env := redisEnv(b)
+	env["FENGDA_LLM_BASE_URL"] = model.URL + "/v1"
+	env["FENGDA_LLM_MODEL"] = "bench-model"
+	env["FENGDA_LLM_API_KEY"] = "sk-bench"
+	benchChatTurnWith(b, "examples/openai.yaml", env)
 }
 
 func benchChatTurn(b *testing.B, env map[string]string) {
