@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +32,8 @@ func (b *bench) compare(ctx context.Context, rep *Report, clients int, targets [
 			}
 			l := Load{Name: t.name, Clients: clients, Rate: b.rate, Duration: b.duration, Warmup: b.warmup, NewUser: t.newUser}
 			// The server's CPU time over the measured window only.
-			var cpu0 time.Duration
-			mark := time.AfterFunc(b.warmup, func() { cpu0 = t.proc.cpu() })
+			var cpu0 atomic.Int64
+			mark := time.AfterFunc(b.warmup, func() { cpu0.Store(int64(t.proc.cpu())) })
 			var prof sync.WaitGroup
 			if round == 0 && t.admin != "" {
 				prof.Go(func() { b.profile(ctx, t) })
@@ -40,9 +41,10 @@ func (b *bench) compare(ctx context.Context, rep *Report, clients int, targets [
 			res := l.Run(ctx)
 			mark.Stop()
 			prof.Wait()
-			cpu := t.proc.cpu() - cpu0
+			from := time.Duration(cpu0.Load())
+			cpu := t.proc.cpu() - from
 			r := runOf(res)
-			if r.OK > 0 && cpu0 > 0 {
+			if r.OK > 0 && from > 0 {
 				r.CPU = float64(cpu.Microseconds()) / float64(r.OK)
 			}
 			rep.add(t.name, r)
