@@ -560,7 +560,7 @@ var (
 //
 // The key is chosen by the token's own tid and kid: a token claiming tenant B is only ever
 // checked against B's keys, and the key's configured algorithm must be the token's.
-func (r *Registry) Verify(token string, now time.Time) (p Principal, err error) {
+func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
 	if len(token) > MaxTokenSize {
 		return Principal{}, refuse(errTooLarge)
 	}
@@ -617,7 +617,7 @@ func (r *Registry) Verify(token string, now time.Time) (p Principal, err error) 
 	if checkUser(c.Subject) != nil {
 		return Principal{}, refuse(errSubject)
 	}
-	p = Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}
+	p := Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}
 	r.verified.put(token, p, c.RegisteredClaims)
 	return p, nil
 }
