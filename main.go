@@ -256,7 +256,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		zap.String("queue", cfg.Queue.Mode),
 		zap.Int("tenants", len(tenants.Tenants())),
 		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
-		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -d '{"message":"信用卡丢了怎么办"}'`))
+		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
 	if p.ready != nil {
 		p.ready(ln.Addr())
 	}

@@ -22,8 +22,7 @@ func TestChatCreate(t *testing.T) {
 	s, _ := newTestServer(t, testConfig(), d, nil)
 	w := do(t, s.Handler(), request{
 		method: "POST", path: "/v1/chat", header: bearer(tokenAcme),
-		// tenant and user in the body are ignored: only the token says who is asking.
-		body: `{"message":"When are you open?","session_id":"sess-0001","client_msg_id":"m-1","tenant":"bank","user":"u2"}`,
+		body: `{"message":"When are you open?","session_id":"sess-0001","client_msg_id":"m-1"}`,
 	})
 	if got, want := w.Code, http.StatusOK; got != want {
 		t.Fatalf("status = %d, want %d; body %s", got, want, w.Body)
@@ -65,7 +64,6 @@ func TestChatCreateAccepts(t *testing.T) {
 		{"newlines and tabs", `{"message":"line 1\n\tline 2\r\n"}`, dialogue.Turn{Message: "line 1\n\tline 2\r\n"}},
 		{"2000 runes", `{"message":"` + strings.Repeat("中", 2000) + `"}`, dialogue.Turn{Message: strings.Repeat("中", 2000)}},
 		{"chinese", `{"message":"营业时间是几点?"}`, dialogue.Turn{Message: "营业时间是几点?"}},
-		{"unknown fields ignored", `{"message":"hi","stream":true}`, dialogue.Turn{Message: "hi"}},
 		{"trailing whitespace", "{\"message\":\"hi\"}\n\n", dialogue.Turn{Message: "hi"}},
 	}
 	for _, tt := range tests {
@@ -127,6 +125,15 @@ func TestChatCreateErrors(t *testing.T) {
 		{name: "basic auth", header: map[string]string{"Authorization": "Basic dTpw"}, body: `{"message":"hi"}`, wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "empty bearer", header: map[string]string{"Authorization": "Bearer "}, body: `{"message":"hi"}`, wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "oversized authorization", header: bearer(strings.Repeat(".", 5000)), body: `{"message":"hi"}`, wantStatus: 401, wantCode: "unauthenticated"},
+		// Only the token says who is asking: naming a tenant or user in the body is refused.
+		{name: "tenant in body", body: `{"message":"hi","tenant":"bank","user":"u2"}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "unknown field", body: `{"message":"hi","sesion_id":"sess-0001"}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "unknown nested field name", body: `{"message":"hi","a\u0000b":1}`, wantStatus: 400, wantCode: "invalid_request"},
+		{name: "form content type", header: withHeader(bearer(tokenAcme), "Content-Type", "application/x-www-form-urlencoded"), body: `{"message":"hi"}`, wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "text content type", header: withHeader(bearer(tokenAcme), "Content-Type", "text/plain"), body: `{"message":"hi"}`, wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "json in another charset", header: withHeader(bearer(tokenAcme), "Content-Type", "application/json; charset=gbk"), body: `{"message":"hi"}`, wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "malformed content type", header: withHeader(bearer(tokenAcme), "Content-Type", "application/json; ;;"), body: `{"message":"hi"}`, wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "1 MiB bearer token", header: bearer(strings.Repeat("A", 1<<20)), body: `{"message":"hi"}`, wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "overloaded", body: `{"message":"hi"}`, submit: fail(dialogue.ErrOverloaded), wantStatus: 503, wantCode: "overloaded", wantRetry: "1"},
 		{name: "queue full", body: `{"message":"hi"}`, submit: fail(dialogue.ErrQueueFull), wantStatus: 429, wantCode: "queue_full", wantRetry: "5"},
 		{name: "unavailable", body: `{"message":"hi"}`, submit: fail(fmt.Errorf("load: %w", dialogue.ErrUnavailable)), wantStatus: 503, wantCode: "unavailable", wantRetry: "5"},
@@ -161,7 +168,38 @@ func TestChatCreateErrors(t *testing.T) {
 			if strings.Contains(e.Message, "10.0.0.7") || strings.Contains(e.Message, "redis") {
 				t.Errorf("message %q shows internals", e.Message)
 			}
+			if tt.submit == nil && len(d.recorded()) != 0 {
+				t.Errorf("a refused request reached the engine: %+v", d.recorded())
+			}
 		})
+	}
+}
+
+// recorded returns the turns the fake engine was given.
+func (f *fakeDialogue) recorded() []dialogue.Turn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]dialogue.Turn(nil), f.turns...)
+}
+
+// withHeader returns h with one more header.
+func withHeader(h map[string]string, k, v string) map[string]string {
+	h[k] = v
+	return h
+}
+
+func TestChatCreateAcceptsJSONContentTypes(t *testing.T) {
+	for _, ct := range []string{"", "application/json", "application/json; charset=utf-8", "Application/JSON; charset=UTF-8"} {
+		d := &fakeDialogue{}
+		s, _ := newTestServer(t, testConfig(), d, nil)
+		header := bearer(tokenAcme)
+		if ct != "" {
+			header["Content-Type"] = ct
+		}
+		w := do(t, s.Handler(), request{method: "POST", path: "/v1/chat", header: header, body: `{"message":"hi"}`})
+		if w.Code != http.StatusOK {
+			t.Errorf("Content-Type %q: status %d, want 200; body %s", ct, w.Code, w.Body)
+		}
 	}
 }
 

@@ -5,14 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// readBody reads the whole body, already capped by limit's http.MaxBytesReader.
+// readBody checks the body's media type and reads the whole body, already capped by
+// limit's http.MaxBytesReader.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if err := checkContentType(r); err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= limit {
 		buf.Grow(int(n) + bytes.MinRead) // one allocation when the length is known
@@ -30,27 +37,91 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// unmarshalBody decodes a JSON object into dst. Malformed JSON, trailing data, a value of
-// the wrong type or bytes that are not UTF-8 are invalid requests; unknown fields are
-// ignored, so that clients may send more than this version reads.
+// checkContentType accepts a JSON body: Content-Type application/json, with no charset
+// or charset utf-8, or no Content-Type at all (curl without -H, scripts). Anything else
+// is refused, form and text bodies included, so that a browser form on another site
+// cannot post to the API.
+func checkContentType(r *http.Request) error {
+	vs := r.Header.Values("Content-Type")
+	if len(vs) == 0 {
+		return nil
+	}
+	if len(vs) > 1 {
+		return errUnsupportedMediaType
+	}
+	mt, params, err := mime.ParseMediaType(vs[0])
+	if err != nil || mt != "application/json" {
+		return errUnsupportedMediaType
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return errUnsupportedMediaType
+		}
+	}
+	return nil
+}
+
+// unmarshalBody decodes one JSON object into dst. Malformed JSON, trailing data, a value
+// of the wrong type, a field dst does not have, or bytes that are not UTF-8 are invalid
+// requests: a client that misspells a field learns it at once instead of having it
+// silently ignored.
 func unmarshalBody(raw []byte, dst any) error {
-	if len(strings.TrimSpace(string(raw))) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 {
 		return invalid("The request body is empty.")
 	}
 	// encoding/json would quietly replace invalid UTF-8 with U+FFFD.
 	if !utf8.Valid(raw) {
 		return invalid("The request body is not valid UTF-8.")
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 			if te.Field == "" {
 				return invalid("The request body must be a JSON object.")
 			}
 			return invalid(fmt.Sprintf("Field %q has the wrong type.", te.Field))
 		}
+		if name, ok := unknownField(err); ok {
+			if safeFieldName(name) {
+				return invalid(fmt.Sprintf("Field %q is not known.", name))
+			}
+			return invalid("The request body has a field that is not known.")
+		}
+		return invalid("The request body is not valid JSON.")
+	}
+	// Anything but white space after the object is trailing data.
+	if _, err := dec.Token(); err != io.EOF {
 		return invalid("The request body is not valid JSON.")
 	}
 	return nil
+}
+
+// unknownField returns the field name of encoding/json's error for a field the target
+// does not have. encoding/json has no error type for it, only this text.
+func unknownField(err error) (string, bool) {
+	const prefix = "json: unknown field "
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return "", false
+	}
+	name, err := strconv.Unquote(msg[len(prefix):])
+	return name, err == nil
+}
+
+// safeFieldName reports whether a field name taken from the request may be echoed in
+// the error message: short, and letters, digits, '_' or '-' only.
+func safeFieldName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkText refuses text that is not valid UTF-8, holds control characters other than

@@ -20,6 +20,8 @@ var (
 	errHeaderTooLarge   = errors.New("request header too large")
 	errRouteNotFound    = errors.New("route not found")
 	errMethodNotAllowed = errors.New("method not allowed")
+	// errUnsupportedMediaType is a body that is not JSON by its Content-Type.
+	errUnsupportedMediaType = errors.New("unsupported media type")
 )
 
 // invalidError is a request the gateway refused while decoding or validating it. Its
@@ -72,6 +74,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: "This method is not allowed here."}
 	case errors.Is(err, errTooLarge):
 		return errorClass{status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The request body is too large."}
+	case errors.Is(err, errUnsupportedMediaType):
+		return errorClass{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: "The request body must be JSON (Content-Type: application/json)."}
 	case errors.Is(err, errHeaderTooLarge):
 		return errorClass{status: http.StatusRequestHeaderFieldsTooLarge, code: "too_large", message: "The request headers are too large."}
 	case errors.As(err, &rl):

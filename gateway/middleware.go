@@ -21,6 +21,12 @@ import (
 // have allocated far more than their input for headers of many dots (CVE-2025-30204).
 const maxAuthorizationBytes = 4096
 
+// headerReadLimit is how much of a request's headers net/http reads before answering
+// 431 by itself. It is well above the configured limit so that the limit middleware sees
+// oversized requests and answers them with the documented error: 401 for a bearer token
+// or API key of up to a mebibyte, 431 for other oversized headers.
+const headerReadLimit = 1<<20 + 64<<10
+
 // maxRequestIDBytes caps an incoming X-Request-ID we are willing to echo.
 const maxRequestIDBytes = 64
 
@@ -179,8 +185,14 @@ func headerBytes(r *http.Request) int {
 // deadline of the response (a streaming handler lifts it).
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// net/http allows MaxHeaderBytes plus 4 KiB of slack; this enforces the limit itself.
+		// net/http reads up to headerReadLimit; this enforces the configured limit. A
+		// credential that alone is over its own cap is an invalid credential, whatever
+		// the size of the rest: 401, as for any other bad token.
 		if headerBytes(r) > s.cfg.MaxHeaderBytes {
+			if oversizedCredential(r) {
+				s.writeError(w, r, fmt.Errorf("%w: credential header over %d bytes", tenant.ErrUnauthenticated, maxAuthorizationBytes))
+				return
+			}
 			s.writeError(w, r, errHeaderTooLarge)
 			return
 		}
@@ -193,6 +205,19 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// oversizedCredential reports whether the Authorization or X-API-Key header is over the
+// credential cap.
+func oversizedCredential(r *http.Request) bool {
+	for _, name := range []string{"Authorization", "X-API-Key"} {
+		for _, v := range r.Header.Values(name) {
+			if len(v) > maxAuthorizationBytes {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>" header.

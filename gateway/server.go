@@ -92,7 +92,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		// each non-streaming request sets its own (see limitMiddleware).
 		WriteTimeout:   0,
 		IdleTimeout:    s.cfg.IdleTimeout,
-		MaxHeaderBytes: s.cfg.MaxHeaderBytes,
+		// The limit middleware enforces MaxHeaderBytes with the documented errors.
+		MaxHeaderBytes: max(s.cfg.MaxHeaderBytes, headerReadLimit),
 		ErrorLog:       zap.NewStdLog(s.log.Named("http")),
 	}
 	serveErr := make(chan error, 1)
