@@ -86,6 +86,9 @@ type Queue struct {
 	stopPull    context.CancelFunc
 	stopWork    context.CancelFunc
 	consumeDone chan struct{}
+
+	done     chan struct{} // closed by shutdown: board watchers stop
+	doneOnce sync.Once
 }
 
 // Open starts the embedded server or connects to the external one, then creates or
@@ -109,6 +112,7 @@ func Open(ctx context.Context, cfg Config, tenants []tenant.ID, log *zap.Logger)
 		cfg:       cfg,
 		log:       log,
 		consumers: make(map[tenant.ID]jetstream.Consumer, len(tenants)),
+		done:      make(chan struct{}),
 	}
 	for _, t := range tenants {
 		if !slices.Contains(q.tenants, t) {
@@ -373,6 +377,7 @@ func (q *Queue) shutdown() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
+	q.doneOnce.Do(func() { close(q.done) })
 	if q.nc != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeFlushTimeout)
 		if err := q.nc.FlushWithContext(ctx); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

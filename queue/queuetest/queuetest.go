@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,18 @@ func (b Backend) Place(t *testing.T) Place {
 		defer cancel()
 		if err := js.DeleteStream(ctx, p.Stream); err != nil {
 			t.Errorf("delete stream %s: %v", p.Stream, err)
+		}
+		// The queue's boards: buckets named after the stream.
+		names := js.KeyValueStoreNames(ctx)
+		for name := range names.Name() {
+			if strings.HasPrefix(name, p.Stream+"_") {
+				if err := js.DeleteKeyValue(ctx, name); err != nil {
+					t.Errorf("delete board %s: %v", name, err)
+				}
+			}
+		}
+		if err := names.Error(); err != nil {
+			t.Errorf("list boards of %s: %v", p.Stream, err)
 		}
 	})
 	return p
