@@ -147,6 +147,7 @@ type Registry struct {
 	apiKeys []apiKey
 
 	verified verifiedTokens
+	revoked  revocations
 }
 
 // NewRegistry validates cfgs and builds the registry. getenv resolves Secret.Env.
@@ -553,6 +554,7 @@ var (
 	errAudience      = errors.New("wrong audience")
 	errSubject       = errors.New("missing or invalid sub")
 	errInvalid       = errors.New("invalid token")
+	errRevoked       = errors.New("revoked")
 )
 
 // Verify checks token and returns who it names; every failure wraps ErrUnauthenticated
@@ -567,7 +569,11 @@ func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
 	if token == "" {
 		return Principal{}, refuse(errEmpty)
 	}
+	// A remembered token is checked against the revocations like any other.
 	if p, ok := r.verified.get(token, now); ok {
+		if r.revoked.revoked(p) {
+			return Principal{}, refuse(errRevoked)
+		}
 		return p, nil
 	}
 	var c tokenClaims
@@ -618,7 +624,13 @@ func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
 		return Principal{}, refuse(errSubject)
 	}
 	p := Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}
+	if c.IssuedAt != nil {
+		p.IssuedAt = c.IssuedAt.Time
+	}
 	r.verified.put(token, p, c.RegisteredClaims)
+	if r.revoked.revoked(p) {
+		return Principal{}, refuse(errRevoked)
+	}
 	return p, nil
 }
 

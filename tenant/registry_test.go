@@ -389,7 +389,7 @@ func TestMintVerify(t *testing.T) {
 			if got.TokenID == "" {
 				t.Error("TokenID is empty")
 			}
-			want := Principal{Tenant: id, User: "用户-42", TokenID: got.TokenID}
+			want := Principal{Tenant: id, User: "用户-42", TokenID: got.TokenID, IssuedAt: testNow}
 			if diff := cmp.Diff(got, want); diff != "" {
 				t.Errorf("Verify mismatch (-got +want):\n%s", diff)
 			}
@@ -490,7 +490,7 @@ func TestVerifyAccepts(t *testing.T) {
 		{
 			"HS256 handmade",
 			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(nil)),
-			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef"},
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow},
 		},
 		{
 			"audience list, sid, no jti",
@@ -499,12 +499,12 @@ func TestVerifyAccepts(t *testing.T) {
 				c["sid"] = "s-1"
 				delete(c, "jti")
 			})),
-			Principal{Tenant: "bank-a", User: "user-1"},
+			Principal{Tenant: "bank-a", User: "user-1", IssuedAt: testNow},
 		},
 		{
 			"EdDSA from the tenant's IdP",
 			sign(t, jwt.SigningMethodEdDSA, f.edPriv, "ed-1", claims(func(c jwt.MapClaims) { c["tid"] = "bank-d" })),
-			Principal{Tenant: "bank-d", User: "user-1", TokenID: "0123456789abcdef"},
+			Principal{Tenant: "bank-d", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow},
 		},
 		{
 			"RS256 with the tenant's own iss and aud",
@@ -513,11 +513,16 @@ func TestVerifyAccepts(t *testing.T) {
 				c["iss"] = "https://idp.bank-c.example"
 				c["aud"] = "fengda-bank-c"
 			})),
-			Principal{Tenant: "bank-c", User: "user-1", TokenID: "0123456789abcdef"},
+			Principal{Tenant: "bank-c", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow},
 		},
 		{
 			"issued a little in the future (skew)",
 			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) { c["iat"] = testNow.Add(20 * time.Second).Unix() })),
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow.Add(20 * time.Second)},
+		},
+		{
+			"no iat",
+			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) { delete(c, "iat") })),
 			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef"},
 		},
 	}

@@ -113,6 +113,9 @@ type Principal struct {
 	User   string
 	// TokenID is the JWT's jti, for logs and revocation.
 	TokenID string
+	// IssuedAt is the JWT's iat, zero when it has none: revoking a user refuses the
+	// tokens issued before the revocation.
+	IssuedAt time.Time
 }
 
 // NewContext returns a context carrying p.
