@@ -90,8 +90,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		// WriteTimeout stays 0: a server-wide write deadline would cut SSE streams, so
 		// each non-streaming request sets its own (see limitMiddleware).
-		WriteTimeout:   0,
-		IdleTimeout:    s.cfg.IdleTimeout,
+		WriteTimeout: 0,
+		IdleTimeout:  s.cfg.IdleTimeout,
 		// The limit middleware enforces MaxHeaderBytes with the documented errors.
 		MaxHeaderBytes: max(s.cfg.MaxHeaderBytes, headerReadLimit),
 		ErrorLog:       zap.NewStdLog(s.log.Named("http")),
