@@ -205,6 +205,12 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	if err != nil {
 		return err
 	}
+	if err := shareRevocations(ctx, q, tenants, log); err != nil {
+		if q != nil {
+			_ = q.Drain(context.Background())
+		}
+		return err
+	}
 	spill := dialogue.Spill{Queue: q}
 	if q != nil {
 		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
@@ -339,6 +345,37 @@ func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, 
 	return q, nil
 }
 
+// revocationBoard is the name of the queue's board of revoked tokens.
+const revocationBoard = "REVOKED"
+
+// shareRevocations makes token revocations reach every replica within a second: they
+// travel on a board of the queue's server that each replica watches into the registry's
+// in-memory set, records already there applied before serving. With the queue off they
+// apply to this process only.
+func shareRevocations(ctx context.Context, q *queue.Queue, tenants *tenant.Registry, log *zap.Logger) error {
+	if q == nil {
+		log.Info("queue.mode is off: token revocations apply to this process only")
+		return nil
+	}
+	board, err := q.Board(ctx, revocationBoard, tenant.RevocationRetention)
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	rlog := log.Named("revocations")
+	// Not ctx: revocations stay in force while the server drains; the watch ends when
+	// the queue closes.
+	err = board.Watch(context.WithoutCancel(ctx), func(key string, value []byte) {
+		if err := tenants.ApplyRevocation(key, value); err != nil {
+			rlog.Warn("revocation record ignored", zap.Error(err))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	tenants.SetBroadcast(board.Put)
+	return nil
+}
+
 // redactURLs masks the passwords of a comma-separated list of URLs, for logging. An
 // entry without a scheme (a cluster's further host:port) is kept, unless it holds
 // credentials.
@@ -423,8 +460,9 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, g
 	return out, nil
 }
 
-// reloadKBs reloads every tenant's knowledge base on each signal until ctx ends. A file
-// that does not load leaves that tenant's engine as it was, and says why.
+// reloadKBs reloads every tenant's knowledge base and key set file on each signal until
+// ctx ends. A file that does not load leaves that tenant's engine or keys as they were,
+// and says why.
 func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*nlpclient.Swap, log *zap.Logger) {
 	for {
 		select {
@@ -442,6 +480,14 @@ func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Re
 			engines[t.ID].Replace(faq)
 			log.Info("knowledge base reloaded",
 				zap.String("tenant", t.ID.String()), zap.String("file", t.Engine.KB), zap.Int("entries", faq.Len()))
+		}
+		// Key sets of the tenants' identity providers, after a key rotation.
+		changed, err := tenants.ReloadKeys()
+		for _, id := range changed {
+			log.Info("jwks_file reloaded: tokens are checked against the new keys", zap.String("tenant", id.String()))
+		}
+		if err != nil {
+			log.Error("jwks_file not reloaded, the previous keys keep verifying", zap.Error(err))
 		}
 	}
 }

@@ -20,6 +20,9 @@ var (
 	errHeaderTooLarge   = errors.New("request header too large")
 	errRouteNotFound    = errors.New("route not found")
 	errMethodNotAllowed = errors.New("method not allowed")
+	// errNotShared is a revocation in force on this replica that could not be shared
+	// with the others.
+	errNotShared = errors.New("not shared with the other replicas")
 	// errUnsupportedMediaType is a body that is not JSON by its Content-Type.
 	errUnsupportedMediaType = errors.New("unsupported media type")
 )
@@ -84,6 +87,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusTooManyRequests, code: "queue_full", message: "The service is at capacity and its queue is full; retry later.", retryAfter: queueFullRetryAfter}
 	case errors.Is(err, dialogue.ErrOverloaded):
 		return errorClass{status: http.StatusServiceUnavailable, code: "overloaded", message: "The service is busy; retry shortly.", retryAfter: time.Second}
+	case errors.Is(err, errNotShared):
+		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The revocation applies on this server but could not yet be shared with the others; send it again.", retryAfter: time.Second}
 	case errors.Is(err, dialogue.ErrUnavailable), errors.Is(err, dialogue.ErrDraining):
 		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The service is unavailable; retry shortly.", retryAfter: 5 * time.Second}
 	case errors.Is(err, dialogue.ErrIncomplete):

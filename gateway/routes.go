@@ -25,6 +25,8 @@ func (s *Server) routes() http.Handler {
 	// A tenant's backend authenticates with its API key here; the handler applies the
 	// tenant's rate limit itself, as the tenant is known only after the key is checked.
 	r.Post("/v1/tokens", s.handleTokenCreate)
+	// The same key revokes tokens of the tenant's users.
+	r.Post("/v1/admin/revocations", s.handleRevocationCreate)
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, s.rateLimit)

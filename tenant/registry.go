@@ -19,6 +19,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -94,11 +95,14 @@ type KeyConfig struct {
 
 // Config is one tenant as written in config.yaml under tenants:.
 type Config struct {
-	ID             string        `yaml:"id"`
-	Name           string        `yaml:"name"`     // default: the ID
-	Issuer         string        `yaml:"issuer"`   // JWT iss; default "fengda"
-	Audience       string        `yaml:"audience"` // JWT aud; default "fengda"
-	Keys           []KeyConfig   `yaml:"keys"`
+	ID       string      `yaml:"id"`
+	Name     string      `yaml:"name"`     // default: the ID
+	Issuer   string      `yaml:"issuer"`   // JWT iss; default "fengda"
+	Audience string      `yaml:"audience"` // JWT aud; default "fengda"
+	Keys     []KeyConfig `yaml:"keys"`
+	// JWKSFile is a JSON Web Key Set file of the tenant's identity provider (EdDSA and
+	// RS256 keys, selected by kid); SIGHUP reloads it. Never a URL.
+	JWKSFile       string        `yaml:"jwks_file"`
 	APIKeys        []Secret      `yaml:"api_keys"`
 	RateLimit      RateLimit     `yaml:"rate_limit"` // default 20 rps; burst default 2×rps
 	Engine         Engine        `yaml:"engine"`     // kind default "faq"
@@ -130,6 +134,8 @@ type entry struct {
 	audience string
 	keys     map[string]*key
 	signing  *key // first HS256 key, nil when the tenant cannot mint
+	jwksFile string
+	jwks     atomic.Pointer[map[string]*key] // the key set's keys; replaced by ReloadKeys
 }
 
 // apiKey is the SHA-256 of an API key: digests have one length, so comparing them takes
@@ -139,8 +145,8 @@ type apiKey struct {
 	id     ID
 }
 
-// Registry holds the configured tenants. It is safe for concurrent use: it is never
-// modified after NewRegistry returns.
+// Registry holds the configured tenants. It is safe for concurrent use. Its tenants never
+// change after NewRegistry returns; key sets (ReloadKeys) and revocations do.
 type Registry struct {
 	byID    map[ID]*entry
 	ids     []ID // sorted
@@ -262,8 +268,8 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 		return nil, fmt.Errorf("%s.history_ttl: must not be negative, got %s", at, t.HistoryTTL)
 	}
 
-	if len(cfg.Keys) == 0 {
-		return nil, fmt.Errorf("%s.keys: at least one key is required", at)
+	if len(cfg.Keys) == 0 && cfg.JWKSFile == "" {
+		return nil, fmt.Errorf("%s.keys: at least one key, or a jwks_file, is required", at)
 	}
 	for j, kc := range cfg.Keys {
 		kat := fmt.Sprintf("%s.keys[%d]", at, j)
@@ -278,6 +284,14 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 		if e.signing == nil && k.alg == AlgHS256 {
 			e.signing = k
 		}
+	}
+	if cfg.JWKSFile != "" {
+		e.jwksFile = cfg.JWKSFile
+		keys, err := e.loadJWKS()
+		if err != nil {
+			return nil, fmt.Errorf("%s.jwks_file: %w", at, err)
+		}
+		e.jwks.Store(&keys)
 	}
 	return e, nil
 }
@@ -599,7 +613,7 @@ func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
 		if kid == "" {
 			return nil, errNoKID
 		}
-		k, ok := e.keys[kid]
+		k, ok := e.lookup(kid)
 		if !ok {
 			return nil, errUnknownKID
 		}

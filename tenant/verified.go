@@ -15,8 +15,8 @@ const maxVerified = 1 << 16
 // of the HTTP edge together. A hit is a token byte-for-byte equal to one whose
 // signature, tenant, key, issuer, audience and subject were checked, used inside the
 // window its time claims allow: the answer can only be the one Verify gave. Outside that
-// window it is checked again, in full. The key set never changes while the registry
-// lives, so no entry can outlive its key.
+// window it is checked again, in full. A reloaded key set clears it, so no entry can
+// outlive its key.
 type verifiedTokens struct {
 	mu sync.RWMutex
 	m  map[string]verifiedToken
@@ -35,6 +35,13 @@ func (v *verifiedTokens) get(token string, now time.Time) (Principal, bool) {
 		return Principal{}, false
 	}
 	return t.p, true
+}
+
+// clear forgets every token: a key set changed.
+func (v *verifiedTokens) clear() {
+	v.mu.Lock()
+	clear(v.m)
+	v.mu.Unlock()
 }
 
 func (v *verifiedTokens) put(token string, p Principal, c jwt.RegisteredClaims) {
