@@ -95,7 +95,7 @@ func TestJWKS(t *testing.T) {
 	writeJWKS(t, path,
 		jwkOf(t, "ed-2026", edPub, map[string]string{"use": "sig", "alg": "EdDSA"}),
 		jwkOf(t, "rsa-2026", &rsaKey().PublicKey, map[string]string{"alg": "RS256"}),
-		jwkOf(t, "ec-2026", &ecKey.PublicKey, nil),                              // skipped: EC
+		jwkOf(t, "ec-2026", &ecKey.PublicKey, nil),                                  // skipped: EC
 		jwkOf(t, "enc-2026", &rsaKey2().PublicKey, map[string]string{"use": "enc"}), // skipped: encryption
 	)
 	reg := jwksRegistry(t, path)
