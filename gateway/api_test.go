@@ -382,6 +382,13 @@ func TestTokenCreateMintFailure(t *testing.T) {
 	if got := errorOf(t, w.Body.Bytes()).Message; strings.Contains(got, "signing") {
 		t.Errorf("message %q shows internals", got)
 	}
+
+	// A tenant whose tokens come from its identity provider: the request cannot work.
+	tenants.mintErr = fmt.Errorf("mint for acme: %w", tenant.ErrNoSigningKey)
+	w = do(t, s.Handler(), request{method: "POST", path: "/v1/tokens", header: map[string]string{"X-API-Key": keyAcme}, body: `{"user_id":"u1"}`})
+	if got := errorOf(t, w.Body.Bytes()); w.Code != 400 || got.Code != "invalid_request" {
+		t.Errorf("no signing key: %d %q, want 400 invalid_request", w.Code, got.Code)
+	}
 }
 
 func TestOperationalRoutes(t *testing.T) {

@@ -69,6 +69,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: inv.reason}
 	case errors.Is(err, dialogue.ErrInvalid):
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The request is invalid."}
+	case errors.Is(err, tenant.ErrNoSigningKey):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "This tenant's user tokens come from its identity provider; Fengda does not issue them."}
 	case errors.Is(err, tenant.ErrUnauthenticated):
 		return errorClass{status: http.StatusUnauthorized, code: "unauthenticated", message: "A valid credential is required."}
 	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):
