@@ -17,7 +17,7 @@ import (
 func (f *fakeTenants) Revoke(context.Context, tenant.Revocation, time.Time) error { return nil }
 
 // realRegistry is two tenants of the real registry, bank-a with apiKeyA.
-func realRegistry(t *testing.T) *tenant.Registry {
+func realRegistry(t testing.TB) *tenant.Registry {
 	t.Helper()
 	reg, err := tenant.NewRegistry([]tenant.Config{
 		{
