@@ -21,8 +21,8 @@ import (
 // one, each process limits on its own.
 type RateStore interface {
 	// Allow takes one request from k's allowance under r and says whether it may pass.
-	// It returns an error (wrapping session.ErrUnavailable) when the store does not
-	// answer before ctx ends; the gateway then limits locally.
+	// It returns an error when the store does not answer before ctx ends; the gateway
+	// then limits locally.
 	Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error)
 }
 

@@ -260,10 +260,10 @@ func (f *flakyStore) Allow(ctx context.Context, k session.RateKey, r session.Rat
 	f.calls.Add(1)
 	switch {
 	case f.down.Load():
-		return session.RateDecision{}, fmt.Errorf("%w: connection refused", session.ErrUnavailable)
+		return session.RateDecision{}, errors.New("connection refused")
 	case f.slow.Load():
 		<-ctx.Done()
-		return session.RateDecision{}, fmt.Errorf("%w: %w", session.ErrUnavailable, ctx.Err())
+		return session.RateDecision{}, ctx.Err()
 	}
 	return session.RateDecision{Allowed: true}, nil
 }

@@ -90,8 +90,8 @@ func NewRedisLimiter(client redis.UniversalClient, cfg RedisLimiterConfig) (*Red
 }
 
 // Allow takes one request from k's allowance under r and says whether it may pass. It
-// returns an error wrapping ErrUnavailable when Redis does not answer before ctx ends,
-// and another error for a rate that is not positive.
+// returns an error when Redis does not answer before ctx ends, or for a rate that is
+// not positive.
 func (l *RedisLimiter) Allow(ctx context.Context, k RateKey, r Rate) (RateDecision, error) {
 	lim, err := gcraLimit(r)
 	if err != nil {
@@ -99,7 +99,7 @@ func (l *RedisLimiter) Allow(ctx context.Context, k RateKey, r Rate) (RateDecisi
 	}
 	res, err := l.limiter.Allow(ctx, l.key(k), lim)
 	if err != nil {
-		return RateDecision{}, fmt.Errorf("%w: rate limit of tenant %s: %w", ErrUnavailable, k.Tenant, err)
+		return RateDecision{}, fmt.Errorf("redis rate limit of tenant %s: %w", k.Tenant, err)
 	}
 	if res.Allowed > 0 {
 		return RateDecision{Allowed: true}, nil

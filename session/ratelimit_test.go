@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -176,8 +175,8 @@ func TestRedisLimiterUnreachable(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			_, err = l.Allow(ctx, RateKey{Tenant: "acme"}, Rate{RPS: 1, Burst: 1})
-			if !errors.Is(err, ErrUnavailable) {
-				t.Errorf("Allow = %v, want ErrUnavailable", err)
+			if err == nil {
+				t.Error("Allow = nil error, want one")
 			}
 			if took := time.Since(start); took > deadline+200*time.Millisecond {
 				t.Errorf("Allow took %v, past the %v deadline", took, deadline)
@@ -203,7 +202,7 @@ func TestRedisLimiterConfig(t *testing.T) {
 		t.Errorf("default key = %q, want fd:rl:{acme}:t", got)
 	}
 	for _, r := range []Rate{{RPS: 0, Burst: 1}, {RPS: -1, Burst: 1}, {RPS: 1, Burst: 0}} {
-		if _, err := l.Allow(context.Background(), RateKey{Tenant: "acme"}, r); err == nil || errors.Is(err, ErrUnavailable) {
+		if _, err := l.Allow(context.Background(), RateKey{Tenant: "acme"}, r); err == nil || !strings.Contains(err.Error(), "is not a limit") {
 			t.Errorf("Allow with %+v = %v, want an invalid-rate error", r, err)
 		}
 	}
