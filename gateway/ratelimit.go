@@ -74,6 +74,7 @@ type limiters struct {
 	// Its size is bounded by the number of configured tenants: only verified ids reach it.
 	tenants sync.Map
 	users   userBuckets
+	refused refusals
 
 	store            RateStore // nil: local limits only
 	timeout, backoff time.Duration
@@ -118,6 +119,12 @@ func (s *Server) allow(ctx context.Context, id tenant.ID, user string) error {
 		return err
 	}
 	now := s.now()
+	tk := session.RateKey{Tenant: id}
+	if err := s.refusedByStore(tk, now); err != nil {
+		// The tenant's limit is spent: refused without a round trip, and without
+		// taking from the user's allowance.
+		return err
+	}
 	if user != "" && limited(tl.limit.UserRPS) {
 		k := session.RateKey{Tenant: id, User: user}
 		if err := s.take(ctx, k, session.Rate{RPS: tl.limit.UserRPS, Burst: tl.limit.UserBurst}, now); err != nil {
@@ -127,7 +134,20 @@ func (s *Server) allow(ctx context.Context, id tenant.ID, user string) error {
 	if !limited(tl.limit.RPS) {
 		return nil
 	}
-	return s.take(ctx, session.RateKey{Tenant: id}, session.Rate{RPS: tl.limit.RPS, Burst: burstOf(tl.limit.RPS, tl.limit.Burst)}, now)
+	return s.take(ctx, tk, session.Rate{RPS: tl.limit.RPS, Burst: burstOf(tl.limit.RPS, tl.limit.Burst)}, now)
+}
+
+// refusedByStore returns a *rateLimitedError when the store refused k and its retry
+// time has not come yet.
+func (s *Server) refusedByStore(k session.RateKey, now time.Time) error {
+	if s.limits.store == nil {
+		return nil
+	}
+	if d, ok := s.limits.refused.until(k, now); ok {
+		s.metrics.observeRateLimited(k.Tenant)
+		return &rateLimitedError{retryAfter: d}
+	}
+	return nil
 }
 
 // limited reports whether rps is a limit: a non-positive or infinite rate is none.
@@ -148,6 +168,9 @@ func burstOf(rps float64, burst int) int {
 func (s *Server) take(ctx context.Context, k session.RateKey, r session.Rate, now time.Time) error {
 	l := &s.limits
 	if l.store != nil {
+		if err := s.refusedByStore(k, now); err != nil {
+			return err
+		}
 		if l.useStore(now) {
 			sctx, cancel := context.WithTimeout(ctx, l.timeout)
 			d, err := l.store.Allow(sctx, k, r)
@@ -156,6 +179,7 @@ func (s *Server) take(ctx context.Context, k session.RateKey, r session.Rate, no
 			case err == nil:
 				s.storeAnswered()
 				if !d.Allowed {
+					l.refused.add(k, now.Add(d.RetryAfter), now)
 					s.metrics.observeRateLimited(k.Tenant)
 					return &rateLimitedError{retryAfter: d.RetryAfter}
 				}
@@ -308,4 +332,53 @@ func (u *userBuckets) len() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.m)
+}
+
+// refusals remembers until when the store refused each key. The store's limits are
+// GCRA: a key it refuses stays refused until the retry time it gave (other replicas'
+// requests can only push that later), so until then a replica refuses the key on its
+// own. A tenant or user sending far over its limit then costs Redis about one call per
+// key, per replica, each time a request could pass, rather than one per request.
+// Entries are swept once past, so the map holds the keys refused in the last few
+// seconds.
+type refusals struct {
+	mu    sync.Mutex
+	m     map[session.RateKey]time.Time
+	swept time.Time
+}
+
+// until returns how long k stays refused, if it is.
+func (r *refusals) until(k session.RateKey, now time.Time) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.m[k]
+	if !ok {
+		return 0, false
+	}
+	if !now.Before(t) {
+		delete(r.m, k)
+		return 0, false
+	}
+	return t.Sub(now), true
+}
+
+// add records that k is refused until t.
+func (r *refusals) add(k session.RateKey, t, now time.Time) {
+	if !now.Before(t) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[session.RateKey]time.Time)
+	}
+	if now.Sub(r.swept) >= userSweepEvery || now.Before(r.swept) {
+		for key, until := range r.m {
+			if !now.Before(until) {
+				delete(r.m, key)
+			}
+		}
+		r.swept = now
+	}
+	r.m[k] = t
 }

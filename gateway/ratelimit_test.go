@@ -365,6 +365,99 @@ func TestRateLimitDegrades(t *testing.T) {
 	}
 }
 
+// scriptedStore refuses the keys in refuse, with their retry time, and allows the rest.
+// It counts its calls by key.
+type scriptedStore struct {
+	mu     sync.Mutex
+	refuse map[session.RateKey]time.Duration
+	calls  map[session.RateKey]int
+}
+
+func (f *scriptedStore) Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[k]++
+	if d, ok := f.refuse[k]; ok {
+		return session.RateDecision{RetryAfter: d}, nil
+	}
+	return session.RateDecision{Allowed: true}, nil
+}
+
+func (f *scriptedStore) set(k session.RateKey, retry time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if retry == 0 {
+		delete(f.refuse, k)
+		return
+	}
+	f.refuse[k] = retry
+}
+
+// count returns the calls for each key, in order, since the last count.
+func (f *scriptedStore) count(keys ...session.RateKey) []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]int, len(keys))
+	for i, k := range keys {
+		out[i] = f.calls[k]
+	}
+	clear(f.calls)
+	return out
+}
+
+// TestRateLimitRemembersRefusals: a key the store refused is refused without asking the
+// store again until its retry time; a refused tenant takes nothing from its users.
+func TestRateLimitRemembersRefusals(t *testing.T) {
+	store := &scriptedStore{refuse: map[session.RateKey]time.Duration{}, calls: map[session.RateKey]int{}}
+	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 10, Burst: 10, UserRPS: 1, UserBurst: 1}), func() RateStore { return store }, nil)[0]
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	shop := session.RateKey{Tenant: "shop"}
+	alice, bob := session.RateKey{Tenant: "shop", User: "alice"}, session.RateKey{Tenant: "shop", User: "bob"}
+	check := func(what string, got, want []int) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+
+	// The tenant refused for 1.5s: one round trip for each key, then none.
+	store.set(shop, 1500*time.Millisecond)
+	got, h, body := chatAs(t, s, "alice")
+	checkLimited(t, "tenant refused", got, h, body)
+	if ra := h.Get("Retry-After"); ra != "2" {
+		t.Errorf("Retry-After = %q, want 2", ra)
+	}
+	check("store calls for alice, bob, the tenant", store.count(alice, bob, shop), []int{1, 0, 1})
+	for _, u := range []string{"alice", "bob", "alice"} {
+		got, h, body := chatAs(t, s, u)
+		checkLimited(t, "tenant refused, remembered", got, h, body)
+	}
+	check("store calls while remembered", store.count(alice, bob, shop), []int{0, 0, 0})
+
+	// Past the retry time the store is asked again.
+	store.set(shop, 0)
+	now = now.Add(1500 * time.Millisecond)
+	if got, _, body := chatAs(t, s, "bob"); got != 200 {
+		t.Errorf("past the retry time: status %d, body %s", got, body)
+	}
+	check("store calls past the retry time", store.count(alice, bob, shop), []int{0, 1, 1})
+
+	// A user refused: the same, and the tenant is not asked for that user.
+	store.set(alice, time.Second)
+	for range 3 {
+		got, h, body := chatAs(t, s, "alice")
+		checkLimited(t, "alice refused", got, h, body)
+	}
+	if got, _, body := chatAs(t, s, "bob"); got != 200 {
+		t.Errorf("bob while alice is refused: status %d, body %s", got, body)
+	}
+	check("store calls with alice refused", store.count(alice, bob, shop), []int{1, 1, 1})
+	if got := counterValue(t, s, `fengda_rate_limited_total{tenant="shop"}`); got != 7 {
+		t.Errorf("fengda_rate_limited_total = %v, want 7", got)
+	}
+}
+
 // TestRateLimitClientGone: a client that leaves during the store's call says nothing
 // about the store.
 func TestRateLimitClientGone(t *testing.T) {
@@ -575,4 +668,24 @@ func counterValue(t testing.TB, s *Server, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestRefusalsSwept: remembered refusals are dropped once past.
+func TestRefusalsSwept(t *testing.T) {
+	var r refusals
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		r.add(session.RateKey{Tenant: "shop", User: fmt.Sprint(i)}, now.Add(time.Second), now)
+	}
+	if d, ok := r.until(session.RateKey{Tenant: "shop", User: "7"}, now.Add(400*time.Millisecond)); !ok || d != 600*time.Millisecond {
+		t.Errorf("until = %v, %v; want 600ms, true", d, ok)
+	}
+	now = now.Add(userSweepEvery)
+	r.add(session.RateKey{Tenant: "shop"}, now.Add(time.Second), now)
+	if len(r.m) != 1 {
+		t.Errorf("%d refusals kept, want 1", len(r.m))
+	}
+	if _, ok := r.until(session.RateKey{Tenant: "shop"}, now.Add(time.Second)); ok {
+		t.Error("a refusal outlived its retry time")
+	}
 }
