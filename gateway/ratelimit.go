@@ -127,7 +127,7 @@ func (s *Server) allow(ctx context.Context, id tenant.ID, user string) error {
 	}
 	if user != "" && limited(tl.limit.UserRPS) {
 		k := session.RateKey{Tenant: id, User: user}
-		if err := s.take(ctx, k, session.Rate{RPS: tl.limit.UserRPS, Burst: tl.limit.UserBurst}, now); err != nil {
+		if err := s.take(ctx, k, session.Rate{RPS: tl.limit.UserRPS, Burst: burstOf(tl.limit.UserRPS, tl.limit.UserBurst)}, now); err != nil {
 			return err
 		}
 	}

@@ -611,6 +611,25 @@ func (p *toggleProxy) setDown(down bool) {
 	}
 }
 
+// TestRateLimitUserBurstDefault: a per-user rate without a burst (a registry fills it
+// in, other callers may not) allows one second's worth, and is no error for the store.
+func TestRateLimitUserBurstDefault(t *testing.T) {
+	c := requireRedis(t)
+	prefix := redisPrefix(t, c)
+	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 100, Burst: 100, UserRPS: 2}), func() RateStore { return redisLimiter(t, c, prefix) }, nil)[0]
+	var statuses []int
+	for range 3 {
+		got, _, _ := chatAs(t, s, "alice")
+		statuses = append(statuses, got)
+	}
+	if want := []int{200, 200, 429}; fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Errorf("statuses %v, want %v", statuses, want)
+	}
+	if s.limits.degraded.Load() {
+		t.Error("the store was marked as failed")
+	}
+}
+
 // TestUserBucketsSwept: the local buckets of users who have gone quiet are dropped.
 func TestUserBucketsSwept(t *testing.T) {
 	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 1000, Burst: 1000, UserRPS: 1, UserBurst: 2}), nil, nil)[0]
