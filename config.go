@@ -74,9 +74,19 @@ type RedisConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 }
 
-// RateLimitConfig switches every per-tenant rate limit on or off.
+// RateLimitConfig switches the rate limits (each tenant's, and each user's where the
+// tenant sets one) on or off, and says where they are counted.
 type RateLimitConfig struct {
 	Enabled bool `yaml:"enabled"`
+	// Store is local (each process counts on its own, so N replicas admit N times a
+	// limit) or redis (counted once for every replica, in the Redis of session.redis,
+	// under its key_prefix, whatever session.store says).
+	Store string `yaml:"store"`
+	// Timeout bounds one call to Redis; past it the request is limited locally.
+	Timeout time.Duration `yaml:"timeout"`
+	// Backoff is how long limits stay local after a failed call before Redis is tried
+	// again, so that an outage does not add Timeout to every request.
+	Backoff time.Duration `yaml:"backoff"`
 }
 
 // LogConfig sets the log level and format.
@@ -102,6 +112,9 @@ func defaultConfig() Config {
 	c.Session.Redis.WriteTimeout = time.Second
 	c.Queue.Defaults()
 	c.RateLimit.Enabled = true
+	c.RateLimit.Store = "local"
+	c.RateLimit.Timeout = gateway.DefaultRateStoreTimeout
+	c.RateLimit.Backoff = gateway.DefaultRateStoreBackoff
 	c.Log.Level = "info"
 	c.Log.Format = "json"
 	return c
@@ -283,6 +296,14 @@ func (c *Config) validate() error {
 		return errors.New("session.redis.read_timeout: must be positive")
 	case c.Session.Redis.WriteTimeout <= 0:
 		return errors.New("session.redis.write_timeout: must be positive")
+	case !oneOf(c.RateLimit.Store, "local", "redis"):
+		return fmt.Errorf("ratelimit.store: %q is not local or redis", c.RateLimit.Store)
+	case c.RateLimit.Timeout <= 0:
+		return fmt.Errorf("ratelimit.timeout: %s is not positive", c.RateLimit.Timeout)
+	case c.RateLimit.Backoff <= 0:
+		return fmt.Errorf("ratelimit.backoff: %s is not positive", c.RateLimit.Backoff)
+	case c.RateLimit.Store == "redis" && c.Session.Redis.URL == "":
+		return errors.New("session.redis.url: required when ratelimit.store is redis")
 	case !oneOf(c.Log.Level, "debug", "info", "warn", "error"):
 		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	case !oneOf(c.Log.Format, "json", "console"):

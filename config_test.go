@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -179,5 +181,65 @@ tenants:
 		if !strings.Contains(out, want) {
 			t.Errorf("effective config lacks %s: %s", want, out)
 		}
+	}
+}
+
+func TestLoadConfigRateLimit(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.RateLimit; !got.Enabled || got.Store != "local" || got.Timeout != 50*time.Millisecond || got.Backoff != time.Second {
+		t.Errorf("config.yaml: ratelimit %+v, want enabled, local, 50ms, 1s", got)
+	}
+	cfg, _, err = loadConfig("", envOf(map[string]string{
+		"FENGDA_RATELIMIT_STORE":   "redis",
+		"FENGDA_RATELIMIT_TIMEOUT": "20ms",
+		"FENGDA_RATELIMIT_BACKOFF": "5s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.RateLimit; got.Store != "redis" || got.Timeout != 20*time.Millisecond || got.Backoff != 5*time.Second {
+		t.Errorf("from the environment: ratelimit %+v, want redis, 20ms, 5s", got)
+	}
+
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	write := func(body string) string {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tenants := "tenants:\n  - id: t1\n    keys: [{kid: k1, alg: HS256, secret: {value: \"0123456789abcdef0123456789abcdef\"}}]\n"
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		wantInErr  string
+	}{
+		{"unknown store", "", map[string]string{"FENGDA_RATELIMIT_STORE": "memcached"}, "ratelimit.store"},
+		{"zero timeout", "", map[string]string{"FENGDA_RATELIMIT_TIMEOUT": "0s"}, "ratelimit.timeout"},
+		{"negative backoff", "", map[string]string{"FENGDA_RATELIMIT_BACKOFF": "-1s"}, "ratelimit.backoff"},
+		{"bad duration", "", map[string]string{"FENGDA_RATELIMIT_TIMEOUT": "fast"}, "ratelimit.timeout"},
+		{"redis without url", "session:\n  redis:\n    url: \"\"\nratelimit:\n  store: redis\n" + tenants, nil, "session.redis.url"},
+		{"unknown key", "ratelimit:\n  stroe: redis\n" + tenants, nil, "stroe"},
+		{"negative user rps", "tenants:\n  - id: t1\n    keys: [{kid: k1, alg: HS256, secret: {value: \"0123456789abcdef0123456789abcdef\"}}]\n    rate_limit: {user_rps: -1}\n", nil,
+			"tenants[0].rate_limit.user_rps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = write(tc.file)
+			}
+			cfg, _, err := loadConfig(path, envOf(tc.env))
+			if err == nil {
+				// Tenants are validated by the registry, as the program starts.
+				_, err = tenant.NewRegistry(cfg.Tenants, envOf(tc.env))
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantInErr) {
+				t.Errorf("got error %v, want one naming %q", err, tc.wantInErr)
+			}
+		})
 	}
 }

@@ -241,6 +241,26 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	if err != nil {
 		return err
 	}
+	if cfg.RateLimit.Enabled && cfg.RateLimit.Store == "redis" {
+		// A client of its own, so that limit checks and session traffic never wait for
+		// each other's connections.
+		redis.SetLogger(redisLogger{log.Named("redis")})
+		rc := cfg.Session.Redis
+		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
+			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
+		if err != nil {
+			return fmt.Errorf("session.redis.url: %w", err)
+		}
+		defer func() { _ = client.Close() }()
+		limiter, err := session.NewRedisLimiter(client, session.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
+		if err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		if err := srv.SetRateStore(limiter, gateway.RateStoreOptions{Timeout: cfg.RateLimit.Timeout, Backoff: cfg.RateLimit.Backoff}); err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		log.Info("rate limits shared through redis", zap.String("at", redactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("server.addr: %w", err)

@@ -28,12 +28,27 @@ type fengdaOpts struct {
 	idle     time.Duration // the model stream's idle timeout
 	turn     time.Duration // server.request_timeout, when longer than the default 10s
 	logLevel string
+	// rateStore is ratelimit.store: local (the default) or redis.
+	rateStore string
+	// tenants are the tenants served; empty, benchTenant alone with a limit out of the
+	// way (still checked on every request).
+	tenants []benchTenantConf
 }
+
+// benchTenantConf is one tenant of a Fengda under test.
+type benchTenantConf struct {
+	id    tenant.ID
+	kb    string // under kb/
+	limit tenant.RateLimit
+}
+
+// defaultTenants is benchTenant with a limit out of the way.
+var defaultTenants = []benchTenantConf{{id: benchTenant, kb: "bank-zh.yaml", limit: tenant.RateLimit{RPS: 10000000, Burst: 10000000}}}
 
 // fengdaRun is one Fengda child with what is needed to talk to it.
 type fengdaRun struct {
 	*proc
-	secret   string
+	secrets  map[tenant.ID]string
 	prefix   string // its Redis key prefix
 	admin    string // its pprof listener, when -cpuprofile asks for one
 	registry *tenant.Registry
@@ -51,15 +66,17 @@ func (b *bench) startFengda(name string, o fengdaOpts) (*fengdaRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret := "bench-" + randomHex(24)
 	prefix := "fdbench:" + randomHex(4) + ":"
-	engine := fmt.Sprintf("kind: faq\n      kb: %q", filepath.Join(b.root, "kb/bank-zh.yaml"))
-	if o.model != "" {
+	engine := func(kb string) string {
+		kb = filepath.Join(b.root, "kb", kb)
+		if o.model == "" {
+			return fmt.Sprintf("kind: faq\n      kb: %q", kb)
+		}
 		idle := o.idle
 		if idle == 0 {
 			idle = 2 * time.Second
 		}
-		engine = fmt.Sprintf(`kind: openai
+		return fmt.Sprintf(`kind: openai
       kb: %q
       llm:
         base_url: "http://%s/v1"
@@ -68,7 +85,36 @@ func (b *bench) startFengda(name string, o fengdaOpts) (*fengdaRun, error) {
         first_token_timeout: 5s
         idle_timeout: %s
         max_concurrent: 100000
-        max_retries: 0`, filepath.Join(b.root, "kb/bank-zh.yaml"), o.model, idle)
+        max_retries: 0`, kb, o.model, idle)
+	}
+	confs := o.tenants
+	if len(confs) == 0 {
+		confs = defaultTenants
+	}
+	secrets := make(map[tenant.ID]string, len(confs))
+	var tenantsYAML strings.Builder
+	var regConfs []tenant.Config
+	for _, tc := range confs {
+		secret := "bench-" + randomHex(24)
+		secrets[tc.id] = secret
+		l := tc.limit
+		fmt.Fprintf(&tenantsYAML, `  - id: %s
+    keys:
+      - kid: bench
+        alg: HS256
+        secret: {value: %q}
+    rate_limit: {rps: %s, burst: %d, user_rps: %s, user_burst: %d}
+    engine:
+      %s
+`, tc.id, secret, strconv.FormatFloat(l.RPS, 'f', -1, 64), l.Burst, strconv.FormatFloat(l.UserRPS, 'f', -1, 64), l.UserBurst, engine(tc.kb))
+		regConfs = append(regConfs, tenant.Config{
+			ID:   string(tc.id),
+			Keys: []tenant.KeyConfig{{KID: "bench", Alg: "HS256", Secret: tenant.Secret{Value: secret}}},
+		})
+	}
+	rateStore := o.rateStore
+	if rateStore == "" {
+		rateStore = "local"
 	}
 	queue, maxWait := o.queue, o.maxWait
 	if queue == "" {
@@ -106,19 +152,13 @@ queue:
   max_wait: %s
   duplicates: 2m
   ack_wait: 60s
+ratelimit:
+  store: %s
 log:
   level: %s
 tenants:
-  - id: %s
-    keys:
-      - kid: bench
-        alg: HS256
-        secret: {value: %q}
-    rate_limit: {rps: 10000000, burst: 10000000}
-    engine:
-      %s
-`, addr, turn, o.store, b.redisURL, prefix, o.workers, o.backlog, queue, filepath.Join(b.dir, name+"-jetstream"),
-		"BENCH_"+randomHex(4), "bench."+randomHex(4), maxWait, level, benchTenant, secret, engine)
+%s`, addr, turn, o.store, b.redisURL, prefix, o.workers, o.backlog, queue, filepath.Join(b.dir, name+"-jetstream"),
+		"BENCH_"+randomHex(4), "bench."+randomHex(4), maxWait, rateStore, level, tenantsYAML.String())
 	admin := ""
 	if b.cpuprofile != "" {
 		if admin, err = freeAddr(); err != nil {
@@ -134,20 +174,22 @@ tenants:
 	if err != nil {
 		return nil, err
 	}
-	reg, err := tenant.NewRegistry([]tenant.Config{{
-		ID:   benchTenant,
-		Keys: []tenant.KeyConfig{{KID: "bench", Alg: "HS256", Secret: tenant.Secret{Value: secret}}},
-	}}, os.Getenv)
+	reg, err := tenant.NewRegistry(regConfs, os.Getenv)
 	if err != nil {
 		p.stop()
 		return nil, err
 	}
-	return &fengdaRun{proc: p, secret: secret, prefix: prefix, admin: admin, registry: reg}, nil
+	return &fengdaRun{proc: p, secrets: secrets, prefix: prefix, admin: admin, registry: reg}, nil
 }
 
-// token mints user i's token, valid for the whole run.
+// token mints user i's token of benchTenant, valid for the whole run.
 func (f *fengdaRun) token(i int) string {
-	tok, _, err := f.registry.Mint(benchTenant, "bench-user-"+strconv.Itoa(i), 12*time.Hour, time.Now())
+	return f.tokenOf(benchTenant, "bench-user-"+strconv.Itoa(i))
+}
+
+// tokenOf mints a token of user of tenant t, valid for the whole run.
+func (f *fengdaRun) tokenOf(t tenant.ID, user string) string {
+	tok, _, err := f.registry.Mint(t, user, 12*time.Hour, time.Now())
 	if err != nil {
 		panic(err) // the registry was built above from a valid config
 	}

@@ -61,11 +61,12 @@ var scenarios = map[string]func(context.Context, *bench) (*Report, error){
 	"connections": scenarioConnections,
 	"burst":       scenarioBurst,
 	"soak":        scenarioSoak,
+	"noisy":       scenarioNoisy,
 }
 
 func run(args []string) error {
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
-	scenario := fl.String("scenario", "", "faq | llm | latency | stream | connections | burst | soak | all (the first five)")
+	scenario := fl.String("scenario", "", "faq | llm | latency | stream | connections | burst | soak | noisy | all (the first five)")
 	b := &bench{out: os.Stdout}
 	fl.DurationVar(&b.duration, "duration", 10*time.Second, "measured window of each run (soak: the whole soak; burst: the burst)")
 	fl.DurationVar(&b.warmup, "warmup", 2*time.Second, "unrecorded load before each measured window")

@@ -18,6 +18,7 @@ const (
 	StageHistoryLoad = "history_load"
 	StageAnswer      = "answer"
 	StageHistorySave = "history_save"
+	StageRateLimit   = "rate_limit"
 )
 
 // latencyBuckets span 50µs to 5s: the system's own overhead is measured in microseconds,
@@ -37,6 +38,8 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+	rlFallbacks *prometheus.CounterVec
+	rlDegraded  prometheus.Gauge
 
 	upstream     *prometheus.HistogramVec
 	firstToken   *prometheus.HistogramVec
@@ -69,9 +72,17 @@ func NewMetrics() *Metrics {
 		}, []string{"route", "tenant"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fengda_rate_limited_total",
-			Help: "Requests refused by a tenant's rate limit.",
+			Help: "Requests refused by a rate limit: the tenant's, or one of its users'.",
 		}, []string{"tenant"}),
 	}
+	m.rlFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_ratelimit_fallbacks_total",
+		Help: "Rate-limit decisions this replica took alone because the shared store (ratelimit.store: redis) failed or was in its back-off.",
+	}, []string{"tenant"})
+	m.rlDegraded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fengda_ratelimit_degraded",
+		Help: "1 while this replica limits on its own because the shared rate-limit store failed, else 0.",
+	})
 	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "fengda_upstream_duration_seconds",
 		Help:    "Model upstream calls by outcome (ok, http_5xx, http_429, http_4xx, conn, timeout, canceled, protocol); a retry is a call of its own.",
@@ -105,7 +116,7 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.stage, m.requests, m.duration, m.rateLimited,
+		m.stage, m.requests, m.duration, m.rateLimited, m.rlFallbacks, m.rlDegraded,
 		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks, m.spilled, m.queuedWorked,
 	)
 	return m
@@ -116,7 +127,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // ObserveStage records how long one stage of a turn took for tenant t. Stages are
-// StageAuth, StageHistoryLoad, StageAnswer and StageHistorySave.
+// StageAuth, StageRateLimit, StageHistoryLoad, StageAnswer and StageHistorySave.
 func (m *Metrics) ObserveStage(t tenant.ID, stage string, d time.Duration) {
 	m.stage.WithLabelValues(string(t), stage).Observe(d.Seconds())
 }
@@ -138,6 +149,18 @@ func (m *Metrics) observeRequest(route string, code int, t tenant.ID, d time.Dur
 
 func (m *Metrics) observeRateLimited(t tenant.ID) {
 	m.rateLimited.WithLabelValues(string(t)).Inc()
+}
+
+func (m *Metrics) observeRateLimitFallback(t tenant.ID) {
+	m.rlFallbacks.WithLabelValues(string(t)).Inc()
+}
+
+func (m *Metrics) setRateLimitDegraded(degraded bool) {
+	v := 0.0
+	if degraded {
+		v = 1
+	}
+	m.rlDegraded.Set(v)
 }
 
 // handler serves the registry in the Prometheus text format.

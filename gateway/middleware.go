@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -270,71 +267,4 @@ func (s *Server) verify(r *http.Request, now time.Time) (tenant.Principal, error
 		return tenant.Principal{}, fmt.Errorf("%w: token names no tenant or user", tenant.ErrUnauthenticated)
 	}
 	return p, nil
-}
-
-// rateLimit applies the authenticated tenant's token bucket.
-func (s *Server) rateLimit(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := tenant.FromContext(r.Context())
-		if err := s.allow(p.Tenant, s.now()); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// limiters holds one token bucket per tenant, made on the tenant's first request. Its
-// size is bounded by the number of configured tenants: only verified ids reach it.
-type limiters struct {
-	m sync.Map // tenant.ID → *rate.Limiter
-}
-
-// allow takes one token from tenant id's bucket, or returns a *rateLimitedError saying
-// when to retry.
-func (s *Server) allow(id tenant.ID, now time.Time) error {
-	if !s.cfg.RateLimitEnabled {
-		return nil
-	}
-	lim, err := s.limiter(id)
-	if err != nil {
-		return err
-	}
-	res := lim.ReserveN(now, 1)
-	if !res.OK() {
-		s.metrics.observeRateLimited(id)
-		return &rateLimitedError{retryAfter: time.Second}
-	}
-	if delay := res.DelayFrom(now); delay > 0 {
-		res.CancelAt(now)
-		s.metrics.observeRateLimited(id)
-		return &rateLimitedError{retryAfter: delay}
-	}
-	return nil
-}
-
-func (s *Server) limiter(id tenant.ID) (*rate.Limiter, error) {
-	if v, ok := s.limits.m.Load(id); ok {
-		return v.(*rate.Limiter), nil
-	}
-	t, err := s.tenants.Get(id)
-	if err != nil {
-		// A verified token of a tenant that is no longer configured.
-		return nil, fmt.Errorf("%w: tenant %s: %w", tenant.ErrUnauthenticated, id, err)
-	}
-	v, _ := s.limits.m.LoadOrStore(id, newLimiter(t.RateLimit))
-	return v.(*rate.Limiter), nil
-}
-
-// newLimiter builds a token bucket from a tenant's limit. A non-positive RPS means no
-// limit; a missing burst allows one second's worth of requests.
-func newLimiter(rl tenant.RateLimit) *rate.Limiter {
-	if rl.RPS <= 0 || math.IsInf(rl.RPS, 1) || math.IsNaN(rl.RPS) {
-		return rate.NewLimiter(rate.Inf, 0)
-	}
-	burst := rl.Burst
-	if burst < 1 {
-		burst = max(1, int(math.Ceil(rl.RPS)))
-	}
-	return rate.NewLimiter(rate.Limit(rl.RPS), burst)
 }

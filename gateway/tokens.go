@@ -63,7 +63,7 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 	if info := infoFrom(r.Context()); info != nil {
 		info.tenant = t.ID
 	}
-	if err := s.allow(t.ID, s.now()); err != nil {
+	if err := s.allow(r.Context(), t.ID, ""); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -258,6 +258,18 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 	if rl.Burst == 0 {
 		rl.Burst = int(math.Min(math.Ceil(2*rl.RPS), math.MaxInt32))
 	}
+	if math.IsNaN(rl.UserRPS) || math.IsInf(rl.UserRPS, 0) || rl.UserRPS < 0 {
+		return nil, fmt.Errorf("%s.rate_limit.user_rps: must be a positive number or 0 (no per-user limit), got %v", at, rl.UserRPS)
+	}
+	if rl.UserBurst < 0 {
+		return nil, fmt.Errorf("%s.rate_limit.user_burst: must not be negative, got %d", at, rl.UserBurst)
+	}
+	if rl.UserBurst > 0 && rl.UserRPS == 0 {
+		return nil, fmt.Errorf("%s.rate_limit.user_burst: set without user_rps", at)
+	}
+	if rl.UserRPS > 0 && rl.UserBurst == 0 {
+		rl.UserBurst = int(math.Min(math.Ceil(2*rl.UserRPS), math.MaxInt32))
+	}
 	if mc := t.Engine.MinConfidence; math.IsNaN(mc) || mc < 0 || mc > 1 {
 		return nil, fmt.Errorf("%s.engine.min_confidence: must be between 0 and 1, got %v", at, mc)
 	}

@@ -37,10 +37,16 @@ func ParseID(s string) (ID, error) {
 // String returns the ID as a string.
 func (id ID) String() string { return string(id) }
 
-// RateLimit is a token bucket: RPS tokens per second, at most Burst at once.
+// RateLimit is a tenant's request rate: RPS requests a second and at most Burst at once
+// for the whole tenant, and, when UserRPS is set, UserRPS and UserBurst for each of its
+// users (the verified token's sub). A request must pass both.
 type RateLimit struct {
 	RPS   float64 `yaml:"rps"`
 	Burst int     `yaml:"burst"`
+	// UserRPS is each user's rate; 0, the default, means no per-user limit.
+	UserRPS float64 `yaml:"user_rps"`
+	// UserBurst is each user's burst; 0 takes 2×UserRPS.
+	UserBurst int `yaml:"user_burst"`
 }
 
 // Engine kinds.
