@@ -202,7 +202,7 @@ func TestNewRegistryErrors(t *testing.T) {
 		{"bad id", []Config{ok("Bank A")}, `tenants[0].id: invalid tenant id: "Bank A"`},
 		{"duplicate id", []Config{ok("bank-a"), {ID: "bank-a", Keys: []KeyConfig{hs("k1", secretB)}}},
 			`tenants[1].id: duplicate "bank-a" (also tenants[0])`},
-		{"no keys", []Config{{ID: "bank-a"}}, "tenants[0].keys: at least one key is required"},
+		{"no keys", []Config{{ID: "bank-a"}}, "tenants[0].keys: at least one key, or a jwks_file, is required"},
 		{"alg none", []Config{ok("bank-a"), {ID: "shop-b", Keys: []KeyConfig{{KID: "k", Alg: "none"}}}},
 			`tenants[1].keys[0].alg: unsupported "none"`},
 		{"alg HS512", []Config{{ID: "bank-a", Keys: []KeyConfig{{KID: "k", Alg: "HS512", Secret: Secret{Value: secretA}}}}},
