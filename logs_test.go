@@ -371,7 +371,7 @@ func checkRequestLines(t *testing.T, entries []logEntry, calls []call, run strin
 		}
 		c, ours := byID[id]
 		if !ours {
-			continue // a request of the helpers (tokenFor, /metrics)
+			continue // a request made by tokenFor or scrapeMetrics
 		}
 		if got := e.str("tenant"); got != c.tenant {
 			t.Errorf("%s: a line with tenant %q, want %q: %s", id, got, c.tenant, e.raw)

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -755,28 +756,40 @@ func (e lineSafeEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) 
 var linePool = buffer.NewPool()
 
 // nextUnsafe returns the offset of the next rune from b[i:] on that NewLineSafeEncoder
-// escapes, or -1.
+// escapes, or -1. It looks only at the lead bytes those runes can have, found with
+// bytes.IndexByte: most lines have none.
 func nextUnsafe(b []byte, i int) int {
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case 0xC2: // U+0080..U+00BF
-			if i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9F {
-				return i
-			}
-		case 0xD8: // U+0600..U+063F
-			if i+1 < len(b) && b[i+1] == 0x9C {
-				return i
-			}
-		case 0xE2: // U+2000..U+2FFF
-			if i+2 >= len(b) {
-				continue
-			}
-			switch c1, c2 := b[i+1], b[i+2]; {
-			case c1 == 0x80 && (c2 == 0x8E || c2 == 0x8F || c2 >= 0xA8 && c2 <= 0xAE),
-				c1 == 0x81 && c2 >= 0xA6 && c2 <= 0xA9:
-				return i
+	for i < len(b) {
+		j := -1
+		for _, lead := range [...]byte{0xC2, 0xD8, 0xE2} {
+			if k := bytes.IndexByte(b[i:], lead); k >= 0 && (j < 0 || k < j) {
+				j = k
 			}
 		}
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if unsafeRune(b[i:]) {
+			return i
+		}
+		i++
 	}
 	return -1
+}
+
+// unsafeRune reports whether b starts with a C1 control (U+0080–U+009F), U+061C,
+// U+200E, U+200F, U+2028–U+202E or U+2066–U+2069.
+func unsafeRune(b []byte) bool {
+	switch {
+	case len(b) >= 2 && b[0] == 0xC2:
+		return b[1] >= 0x80 && b[1] <= 0x9F
+	case len(b) >= 2 && b[0] == 0xD8:
+		return b[1] == 0x9C
+	case len(b) >= 3 && b[0] == 0xE2:
+		c1, c2 := b[1], b[2]
+		return c1 == 0x80 && (c2 == 0x8E || c2 == 0x8F || c2 >= 0xA8 && c2 <= 0xAE) ||
+			c1 == 0x81 && c2 >= 0xA6 && c2 <= 0xA9
+	}
+	return false
 }
