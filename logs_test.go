@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -77,7 +78,7 @@ func (c *logCapture) entries(t *testing.T) []logEntry {
 }
 
 // startLogged is startProgram with the program's log written into the returned capture.
-func startLogged(t *testing.T, env map[string]string, args []string) (*program, *logCapture) {
+func startLogged(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) (*program, *logCapture) {
 	t.Helper()
 	dataDir := t.TempDir()
 	getenv := func(k string) string {
@@ -99,7 +100,7 @@ func startLogged(t *testing.T, env map[string]string, args []string) (*program, 
 	p := &program{cancel: cancel, done: make(chan error, 1)}
 	addrc := make(chan net.Addr, 1)
 	go func() {
-		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, logs: logs,
+		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, logs: logs, reload: reload,
 			ready: func(a net.Addr) { addrc <- a }})
 	}()
 	select {
@@ -243,7 +244,7 @@ func TestLogsOfTurnsNameTheirRequestAndHoldNoSecrets(t *testing.T) {
 		"FENGDA_DIALOGUE_BACKLOG":  "1",
 		"FENGDA_LOG_LEVEL":         "debug",
 		"FENGDA_LOG_TENANT_DIR":    tenantDir,
-	}, modelArgs(t))
+	}, modelArgs(t), nil)
 	base := p.base
 	run := rand.Text()[:8]
 	marker := "LOGMARK" + run // in every message; never in a log line at info level
@@ -439,6 +440,47 @@ func checkTenantFiles(t *testing.T, entries []logEntry, dir string, tenants map[
 		}
 		if len(got) < 5 {
 			t.Errorf("%s.log: %d lines", tn, len(got))
+		}
+	}
+}
+
+// TestLogTenantFilesReopenOnSIGHUP: after the files were renamed (log rotation), the
+// reload signal makes the program write to new ones.
+func TestLogTenantFilesReopenOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	reload := make(chan os.Signal, 1)
+	p, _ := startLogged(t, map[string]string{"FENGDA_LOG_TENANT_DIR": dir, "FENGDA_LOG_LEVEL": "info", "FENGDA_QUEUE_MODE": "off"}, nil, reload)
+	path := filepath.Join(dir, bankID+".log")
+	if r := sendAs("POST", p.base+"/v1/tokens", "before-rotation", map[string]string{"X-API-Key": bankAPIKey}, `{"user_id":"u"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST /v1/tokens: status %d, error %v", r.status, r.err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	reload <- syscall.SIGHUP
+	eventually(t, 5*time.Second, "the file is created again", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	if r := sendAs("POST", p.base+"/v1/tokens", "after-rotation", map[string]string{"X-API-Key": bankAPIKey}, `{"user_id":"u"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST /v1/tokens: status %d, error %v", r.status, r.err)
+	}
+	if err, _ := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{path + ".1": "before-rotation", path: "after-rotation"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range parseLog(t, file, data) {
+			if id := e.str("request_id"); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		if strings.Join(ids, " ") != want {
+			t.Errorf("%s: lines of requests %q, want %q", filepath.Base(file), ids, want)
 		}
 	}
 }
