@@ -89,10 +89,32 @@ type RateLimitConfig struct {
 	Backoff time.Duration `yaml:"backoff"`
 }
 
-// LogConfig sets the log level and format.
+// LogConfig sets the log level and format, and the per-tenant log files.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // json | console
+	// TenantDir, when set, is a directory where every line naming a tenant is also
+	// written, as JSON, to <tenant>.log; "" (the default) writes no such files.
+	TenantDir string `yaml:"tenant_dir"`
+}
+
+// checkTenantDir checks at start-up that log.tenant_dir is a directory this process can
+// create files in.
+func (c LogConfig) checkTenantDir() error {
+	st, err := os.Stat(c.TenantDir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("log.tenant_dir: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("log.tenant_dir: %s is not a directory", c.TenantDir)
+	}
+	probe, err := os.CreateTemp(c.TenantDir, ".fengda-write-check-*")
+	if err != nil {
+		return fmt.Errorf("log.tenant_dir: %s is not writable: %w", c.TenantDir, err)
+	}
+	name := probe.Name()
+	_ = probe.Close()
+	return os.Remove(name)
 }
 
 // defaultConfig holds the defaults that apply before any file or environment.
@@ -308,6 +330,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	case !oneOf(c.Log.Format, "json", "console"):
 		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
+	case c.Log.TenantDir != "" && strings.TrimSpace(c.Log.TenantDir) != c.Log.TenantDir:
+		return fmt.Errorf("log.tenant_dir: %q begins or ends with white space", c.Log.TenantDir)
 	case len(c.Tenants) == 0:
 		return errors.New("tenants: at least one tenant is required")
 	}

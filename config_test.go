@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,5 +242,57 @@ func TestLoadConfigRateLimit(t *testing.T) {
 				t.Errorf("got error %v, want one naming %q", err, tc.wantInErr)
 			}
 		})
+	}
+}
+
+// TestTenantLogDirCheckedAtStart: log.tenant_dir is off by default, set from the
+// environment, and a directory that is missing, not a directory, or not writable stops
+// start-up with an error naming the key.
+func TestTenantLogDirCheckedAtStart(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.TenantDir != "" {
+		t.Errorf("log.tenant_dir defaults to %q, want off", cfg.Log.TenantDir)
+	}
+	dir := t.TempDir()
+	cfg, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_TENANT_DIR": dir}))
+	if err != nil || cfg.Log.TenantDir != dir {
+		t.Fatalf("FENGDA_LOG_TENANT_DIR: got %q, %v", cfg.Log.TenantDir, err)
+	}
+	log, files, err := newLogger(cfg.Log, cfg.Tenants, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = log.Sync()
+	_ = files.Close()
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "northwind-shop.log qinghe-bank.log" {
+		t.Errorf("log.tenant_dir holds %v, want a file per configured tenant and nothing else", names)
+	}
+
+	file := filepath.Join(dir, "plain")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := filepath.Join(dir, "ro")
+	if err := os.Mkdir(readOnly, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]string{"missing": filepath.Join(dir, "missing"), "a file": file}
+	if os.Geteuid() != 0 { // root writes anywhere
+		bad["read-only"] = readOnly
+	}
+	for name, d := range bad {
+		c := cfg.Log
+		c.TenantDir = d
+		if _, _, err := newLogger(c, cfg.Tenants, io.Discard); err == nil || !strings.Contains(err.Error(), "log.tenant_dir") {
+			t.Errorf("%s: got %v, want an error naming log.tenant_dir", name, err)
+		}
 	}
 }

@@ -119,7 +119,7 @@ func buildVersion() string {
 }
 
 // run is the whole program, reusable by end-to-end tests. SIGHUP reloads every tenant's
-// knowledge base.
+// knowledge base and reopens the tenant log files (log.tenant_dir).
 func run(ctx context.Context, args []string, getenv func(string) string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -133,6 +133,7 @@ type process struct {
 	stdout io.Writer
 	ready  func(net.Addr)   // if set, receives the address the server listens on
 	reload <-chan os.Signal // each value reloads every tenant's knowledge base
+	logs   io.Writer        // if set, the log is written here instead of stderr
 }
 
 // runWith is run with its surroundings given (tests pass server.addr 127.0.0.1:0).
@@ -166,16 +167,20 @@ func runWith(ctx context.Context, args []string, p process) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log)
+	log, files, err := newLogger(cfg.Log, cfg.Tenants, p.logs)
 	if err != nil {
 		return err
 	}
+	if files != nil {
+		defer func() { _ = files.Close() }()
+	}
 	defer func() { _ = log.Sync() }()
-	return serve(ctx, cfg, source, p, log)
+	return serve(ctx, cfg, source, p, log, files)
 }
 
-// serve builds every module, runs them, and shuts them down in reverse order.
-func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger) error {
+// serve builds every module, runs them, and shuts them down in reverse order. files
+// are the tenant log files, nil when log.tenant_dir is off.
+func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *tenant.LogFiles) error {
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
 		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.
@@ -331,7 +336,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		return err
 	})
 	g.Go(func() error {
-		reloadKBs(gctx, p.reload, tenants, engines, log.Named("kb"))
+		reloadKBs(gctx, p.reload, tenants, engines, files, log)
 		return nil
 	})
 	err = g.Wait()
@@ -482,14 +487,23 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, g
 
 // reloadKBs reloads every tenant's knowledge base and key set file on each signal until
 // ctx ends. A file that does not load leaves that tenant's engine or keys as they were,
-// and says why.
-func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*nlpclient.Swap, log *zap.Logger) {
+// and says why. It first reopens the tenant log files, if any, for log rotation.
+func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*nlpclient.Swap,
+	files *tenant.LogFiles, log *zap.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-signals:
 		}
+		if files != nil {
+			if err := files.Reopen(); err != nil {
+				log.Error("tenant log files not reopened; lines go to the files open before", zap.String("dir", files.Dir()), zap.Error(err))
+			} else {
+				log.Info("tenant log files reopened", zap.String("dir", files.Dir()))
+			}
+		}
+		log := log.Named("kb")
 		for _, t := range tenants.Tenants() {
 			faq, err := loadFAQ(t)
 			if err != nil {
@@ -681,22 +695,52 @@ func registryFor(configPath, tid string, getenv func(string) string) (*tenant.Re
 	return tenants, id, nil
 }
 
-// newLogger builds the root logger; every line passes through PII redaction.
-func newLogger(cfg LogConfig) (*zap.Logger, error) {
+// newLogger builds the root logger, writing to out (stderr when nil): zap's production
+// JSON lines, made line-safe (tenant.NewLineSafeEncoder), or with log.format console,
+// its development text. Every line passes through PII redaction. With log.tenant_dir
+// set, it also returns the tenant log files: each line naming a configured tenant goes,
+// as JSON, to that tenant's file too.
+func newLogger(cfg LogConfig, tenants []tenant.Config, out io.Writer) (*zap.Logger, *tenant.LogFiles, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
-	zc := zap.NewProductionConfig()
-	if cfg.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
+	stderr := zapcore.Lock(os.Stderr)
+	sink := stderr
+	if out != nil {
+		sink = zapcore.Lock(zapcore.AddSync(out))
 	}
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.Sampling = nil
-	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	log, err := zc.Build(zap.WrapCore(tenant.NewRedactingCore))
-	if err != nil {
-		return nil, fmt.Errorf("log: %w", err)
+	jsonEncoder := func() zapcore.Encoder {
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		return tenant.NewLineSafeEncoder(zapcore.NewJSONEncoder(ec))
 	}
-	return log, nil
+	enc := jsonEncoder()
+	opts := []zap.Option{zap.ErrorOutput(stderr), zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel)}
+	if cfg.Format == "console" { // as zap.NewDevelopmentConfig
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+		opts = []zap.Option{zap.ErrorOutput(stderr), zap.AddCaller(), zap.AddStacktrace(zapcore.WarnLevel), zap.Development()}
+	}
+	core := zapcore.NewCore(enc, sink, level)
+	var files *tenant.LogFiles
+	if cfg.TenantDir != "" {
+		if err := cfg.checkTenantDir(); err != nil {
+			return nil, nil, err
+		}
+		// The IDs are validated as the registry validates them; an invalid one is
+		// left out here, and stops start-up when the registry is built.
+		var ids []tenant.ID
+		for _, t := range tenants {
+			if id, err := tenant.ParseID(t.ID); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		if files, err = tenant.OpenLogFiles(cfg.TenantDir, ids); err != nil {
+			return nil, nil, fmt.Errorf("log.tenant_dir: %w", err)
+		}
+		core = zapcore.NewTee(core, files.Core(jsonEncoder(), level))
+	}
+	return zap.New(tenant.NewRedactingCore(core), opts...), files, nil
 }

@@ -48,6 +48,10 @@ type Turn struct {
 	SessionID   string // empty: start a new session
 	Message     string
 	ClientMsgID string // optional idempotency key, scoped to the session
+	// RequestID is the id of the request that asked for the turn, for logs: every
+	// line logged about the turn carries it with the tenant, on whichever process
+	// answers it. Empty when unknown.
+	RequestID string
 }
 
 // Citation names a knowledge-base entry.

@@ -492,8 +492,12 @@ func (e *Engine) process(j *job) {
 func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) (ans nlpclient.Answer, streamed bool, err error) {
 	a, ok := e.deps.Answerers[tn.ID]
 	if !ok {
-		e.log.Warn("tenant has no answer engine", zap.String("tenant", tn.ID.String()))
+		e.turnLog(j.turn).Warn("tenant has no answer engine")
 		return fallback(tn), false, nil
+	}
+	ctx := j.ctx
+	if j.turn.RequestID != "" {
+		ctx = nlpclient.WithRequestID(ctx, j.turn.RequestID) // for the engine's own log lines
 	}
 	req := nlpclient.Request{Message: j.turn.Message}
 	if n := len(history); n > 0 {
@@ -509,7 +513,7 @@ func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) (ans 
 	}
 	if s, ok := a.(nlpclient.Streamer); ok && j.events != nil {
 		streamed = true
-		ans, err = s.Stream(j.ctx, req, func(delta string) error {
+		ans, err = s.Stream(ctx, req, func(delta string) error {
 			e.emit(j, Event{Kind: EventDelta, Delta: delta})
 			if j.gone {
 				return context.Canceled
@@ -517,22 +521,29 @@ func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) (ans 
 			return nil
 		})
 	} else {
-		ans, err = a.Answer(j.ctx, req)
+		ans, err = a.Answer(ctx, req)
 	}
 	switch {
 	case err == nil:
 		return ans, streamed, nil
 	case errors.Is(err, nlpclient.ErrStreamCut):
-		e.log.Warn("answer stream cut, storing the part sent",
-			zap.String("tenant", tn.ID.String()), zap.String("session", j.ref.Session), zap.Int("chars", len(ans.Text)))
+		e.turnLog(j.turn).Warn("answer stream cut, storing the part sent",
+			zap.String("session", j.ref.Session), zap.Int("chars", len(ans.Text)))
 		ans.Incomplete = true
 		return ans, true, err
 	case j.ctx.Err() != nil:
 		return ans, streamed, j.ctx.Err()
 	}
-	e.log.Warn("answer engine failed, using fallback",
-		zap.String("tenant", tn.ID.String()), zap.String("session", j.ref.Session), zap.Error(err))
+	e.turnLog(j.turn).Warn("answer engine failed, using fallback",
+		zap.String("session", j.ref.Session), zap.Error(err))
 	return fallback(tn), false, nil
+}
+
+// turnLog returns the logger for lines about turn t: they carry its tenant and the id
+// of the request that asked for it. It is made only when a line is logged, so that a
+// turn that logs nothing costs nothing.
+func (e *Engine) turnLog(t Turn) *zap.Logger {
+	return e.log.With(zap.String("tenant", t.Tenant.String()), zap.String("request_id", t.RequestID))
 }
 
 func fallback(tn *tenant.Tenant) nlpclient.Answer {

@@ -108,6 +108,7 @@ const (
 // spilled is a turn published to the queue whose result a request awaits.
 type spilled struct {
 	w        *queue.Waiter
+	turn     Turn // as submitted
 	ref      session.Ref
 	turnID   string
 	cmid     string
@@ -125,6 +126,7 @@ func messageID(t tenant.ID, sessionID, key string) string {
 func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 	q := e.deps.Spill.Queue
 	p := &spilled{
+		turn:     t,
 		ref:      session.Ref{Tenant: t.Tenant, Session: t.SessionID, User: t.User},
 		cmid:     t.ClientMsgID,
 		accepted: time.Now(),
@@ -145,34 +147,40 @@ func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 	// Recorded before it is published, so that GET /v1/turns finds it from the start.
 	e.saveQueued(p)
 	if p.w, err = q.Await(t.Tenant, turnID); err != nil {
-		return nil, e.spillFailed(t.Tenant, err)
+		return nil, e.spillFailed(t, err)
+	}
+	// The request id travels in a header, so that the lines logged about the turn on
+	// the process that answers it carry it too.
+	var hdr map[string]string
+	if t.RequestID != "" {
+		hdr = map[string]string{queue.RequestIDHeader: t.RequestID}
 	}
 	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	p.dup, err = q.Publish(pctx, t.Tenant, msgID, data, nil)
+	p.dup, err = q.Publish(pctx, t.Tenant, msgID, data, hdr)
 	if err != nil {
 		p.w.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, e.spillFailed(t.Tenant, err)
+		return nil, e.spillFailed(t, err)
 	}
 	return p, nil
 }
 
 // spillFailed maps a queue error to the caller's: ErrQueueFull when the queue is at its
 // cap, ErrOverloaded (as with spillover off) when it cannot be reached.
-func (e *Engine) spillFailed(t tenant.ID, err error) error {
+func (e *Engine) spillFailed(t Turn, err error) error {
 	if errors.Is(err, queue.ErrFull) {
-		e.deps.Spill.Observe(t, SpillFull)
+		e.deps.Spill.Observe(t.Tenant, SpillFull)
 		return ErrQueueFull
 	}
-	e.deps.Spill.Observe(t, SpillError)
+	e.deps.Spill.Observe(t.Tenant, SpillError)
 	// Once a second at most: during an outage every overflowing turn lands here.
 	if now := time.Now().UnixNano(); now-e.spillWarned.Load() > int64(time.Second) {
 		e.spillWarned.Store(now)
-		e.log.Warn("turns not spilled: queue unavailable, answering 503 overloaded (see fengda_spilled_turns_total{outcome=\"error\"})",
-			zap.String("tenant", t.String()), zap.Error(err))
+		e.turnLog(t).Warn("turns not spilled: queue unavailable, answering 503 overloaded (see fengda_spilled_turns_total{outcome=\"error\"})",
+			zap.Error(err))
 	}
 	return ErrOverloaded
 }
@@ -237,8 +245,8 @@ func (e *Engine) saveQueued(p *spilled) {
 	err := e.deps.Store.SaveQueued(ctx, session.QueuedTurn{Ref: p.ref, TurnID: p.turnID, ClientMsgID: p.cmid}, ttl)
 	if err != nil {
 		// The turn is still answered and stored; only polling by its id fails.
-		e.log.Error("queued turn not recorded; polling for it will answer 404",
-			zap.String("tenant", p.ref.Tenant.String()), zap.String("turn_id", p.turnID), zap.Error(err))
+		e.turnLog(p.turn).Error("queued turn not recorded; polling for it will answer 404",
+			zap.String("turn_id", p.turnID), zap.Error(err))
 	}
 }
 
@@ -295,7 +303,8 @@ func (e *Engine) ReleaseWaiters(d time.Duration) {
 // when the turn could not be answered or stored for a passing reason (the store is
 // down, the engine is shutting down, ctx ended). Give it to queue.Consume.
 func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
-	log := e.log.With(zap.String("tenant", m.Tenant.String()), zap.String("msg_id", m.ID))
+	requestID := m.Header[queue.RequestIDHeader]
+	log := e.log.With(zap.String("tenant", m.Tenant.String()), zap.String("request_id", requestID), zap.String("msg_id", m.ID))
 	var qt queuedTurn
 	if err := json.Unmarshal(m.Data, &qt); err != nil || qt.V != wireVersion {
 		// Nothing can ever answer it: acknowledge it rather than have it delivered
@@ -303,7 +312,7 @@ func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
 		log.Error("queued turn unreadable, dropped", zap.Int("version", qt.V), zap.Error(err))
 		return nil
 	}
-	t := Turn{Tenant: m.Tenant, User: qt.User, SessionID: qt.Session, Message: qt.Message, ClientMsgID: qt.ClientMsgID}
+	t := Turn{Tenant: m.Tenant, User: qt.User, SessionID: qt.Session, Message: qt.Message, ClientMsgID: qt.ClientMsgID, RequestID: requestID}
 	if err := validate(t); err != nil || !session.ValidID(qt.TurnID) || qt.Session == "" {
 		log.Error("queued turn invalid, dropped", zap.Error(err))
 		e.replyQueued(m.Tenant, qt.TurnID, queuedResult{Error: resultInvalid}, log)

@@ -44,9 +44,15 @@ func (r *spillRig) count(outcome string) int {
 func startSpill(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg queue.Config, spill dialogue.Spill,
 	a dialogue.Answerer, wrap func(queue.Handler) queue.Handler) *spillRig {
 	t.Helper()
+	return startSpillLogged(t, b, cfg, qcfg, spill, a, wrap, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+}
+
+// startSpillLogged is startSpill logging to log.
+func startSpillLogged(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg queue.Config, spill dialogue.Spill,
+	a dialogue.Answerer, wrap func(queue.Handler) queue.Handler, log *zap.Logger) *spillRig {
+	t.Helper()
 	p := b.Place(t)
 	qcfg.Mode, qcfg.DataDir, qcfg.URL, qcfg.Stream, qcfg.Subject = p.Mode, p.DataDir, p.URL, p.Stream, p.Subject
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	q, err := queue.Open(ctx, qcfg, []tenant.ID{bank, shop}, log)

@@ -47,7 +47,8 @@ func TestChatCreate(t *testing.T) {
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("reply (-got +want):\n%s", diff)
 	}
-	wantTurn := dialogue.Turn{Tenant: "acme", User: "u1", SessionID: "sess-0001", Message: "When are you open?", ClientMsgID: "m-1"}
+	wantTurn := dialogue.Turn{Tenant: "acme", User: "u1", SessionID: "sess-0001", Message: "When are you open?", ClientMsgID: "m-1",
+		RequestID: w.Header().Get("X-Request-ID")}
 	if diff := cmp.Diff(d.lastTurn(), wantTurn); diff != "" {
 		t.Errorf("turn (-got +want):\n%s", diff)
 	}
@@ -74,7 +75,7 @@ func TestChatCreateAccepts(t *testing.T) {
 			if got, want := w.Code, http.StatusOK; got != want {
 				t.Fatalf("status = %d, want %d; body %s", got, want, w.Body)
 			}
-			tt.want.Tenant, tt.want.User = "acme", "u1"
+			tt.want.Tenant, tt.want.User, tt.want.RequestID = "acme", "u1", w.Header().Get("X-Request-ID")
 			if diff := cmp.Diff(d.lastTurn(), tt.want); diff != "" {
 				t.Errorf("turn (-got +want):\n%s", diff)
 			}

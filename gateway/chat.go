@@ -123,6 +123,7 @@ func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
 		SessionID:   in.SessionID,
 		Message:     in.Message,
 		ClientMsgID: in.ClientMsgID,
+		RequestID:   infoFrom(r.Context()).requestID(),
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()

@@ -33,7 +33,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := s.dialogue.Ready(ctx); err != nil {
-		s.log.Warn("not ready", zap.String("request_id", infoFrom(r.Context()).requestID()), zap.Error(err))
+		// An unauthenticated request: its lines carry an empty tenant.
+		s.log.Warn("not ready", zap.String("request_id", infoFrom(r.Context()).requestID()), zap.String("tenant", ""), zap.Error(err))
 		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable"})
 		return
 	}

@@ -572,6 +572,9 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("log line %q %s holds message text or a token", e.Message, b)
 		}
 	}
+	if got := d.lastTurn().RequestID; got != "req-1" {
+		t.Errorf("the turn's request id = %q, want req-1: the engine's lines about it would not carry it", got)
+	}
 	if got := access[0].LoggerName; got != "gateway" {
 		t.Errorf("logger name = %q, want gateway", got)
 	}

@@ -413,7 +413,7 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 func (l *LLM) fallbackAnswer(ctx context.Context, faq *FAQ, req Request, why string, err error) Answer {
 	l.obs.Fallback(why)
 	if why == reasonUpstream {
-		l.log.Warn("model upstream failed, answering without it", zap.String("upstream", l.cfg.Upstream), zap.Error(err))
+		l.log.Warn("model upstream failed, answering without it", zap.String("request_id", RequestID(ctx)), zap.String("upstream", l.cfg.Upstream), zap.Error(err))
 	}
 	// The request's context may be past its deadline; the knowledge base answers in
 	// microseconds and must still answer.

@@ -45,6 +45,11 @@ const (
 	maxNakDelay = 30 * time.Second
 )
 
+// RequestIDHeader is the header holding the id of the request that published a
+// message, if any: the queue's log lines about the message carry it as request_id, as
+// the publisher's own lines do.
+const RequestIDHeader = "Fengda-Request-Id"
+
 // Msg is one delivered message.
 type Msg struct {
 	Tenant tenant.ID
@@ -332,7 +337,8 @@ func (q *Queue) work(ctx context.Context, t tenant.ID, raw jetstream.Msg, h Hand
 			m.Header[k] = v[0]
 		}
 	}
-	log := q.log.With(zap.String("tenant", string(t)), zap.String("msg_id", m.ID), zap.Uint64("delivered", m.Delivered))
+	log := q.log.With(zap.String("tenant", string(t)), zap.String("request_id", m.Header[RequestIDHeader]),
+		zap.String("msg_id", m.ID), zap.Uint64("delivered", m.Delivered))
 
 	err := runHandler(ctx, h, m)
 	if err == nil {

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -8,34 +9,64 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 )
 
-// Redaction masks personal data in text that is about to be logged:
+// Redaction masks personal data in text that is about to be logged.
 //
-//   - mainland resident ID numbers (17 digits and a digit or X): 11**************1X
-//   - mobile numbers (1[3-9] and 9 digits, optionally after +86): 138****5678
-//   - bank card numbers (13 to 19 digits, grouped by spaces or dashes or not): 6222***********1234
-//   - e-mail addresses: the local part becomes ***
+// Numbers. A number is a run of digits, ASCII or full-width (０-９), split into groups by
+// separators: any number of spaces, tabs, dashes and their full-width and typographic
+// forms (U+3000, －, ‐, –, —, −, no-break and thin spaces) between two groups. Within
+// each run, from the left, the longest sequence of whole groups (at most 19 digits) that
+// is one of these numbers is masked:
 //
-// Digits may be ASCII or full-width (０-９), and groups may be separated by a space, a
-// dash, an ideographic space or a full-width dash. Any other run of 13 to 19 digits is
-// masked as a card number too: an order number masked by mistake costs less than a card
-// number in a bank's logs. Masks are written with ASCII digits; no run of digits left in
-// the result is one that would be masked on its own.
+//   - a resident ID number: 17 digits and the ISO 7064 MOD 11-2 check character of
+//     them (a digit or X, also x, Ｘ, ｘ), with a region code not starting with 0 and a
+//     valid birth date: 11**************1X
+//   - an old resident ID number: 15 digits, a region code not starting with 0 and a
+//     valid birth date YYMMDD: 11***********12
+//   - a mobile number: 1[3-9] and 9 more digits, alone or after 86 or 0086 (+86, 0086,
+//     grouped 3-4-4 or not): 138****5678, +86138****5678
+//   - a bank card number: 16 to 19 digits passing the Luhn check: 6222********7890
+//
+// Deliberately, any other sequence of 13 to 19 digits is masked as a card number too:
+// an order number masked by mistake costs less than a mistyped card number in a bank's
+// logs. Such a sequence never takes in the first group of one of the numbers above,
+// which are masked on their own. A group of more than 19 digits is none of these
+// numbers and is kept; so are 12 digits or fewer that are not a mobile number.
+//
+// Masks are written with ASCII digits and an upper-case X, one character per digit.
+// The digits a mask keeps never touch other digits of its run: a mask keeps its first
+// digits only when it starts the run, and its last digits only when no unmasked group
+// follows it. So no run of digits left in the result, read with its separators removed,
+// is a number that would be masked (FuzzRedact and TestRedactProperty check this).
+//
+// E-mail addresses, ASCII or full-width, with @ or ＠: the local part becomes ***.
 
-var emailPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})`)
+var emailPattern = regexp.MustCompile(
+	`[A-Za-z0-9._%+\-\x{FF0E}\x{FF10}-\x{FF19}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}]+` + // local part
+		`([@\x{FF20}][A-Za-z0-9\-\x{FF0D}\x{FF10}-\x{FF19}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}]+` + // @ and first label
+		`(?:[.\x{FF0E}][A-Za-z0-9\-\x{FF0D}\x{FF10}-\x{FF19}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}]+)*` + // further labels
+		`[.\x{FF0E}][A-Za-z\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}]{2,})`) // top-level domain
 
-// maxPIIDigits is the most digits any masked number has (a 19-digit card).
-const maxPIIDigits = 19
+const (
+	// minPIIDigits is the fewest digits any masked number has (a mobile number).
+	minPIIDigits = 11
+	// maxPIIDigits is the most digits any masked number has (a 19-digit card).
+	maxPIIDigits = 19
+	// minAnyDigits is the fewest digits of a sequence masked although it is none of
+	// the numbers recognised.
+	minAnyDigits = 13
+)
 
-// Redact returns s with resident ID, mobile and bank card numbers and e-mail addresses
-// masked. Text without them is returned unchanged; text with fewer than 11 digits and
-// no '@' is returned without allocating.
+// Redact returns s with resident ID, mobile and bank card numbers, other long numbers
+// and e-mail addresses masked. Text without them is returned unchanged; text with fewer
+// than 11 digits and no @ is returned without allocating.
 func Redact(s string) string {
 	digits, at := scanHints(s)
 	if at {
-		s = emailPattern.ReplaceAllString(s, "***@$1")
+		s = redactEmails(s)
 	}
 	if digits >= minPIIDigits {
 		s = redactNumbers(s)
@@ -43,10 +74,33 @@ func Redact(s string) string {
 	return s
 }
 
-// minPIIDigits is the fewest digits any masked number has (a mobile number).
-const minPIIDigits = 11
+// redactEmails masks the local parts of the e-mail addresses of s. In a chain like
+// a@b.cn@c.cn the domain of one address is the local part of the next, and is masked
+// too: the next search starts right after each @.
+func redactEmails(s string) string {
+	var b strings.Builder
+	written := 0
+	for pos := 0; pos < len(s); {
+		m := emailPattern.FindStringSubmatchIndex(s[pos:])
+		if m == nil {
+			break
+		}
+		start, at := pos+m[0], pos+m[2]
+		b.WriteString(s[written:start])
+		b.WriteString("***")
+		written = at
+		_, size := utf8.DecodeRuneInString(s[at:])
+		pos = at + size
+	}
+	if written == 0 {
+		return s
+	}
+	b.WriteString(s[written:])
+	return b.String()
+}
 
-// scanHints counts the digits (ASCII or full-width) of s and reports whether it holds an '@'.
+// scanHints counts the digits (ASCII or full-width) of s and reports whether it holds
+// an at sign (ASCII or full-width).
 func scanHints(s string) (digits int, at bool) {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -56,6 +110,8 @@ func scanHints(s string) (digits int, at bool) {
 			at = true
 		case c == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && s[i+2] >= 0x90 && s[i+2] <= 0x99:
 			digits++ // U+FF10..U+FF19, full-width digits
+		case c == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && s[i+2] == 0xA0:
+			at = true // U+FF20, full-width at sign
 		}
 	}
 	return digits, at
@@ -72,13 +128,30 @@ func digit(r rune) (byte, bool) {
 	return 0, false
 }
 
+// isSep reports whether r separates the groups of a number.
 func isSep(r rune) bool {
-	return r == ' ' || r == '-' || r == '\u3000' || r == '－' || r == '\u00a0'
+	switch r {
+	case ' ', '\t', '-',
+		'\u00a0', // no-break space
+		'\u2007', // figure space
+		'\u2009', // thin space
+		'\u202f', // narrow no-break space
+		'\u3000', // ideographic space
+		'\u2010', // hyphen
+		'\u2011', // no-break hyphen
+		'\u2012', // figure dash
+		'\u2013', // en dash
+		'\u2014', // em dash
+		'\u2212', // minus sign
+		'\uff0d': // full-width hyphen-minus
+		return true
+	}
+	return false
 }
 
 func isX(r rune) bool { return r == 'X' || r == 'x' || r == 'Ｘ' || r == 'ｘ' }
 
-// group is a run of digits in the text, ended by a separator (followed by another group),
+// group is a run of digits in the text, ended by separators followed by another group,
 // by an X, or by anything else.
 type group struct {
 	from, to  int // the group's ASCII digits are digits[from:to] of redactNumbers
@@ -87,16 +160,34 @@ type group struct {
 	end       int // byte offset after the X, if any; else digitsEnd
 }
 
-// redactNumbers masks the numbers of s. It looks at each run of digit groups (digits
-// separated by single separators) and, from the left, masks the longest sequence of whole
-// groups that is a resident ID, mobile or card number; a group that starts none is kept.
+// kind is the kind of number a sequence of groups is.
+type kind uint8
+
+const (
+	kindNone   kind = iota
+	kindID          // resident ID number, 18 characters
+	kindOldID       // old resident ID number, 15 digits
+	kindMobile      // mobile number, 11 digits, or 13 or 15 with 86 or 0086
+	kindCard        // bank card number, 16 to 19 digits passing Luhn
+	kindDigits      // any other 13 to 19 digits
+)
+
+// match is a sequence of n groups, from a given one on, that is a number of kind k;
+// x: the number's last character is the X after its last group.
+type match struct {
+	n int
+	k kind
+	x bool
+}
+
+// redactNumbers masks the numbers of s (see the package comment on redaction).
 func redactNumbers(s string) string {
 	var b strings.Builder
 	written := 0 // bytes of s already copied to b
 	var groupBuf [8]group
 	var digitBuf [64]byte
-	var maskBuf [maxPIIDigits + 1]byte
-	groups, digits := groupBuf[:0], digitBuf[:0]
+	var matchBuf [8]match
+	groups, digits, found := groupBuf[:0], digitBuf[:0], matchBuf[:0]
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if _, ok := digit(r); !ok {
@@ -104,19 +195,32 @@ func redactNumbers(s string) string {
 			continue
 		}
 		groups, digits, i = scanRun(s, i, groups[:0], digits[:0])
+		if len(digits) < minPIIDigits {
+			continue
+		}
+		found = matchRun(groups, digits, found[:0])
 		for g := 0; g < len(groups); {
-			mask, end, n := matchGroups(groups[g:], digits, maskBuf[:0])
-			if n == 0 {
+			m := found[g]
+			if m.k == kindNone {
 				g++
 				continue
 			}
 			if b.Len() == 0 {
 				b.Grow(len(s))
 			}
+			last := groups[g+m.n-1]
 			b.WriteString(s[written:groups[g].start])
-			b.Write(mask)
-			written = end
-			g += n
+			// The kept digits must not touch unmasked digits of the run, nor the
+			// kept digits of a mask just before.
+			keepFirst := g == 0
+			next := g + m.n
+			keepLast := next == len(groups) || found[next].k != kindNone
+			writeMask(&b, digits[groups[g].from:last.to], m, keepFirst, keepLast)
+			written = last.digitsEnd
+			if m.x {
+				written = last.end
+			}
+			g = next
 		}
 	}
 	if b.Len() == 0 { // every mask is non-empty: nothing was masked
@@ -151,84 +255,215 @@ func scanRun(s string, i int, groups []group, digits []byte) ([]group, []byte, i
 			return append(groups, g), digits, g.end
 		}
 		groups = append(groups, g)
-		if !isSep(r) || i+size >= len(s) {
+		j := i
+		for j < len(s) {
+			r, size := utf8.DecodeRuneInString(s[j:])
+			if !isSep(r) {
+				break
+			}
+			j += size
+		}
+		if j == i || j >= len(s) {
 			return groups, digits, i
 		}
-		next, _ := utf8.DecodeRuneInString(s[i+size:])
-		if _, ok := digit(next); !ok {
+		if r, _ := utf8.DecodeRuneInString(s[j:]); !isDigit(r) {
 			return groups, digits, i
 		}
-		i += size
+		i = j
 	}
 }
 
-// matchGroups finds the longest prefix of groups that is a number to mask, and returns
-// the mask (appended to out), the byte offset where the number ends and how many groups
-// it spans (0: none).
-func matchGroups(groups []group, digits, out []byte) (mask []byte, end, n int) {
-	var buf [maxPIIDigits]byte
-	total := 0
-	last := 0
-	for last < len(groups) && total+groups[last].to-groups[last].from <= maxPIIDigits {
-		total += groups[last].to - groups[last].from
+func isDigit(r rune) bool {
+	_, ok := digit(r)
+	return ok
+}
+
+// matchRun appends to found, for each group of a run, the number masked from it on;
+// found[g] is zero for a group that starts none or that a number before it takes in.
+func matchRun(groups []group, digits []byte, found []match) []match {
+	for g := range groups {
+		found = append(found, recognised(groups, digits, g))
+	}
+	// next is the first group after g that starts a recognised number.
+	next := len(groups)
+	for g := len(groups) - 1; g >= 0; g-- {
+		if found[g].k == kindNone {
+			found[g] = anyDigits(groups, g, next)
+		} else {
+			next = g
+		}
+	}
+	// Walk from the left: a group inside a number masked before it starts nothing.
+	for g := 0; g < len(groups); {
+		if n := found[g].n; n > 0 {
+			for k := g + 1; k < g+n; k++ {
+				found[k] = match{}
+			}
+			g += n
+			continue
+		}
+		g++
+	}
+	return found
+}
+
+// recognised returns the longest sequence of whole groups from g on that is a resident
+// ID, mobile or card number, if any.
+func recognised(groups []group, digits []byte, g int) match {
+	last := g // groups[g:last] hold at most maxPIIDigits digits
+	for last < len(groups) && groups[last].to-groups[g].from <= maxPIIDigits {
 		last++
 	}
-	for n := last; n > 0; n-- {
-		d := buf[:0]
-		for _, g := range groups[:n] {
-			d = append(d, digits[g.from:g.to]...)
+	for end := last; end > g; end-- {
+		d := digits[groups[g].from:groups[end-1].to]
+		if lg := groups[end-1]; lg.end > lg.digitsEnd && len(d) == 17 && residentID(d, 'X') {
+			return match{n: end - g, k: kindID, x: true}
 		}
-		g := groups[n-1]
-		if g.end > g.digitsEnd {
-			if m, ok := classify(d, true, out); ok {
-				return m, g.end, n
-			}
-		}
-		if m, ok := classify(d, false, out); ok {
-			return m, g.digitsEnd, n
+		if k := classify(d); k != kindNone {
+			return match{n: end - g, k: k}
 		}
 	}
-	return nil, 0, 0
+	return match{}
 }
 
-const stars = "**************************************"
-
-// classify appends to out the mask for d, ASCII digits followed by an X when x is set,
-// or returns false when d is none of the numbers masked.
-func classify(d []byte, x bool, out []byte) ([]byte, bool) {
-	n := len(d)
-	switch {
-	case x:
-		if n == 17 && d[0] != '0' {
-			out = append(append(append(out, d[:2]...), stars[:14]...), d[16:]...)
-			return append(out, 'X'), true
+// anyDigits returns the longest sequence of whole groups from g on of 13 to 19 digits
+// that ends before group next, which starts a recognised number; else none.
+func anyDigits(groups []group, g, next int) match {
+	for end := next; end > g; end-- {
+		n := groups[end-1].to - groups[g].from
+		switch {
+		case n > maxPIIDigits:
+			continue
+		case n < minAnyDigits:
+			return match{}
 		}
-		return nil, false
-	case n == 18 && residentID(d):
-		return append(append(append(out, d[:2]...), stars[:14]...), d[16:]...), true
-	case n == 11 && mobile(d):
-		return append(append(append(out, d[:3]...), stars[:4]...), d[7:]...), true
-	case n == 13 && string(d[:2]) == "86" && mobile(d[2:]):
-		return append(append(append(out, d[:5]...), stars[:4]...), d[9:]...), true
-	case n >= 13 && n <= maxPIIDigits:
-		return append(append(append(out, d[:4]...), stars[:n-8]...), d[n-4:]...), true
+		return match{n: end - g, k: kindDigits}
 	}
-	return nil, false
+	return match{}
+}
+
+// classify returns the kind of number the ASCII digits d are, if recognised.
+func classify(d []byte) kind {
+	switch n := len(d); {
+	case n == 18 && residentID(d[:17], d[17]):
+		return kindID
+	case n == 15 && oldResidentID(d):
+		return kindOldID
+	case n == 11 && mobile(d),
+		n == 13 && string(d[:2]) == "86" && mobile(d[2:]),
+		n == 15 && string(d[:4]) == "0086" && mobile(d[4:]):
+		return kindMobile
+	case n >= 16 && n <= maxPIIDigits && luhn(d):
+		return kindCard
+	}
+	return kindNone
 }
 
 func mobile(d []byte) bool { return len(d) == 11 && d[0] == '1' && d[1] >= '3' }
 
-// residentID reports whether 18 digits look like a resident ID number: a region code not
-// starting with 0 and a plausible birth date.
-func residentID(d []byte) bool {
-	if d[0] == '0' {
+// idWeights are the ISO 7064 MOD 11-2 weights of the first 17 digits of a resident ID:
+// 2^(17-i) mod 11.
+var idWeights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+
+// idCheck maps the weighted sum mod 11 to the check character.
+const idCheck = "10X98765432"
+
+// residentID reports whether 17 digits d and check character c ('0'-'9' or 'X') are
+// a resident ID number: the check character is right, the region code does not start
+// with 0 and the birth date YYYYMMDD is a real date from 1800 on.
+func residentID(d []byte, c byte) bool {
+	if len(d) != 17 || d[0] == '0' {
+		return false
+	}
+	sum := 0
+	for i, x := range d {
+		sum += int(x-'0') * idWeights[i]
+	}
+	if idCheck[sum%11] != c {
 		return false
 	}
 	century := string(d[6:8])
-	month := string(d[10:12])
-	day := string(d[12:14])
-	return (century == "18" || century == "19" || century == "20") &&
-		month >= "01" && month <= "12" && day >= "01" && day <= "31"
+	if century != "18" && century != "19" && century != "20" {
+		return false
+	}
+	return validDate(atoi(d[6:10]), atoi(d[10:12]), atoi(d[12:14]))
+}
+
+// oldResidentID reports whether 15 digits are an old resident ID number: a region code
+// not starting with 0 and a real birth date 19YYMMDD.
+func oldResidentID(d []byte) bool {
+	return len(d) == 15 && d[0] != '0' && validDate(1900+atoi(d[6:8]), atoi(d[8:10]), atoi(d[10:12]))
+}
+
+func atoi(d []byte) int {
+	n := 0
+	for _, x := range d {
+		n = n*10 + int(x-'0')
+	}
+	return n
+}
+
+// validDate reports whether year-month-day is a date of the Gregorian calendar.
+func validDate(year, month, day int) bool {
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	days := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month]
+	if month == 2 && (year%4 == 0 && year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
+}
+
+// luhn reports whether the digits d pass the Luhn check.
+func luhn(d []byte) bool {
+	sum := 0
+	for i := range d {
+		x := int(d[len(d)-1-i] - '0')
+		if i%2 == 1 {
+			x *= 2
+			if x > 9 {
+				x -= 9
+			}
+		}
+		sum += x
+	}
+	return sum%10 == 0
+}
+
+const stars = "*******************"
+
+// writeMask writes the mask of the number made of the ASCII digits d (and an X after
+// them when m.x), keeping its first and last digits as its kind allows and keepFirst
+// and keepLast permit.
+func writeMask(b *strings.Builder, d []byte, m match, keepFirst, keepLast bool) {
+	n := len(d)
+	if m.x {
+		n++
+	}
+	first, last := 4, 4
+	switch {
+	case m.k == kindID, m.k == kindOldID:
+		first, last = 2, 2
+	case m.k == kindMobile:
+		first = n - 8 // 138, 86138 or 0086138
+	}
+	if !keepFirst {
+		first = 0
+	}
+	if !keepLast {
+		last = 0
+	}
+	b.Write(d[:first])
+	b.WriteString(stars[:n-first-last])
+	switch {
+	case last == 0:
+	case m.x:
+		b.Write(d[n-last : n-1])
+		b.WriteByte('X')
+	default:
+		b.Write(d[n-last:])
+	}
 }
 
 // NewRedactingCore wraps core so that every entry's message and every string it carries
@@ -475,4 +710,86 @@ func (e redactingArrayEncoder) AppendObject(v zapcore.ObjectMarshaler) error {
 func (e redactingArrayEncoder) AppendReflected(v any) error {
 	e.ArrayEncoder.AppendString(redactReflected(v))
 	return nil
+}
+
+// NewLineSafeEncoder wraps enc, a JSON encoder, so that every entry it writes is one
+// line of text whatever its strings hold. zap's JSON encoder escapes CR, LF and the other
+// ASCII control characters, but writes the C1 controls (U+0080–U+009F, U+0085 being a
+// line break), the line and paragraph separators U+2028 and U+2029, and the
+// bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) as
+// they are: some log viewers start a new line at the former, and the latter reorder the
+// text a reader sees. This encoder writes them as JSON escapes (\u2028): the JSON means
+// the same, and a message cannot make its line look like two, or like another one.
+func NewLineSafeEncoder(enc zapcore.Encoder) zapcore.Encoder {
+	return lineSafeEncoder{enc}
+}
+
+type lineSafeEncoder struct{ zapcore.Encoder }
+
+func (e lineSafeEncoder) Clone() zapcore.Encoder { return lineSafeEncoder{e.Encoder.Clone()} }
+
+func (e lineSafeEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	buf, err := e.Encoder.EncodeEntry(ent, fields)
+	if err != nil {
+		return buf, err
+	}
+	b := buf.Bytes()
+	i := nextUnsafe(b, 0)
+	if i < 0 {
+		return buf, nil
+	}
+	out := linePool.Get()
+	last := 0
+	for i >= 0 {
+		r, size := utf8.DecodeRune(b[i:])
+		out.Write(b[last:i])
+		out.AppendString(`\u`)
+		out.AppendString(fmt.Sprintf("%04x", r))
+		last = i + size
+		i = nextUnsafe(b, last)
+	}
+	out.Write(b[last:])
+	buf.Free()
+	return out, nil
+}
+
+var linePool = buffer.NewPool()
+
+// nextUnsafe returns the offset of the next rune from b[i:] on that NewLineSafeEncoder
+// escapes, or -1. It looks only at the lead bytes those runes can have, found with
+// bytes.IndexByte: most lines have none.
+func nextUnsafe(b []byte, i int) int {
+	for i < len(b) {
+		j := -1
+		for _, lead := range [...]byte{0xC2, 0xD8, 0xE2} {
+			if k := bytes.IndexByte(b[i:], lead); k >= 0 && (j < 0 || k < j) {
+				j = k
+			}
+		}
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if unsafeRune(b[i:]) {
+			return i
+		}
+		i++
+	}
+	return -1
+}
+
+// unsafeRune reports whether b starts with a C1 control (U+0080–U+009F), U+061C,
+// U+200E, U+200F, U+2028–U+202E or U+2066–U+2069.
+func unsafeRune(b []byte) bool {
+	switch {
+	case len(b) >= 2 && b[0] == 0xC2:
+		return b[1] >= 0x80 && b[1] <= 0x9F
+	case len(b) >= 2 && b[0] == 0xD8:
+		return b[1] == 0x9C
+	case len(b) >= 3 && b[0] == 0xE2:
+		c1, c2 := b[1], b[2]
+		return c1 == 0x80 && (c2 == 0x8E || c2 == 0x8F || c2 >= 0xA8 && c2 <= 0xAE) ||
+			c1 == 0x81 && c2 >= 0xA6 && c2 <= 0xA9
+	}
+	return false
 }

@@ -1,0 +1,486 @@
+package main
+
+// End-to-end tests of the log: what a bank can hand to its auditors. The whole program
+// runs with its log captured; turns of two tenants, JSON and streamed, answered, failing
+// at the model and spilled to the queue, and unauthenticated requests, each with an
+// X-Request-ID of the test's own, then the log is read line by line.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// logCapture collects the program's log; safe for concurrent writes.
+type logCapture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *logCapture) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Write(p)
+}
+
+// logEntry is one line of the JSON log.
+type logEntry struct {
+	raw    string
+	fields map[string]any
+}
+
+func (e logEntry) str(key string) string {
+	s, _ := e.fields[key].(string)
+	return s
+}
+
+func (e logEntry) has(key string) bool {
+	_, ok := e.fields[key]
+	return ok
+}
+
+// parseLog splits a JSON log into its entries, failing the test on a line that is not
+// one JSON object.
+func parseLog(t *testing.T, name string, data []byte) []logEntry {
+	t.Helper()
+	var out []logEntry
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var fields map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &fields); err != nil {
+			t.Fatalf("%s: a line that is not JSON: %q: %v", name, sc.Text(), err)
+		}
+		out = append(out, logEntry{raw: sc.Text(), fields: fields})
+	}
+	return out
+}
+
+func (c *logCapture) entries(t *testing.T) []logEntry {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return parseLog(t, "log", c.buf.Bytes())
+}
+
+// startLogged is startProgram with the program's log written into the returned capture.
+func startLogged(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) (*program, *logCapture) {
+	t.Helper()
+	dataDir := t.TempDir()
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		switch k {
+		case "FENGDA_QUEUE_DATA_DIR":
+			return dataDir
+		case "FENGDA_SERVER_ADDR":
+			return "127.0.0.1:0"
+		case "FENGDA_SERVER_DRAIN_DELAY":
+			return "0s"
+		}
+		return ""
+	}
+	logs := &logCapture{}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &program{cancel: cancel, done: make(chan error, 1)}
+	addrc := make(chan net.Addr, 1)
+	go func() {
+		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, logs: logs, reload: reload,
+			ready: func(a net.Addr) { addrc <- a }})
+	}()
+	select {
+	case a := <-addrc:
+		p.base = "http://" + a.String()
+	case err := <-p.done:
+		cancel()
+		t.Fatalf("run returned before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 10s")
+	}
+	t.Cleanup(func() {
+		if !p.stopped {
+			if err, _ := p.stop(); err != nil {
+				t.Errorf("run: %v", err)
+			}
+		}
+	})
+	return p, logs
+}
+
+// logModel stands in for an OpenAI-compatible model: it refuses a message holding
+// "fail" with 400, holds one holding "hold" until released, and otherwise answers
+// without repeating the message, as JSON or streamed.
+type logModel struct {
+	srv     *httptest.Server
+	gate    chan struct{}
+	release func()
+
+	mu    sync.Mutex
+	asked map[string]int // by the last message's marker word (fail, hold, ok)
+}
+
+func newLogModel(t *testing.T) *logModel {
+	t.Helper()
+	m := &logModel{gate: make(chan struct{}), asked: map[string]int{}}
+	m.release = sync.OnceFunc(func() { close(m.gate) })
+	m.srv = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(m.srv.Close)
+	t.Cleanup(m.release)
+	return m
+}
+
+func (m *logModel) calls(word string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.asked[word]
+}
+
+func (m *logModel) serve(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Stream   bool `json:"stream"`
+		Messages []struct {
+			Content string `json:"content"`
+		} `json:"messages"`
+	}
+	if json.NewDecoder(r.Body).Decode(&req) != nil || len(req.Messages) == 0 {
+		http.Error(w, `{"error":{"message":"not a chat completion"}}`, http.StatusBadRequest)
+		return
+	}
+	msg := req.Messages[len(req.Messages)-1].Content
+	word := "ok"
+	for _, k := range []string{"fail", "hold"} {
+		if strings.Contains(msg, k) {
+			word = k
+		}
+	}
+	m.mu.Lock()
+	m.asked[word]++
+	m.mu.Unlock()
+	switch word {
+	case "fail":
+		http.Error(w, `{"error":{"message":"the request was refused"}}`, http.StatusBadRequest)
+		return
+	case "hold":
+		select {
+		case <-m.gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if !req.Stream {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"choices":[{"message":{"role":"assistant","content":"a fine answer"}}]}`)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, tok := range []string{"a ", "fine ", "answer"} {
+		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", tok)
+		w.(http.Flusher).Flush()
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+// call is one request of the test: its request id, and the tenant its log lines must
+// carry ("" for an unauthenticated one).
+type call struct {
+	id, tenant string
+	status     int
+}
+
+// sendAs sends a request with X-Request-ID id and the given headers; it may run on any
+// goroutine.
+func sendAs(method, url, id string, header map[string]string, body string) result {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return result{err: err}
+	}
+	req.Header.Set("X-Request-ID", id)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return result{err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, header: resp.Header, body: data, err: err}
+}
+
+// TestLogsOfTurnsNameTheirRequestAndHoldNoSecrets runs turns through the program and
+// checks its log: every line is one JSON object; no line at info level or above holds
+// a message's text, and no line at all a bearer token, an API key, a JWT secret or the
+// model's key; every line with a request id has a tenant field, the request's tenant
+// or, for a request that was not authenticated, ""; the lines about a turn that failed
+// at the model, answered here or by the queue's consumer, carry both; and each tenant's
+// file (log.tenant_dir) holds exactly the lines naming it.
+func TestLogsOfTurnsNameTheirRequestAndHoldNoSecrets(t *testing.T) {
+	m := newLogModel(t)
+	modelKey := "sk-logs-" + rand.Text()
+	tenantDir := t.TempDir()
+	p, logs := startLogged(t, map[string]string{
+		"FENGDA_LLM_BASE_URL":      m.srv.URL + "/v1",
+		"FENGDA_LLM_MODEL":         "test-model",
+		"FENGDA_LLM_API_KEY":       modelKey,
+		"FENGDA_RATELIMIT_ENABLED": "false",
+		"FENGDA_DIALOGUE_WORKERS":  "1",
+		"FENGDA_DIALOGUE_BACKLOG":  "1",
+		"FENGDA_LOG_LEVEL":         "debug",
+		"FENGDA_LOG_TENANT_DIR":    tenantDir,
+	}, modelArgs(t), nil)
+	base := p.base
+	run := rand.Text()[:8]
+	marker := "LOGMARK" + run // in every message; never in a log line at info level
+	message := func(id, word string) string {
+		return fmt.Sprintf(`{"message":"%s %s 我的手机13812345678 卡号6222021234567894 %s"}`, marker, id, word)
+	}
+	var calls []call
+	var mu sync.Mutex
+	do := func(c call, method, path string, header map[string]string, body string) result {
+		c.id = c.id + "-" + run
+		r := sendAs(method, base+path, c.id, header, body)
+		if r.err != nil || r.status != c.status {
+			t.Errorf("%s %s (%s): status %d, error %v, body %s; want %d", method, path, c.id, r.status, r.err, r.body, c.status)
+		}
+		mu.Lock()
+		calls = append(calls, c)
+		mu.Unlock()
+		return r
+	}
+	token := func(id, tenantID, apiKey, user string) string {
+		r := do(call{id: id, tenant: tenantID, status: http.StatusCreated}, "POST", "/v1/tokens",
+			map[string]string{"X-API-Key": apiKey}, fmt.Sprintf(`{"user_id":%q}`, user))
+		var out struct{ Token string }
+		if err := json.Unmarshal(r.body, &out); err != nil || out.Token == "" {
+			t.Fatalf("POST /v1/tokens: %s", r.body)
+		}
+		return out.Token
+	}
+	bankTok := token("token-bank", bankID, bankAPIKey, "u-logs")
+	shopTok := token("token-shop", shopID, shopAPIKey, "u-logs")
+	bank := map[string]string{"Authorization": "Bearer " + bankTok}
+	shop := map[string]string{"Authorization": "Bearer " + shopTok}
+	stream := func(h map[string]string) map[string]string {
+		return map[string]string{"Authorization": h["Authorization"], "Accept": "text/event-stream"}
+	}
+
+	do(call{id: "json-ok", tenant: bankID, status: 200}, "POST", "/v1/chat", bank, message("json-ok", "ok"))
+	do(call{id: "json-fail", tenant: bankID, status: 200}, "POST", "/v1/chat", bank, message("json-fail", "fail"))
+	do(call{id: "sse-ok", tenant: shopID, status: 200}, "POST", "/v1/chat", stream(shop), message("sse-ok", "ok"))
+	do(call{id: "sse-fail", tenant: shopID, status: 200}, "POST", "/v1/chat", stream(shop), message("sse-fail", "fail"))
+	do(call{id: "no-token", status: 401}, "POST", "/v1/chat", nil, message("no-token", "ok"))
+	do(call{id: "bad-token", status: 401}, "POST", "/v1/chat", map[string]string{"Authorization": "Bearer " + bankTok + "x"}, message("bad-token", "ok"))
+	do(call{id: "bad-key", status: 401}, "POST", "/v1/tokens", map[string]string{"X-API-Key": bankAPIKey + "x"}, `{"user_id":"u"}`)
+	do(call{id: "ready", status: 200}, "GET", "/readyz", nil, "")
+
+	// Spill: one turn holds the only worker at the model; of the two failing turns
+	// sent then, one waits in the backlog and the other goes through the queue.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer m.release()
+	wg.Go(func() {
+		do(call{id: "hold", tenant: bankID, status: 200}, "POST", "/v1/chat", bank, message("hold", "hold"))
+	})
+	eventually(t, 5*time.Second, "the held turn reaches the model", func() bool { return m.calls("hold") == 1 })
+	for _, id := range []string{"spill-a", "spill-b"} {
+		tok := tokenFor(t, base, bankAPIKey, "u-"+id)
+		wg.Go(func() {
+			do(call{id: id, tenant: bankID, status: 200}, "POST", "/v1/chat",
+				map[string]string{"Authorization": "Bearer " + tok}, message(id, "fail"))
+		})
+	}
+	eventually(t, 5*time.Second, "a turn is in the queue", func() bool {
+		ms := scrapeMetrics(t, base)
+		return ms.sum("fengda_queue_pending", "tenant", bankID)+ms.sum("fengda_queue_ack_pending", "tenant", bankID) >= 1
+	})
+	m.release()
+	wg.Wait()
+	if n := m.calls("fail"); n != 4 {
+		t.Errorf("the model was asked %d failing turns, want 4", n)
+	}
+	if err, _ := p.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	entries := logs.entries(t)
+	checkNoSecrets(t, entries, marker, []string{
+		bankTok, shopTok, bankAPIKey, shopAPIKey, modelKey,
+		"DEMO-ONLY-qinghe-bank-jwt-secret", "DEMO-ONLY-northwind-shop-jwt-secret",
+	})
+	checkRequestLines(t, entries, calls, run)
+	checkTenantFiles(t, entries, tenantDir, map[string]bool{bankID: true, shopID: true})
+}
+
+// checkNoSecrets: no line at info level or above holds the marker of the messages or
+// the personal data in them, and no line at all holds a secret.
+func checkNoSecrets(t *testing.T, entries []logEntry, marker string, secrets []string) {
+	t.Helper()
+	if len(entries) < 20 {
+		t.Fatalf("%d log lines: the log was not captured", len(entries))
+	}
+	for _, e := range entries {
+		if e.str("level") != "debug" {
+			for _, text := range []string{marker, "我的手机", "13812345678", "6222021234567894"} {
+				if strings.Contains(e.raw, text) {
+					t.Errorf("a %s line holds message text %q: %s", e.str("level"), text, e.raw)
+				}
+			}
+		}
+		for _, s := range secrets {
+			if strings.Contains(e.raw, s) {
+				t.Errorf("a line holds the secret %.12s…: %s", s, e.raw)
+			}
+		}
+	}
+}
+
+// checkRequestLines: every line with a request id has a tenant; each call's lines carry
+// its tenant; each call has its access line; the turns that failed at the model have
+// their model line with tenant and request id, the queued one included.
+func checkRequestLines(t *testing.T, entries []logEntry, calls []call, run string) {
+	t.Helper()
+	byID := map[string]call{}
+	for _, c := range calls {
+		byID[c.id] = c
+	}
+	access := map[string]int{}
+	modelFailed := map[string]int{}
+	for _, e := range entries {
+		id := e.str("request_id")
+		if id == "" {
+			continue
+		}
+		if !e.has("tenant") {
+			t.Errorf("a line with a request id and no tenant: %s", e.raw)
+		}
+		c, ours := byID[id]
+		if !ours {
+			continue // a request made by tokenFor or scrapeMetrics
+		}
+		if got := e.str("tenant"); got != c.tenant {
+			t.Errorf("%s: a line with tenant %q, want %q: %s", id, got, c.tenant, e.raw)
+		}
+		switch e.str("msg") {
+		case "request":
+			access[id]++
+		case "model upstream failed, answering without it":
+			modelFailed[id]++
+		}
+	}
+	for _, c := range calls {
+		if access[c.id] != 1 {
+			t.Errorf("%s: %d access lines, want 1", c.id, access[c.id])
+		}
+	}
+	for _, id := range []string{"json-fail", "sse-fail", "spill-a", "spill-b"} {
+		if n := modelFailed[id+"-"+run]; n != 1 {
+			t.Errorf("%s: %d lines about the model's failure with its request id, want 1", id, n)
+		}
+	}
+	queued := 0
+	for _, e := range entries {
+		if e.str("msg") == "spillover queue open" {
+			queued++
+		}
+	}
+	if queued != 1 {
+		t.Errorf("%d spillover queue start lines, want 1: was the queue on?", queued)
+	}
+}
+
+// checkTenantFiles: each tenant's file holds the main log's lines naming that tenant
+// (and only those), in the same order; no other file is there.
+func checkTenantFiles(t *testing.T, entries []logEntry, dir string, tenants map[string]bool) {
+	t.Helper()
+	want := map[string][]string{}
+	for _, e := range entries {
+		if tn := e.str("tenant"); tenants[tn] && strings.Count(e.raw, `"tenant":`) == 1 {
+			want[tn] = append(want[tn], e.str("msg")+" "+e.str("request_id"))
+		}
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(tenants) {
+		t.Errorf("log.tenant_dir holds %d files, want %d", len(files), len(tenants))
+	}
+	for tn := range tenants {
+		data, err := os.ReadFile(filepath.Join(dir, tn+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range parseLog(t, tn+".log", data) {
+			if e.str("tenant") != tn {
+				t.Errorf("%s.log holds a line of tenant %q: %s", tn, e.str("tenant"), e.raw)
+			}
+			got = append(got, e.str("msg")+" "+e.str("request_id"))
+		}
+		if strings.Join(got, "\n") != strings.Join(want[tn], "\n") {
+			t.Errorf("%s.log has %d lines, the main log %d naming it:\n%s\nwant\n%s",
+				tn, len(got), len(want[tn]), strings.Join(got, "\n"), strings.Join(want[tn], "\n"))
+		}
+		if len(got) < 5 {
+			t.Errorf("%s.log: %d lines", tn, len(got))
+		}
+	}
+}
+
+// TestLogTenantFilesReopenOnSIGHUP: after the files were renamed (log rotation), the
+// reload signal makes the program write to new ones.
+func TestLogTenantFilesReopenOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	reload := make(chan os.Signal, 1)
+	p, _ := startLogged(t, map[string]string{"FENGDA_LOG_TENANT_DIR": dir, "FENGDA_LOG_LEVEL": "info", "FENGDA_QUEUE_MODE": "off"}, nil, reload)
+	path := filepath.Join(dir, bankID+".log")
+	if r := sendAs("POST", p.base+"/v1/tokens", "before-rotation", map[string]string{"X-API-Key": bankAPIKey}, `{"user_id":"u"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST /v1/tokens: status %d, error %v", r.status, r.err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	reload <- syscall.SIGHUP
+	eventually(t, 5*time.Second, "the file is created again", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	if r := sendAs("POST", p.base+"/v1/tokens", "after-rotation", map[string]string{"X-API-Key": bankAPIKey}, `{"user_id":"u"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST /v1/tokens: status %d, error %v", r.status, r.err)
+	}
+	if err, _ := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{path + ".1": "before-rotation", path: "after-rotation"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range parseLog(t, file, data) {
+			if id := e.str("request_id"); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		if strings.Join(ids, " ") != want {
+			t.Errorf("%s: lines of requests %q, want %q", filepath.Base(file), ids, want)
+		}
+	}
+}
