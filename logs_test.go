@@ -8,12 +8,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -80,47 +78,8 @@ func (c *logCapture) entries(t *testing.T) []logEntry {
 // startLogged is startProgram with the program's log written into the returned capture.
 func startLogged(t *testing.T, env map[string]string, args []string, reload <-chan os.Signal) (*program, *logCapture) {
 	t.Helper()
-	dataDir := t.TempDir()
-	getenv := func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		switch k {
-		case "FENGDA_QUEUE_DATA_DIR":
-			return dataDir
-		case "FENGDA_SERVER_ADDR":
-			return "127.0.0.1:0"
-		case "FENGDA_SERVER_DRAIN_DELAY":
-			return "0s"
-		}
-		return ""
-	}
 	logs := &logCapture{}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &program{cancel: cancel, done: make(chan error, 1)}
-	addrc := make(chan net.Addr, 1)
-	go func() {
-		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, logs: logs, reload: reload,
-			ready: func(a net.Addr) { addrc <- a }})
-	}()
-	select {
-	case a := <-addrc:
-		p.base = "http://" + a.String()
-	case err := <-p.done:
-		cancel()
-		t.Fatalf("run returned before listening: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("server did not start within 10s")
-	}
-	t.Cleanup(func() {
-		if !p.stopped {
-			if err, _ := p.stop(); err != nil {
-				t.Errorf("run: %v", err)
-			}
-		}
-	})
-	return p, logs
+	return startProgramTo(t, env, args, reload, logs), logs
 }
 
 // logModel stands in for an OpenAI-compatible model: it refuses a message holding

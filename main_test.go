@@ -53,6 +53,13 @@ type program struct {
 // stop it; otherwise it is stopped, and must return nil, when the test ends.
 func startProgram(t testing.TB, env map[string]string, args []string, reload <-chan os.Signal) *program {
 	t.Helper()
+	return startProgramTo(t, env, args, reload, nil)
+}
+
+// startProgramTo is startProgram with the program's log written to logs; with logs nil
+// it goes to stderr, at warn level unless env sets one.
+func startProgramTo(t testing.TB, env map[string]string, args []string, reload <-chan os.Signal, logs io.Writer) *program {
+	t.Helper()
 	dataDir := t.TempDir()
 	getenv := func(k string) string {
 		if v, ok := env[k]; ok {
@@ -66,7 +73,9 @@ func startProgram(t testing.TB, env map[string]string, args []string, reload <-c
 		case "FENGDA_SERVER_DRAIN_DELAY":
 			return "0s" // tests stop at once; shutdown_test.go runs the delay
 		case "FENGDA_LOG_LEVEL":
-			return "warn"
+			if logs == nil {
+				return "warn"
+			}
 		}
 		return ""
 	}
@@ -74,7 +83,7 @@ func startProgram(t testing.TB, env map[string]string, args []string, reload <-c
 	p := &program{cancel: cancel, done: make(chan error, 1)}
 	addrc := make(chan net.Addr, 1)
 	go func() {
-		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, ready: func(a net.Addr) { addrc <- a }, reload: reload})
+		p.done <- runWith(ctx, args, process{getenv: getenv, stdout: io.Discard, logs: logs, ready: func(a net.Addr) { addrc <- a }, reload: reload})
 	}()
 	select {
 	case a := <-addrc:

@@ -29,7 +29,7 @@ import (
 // while the store's connections are cut mid-run. The model stand-in echoes every user
 // message of the prompt it gets, so a history mixed up between tenants, users or
 // sessions would show in the replies. No reply, stored history or Redis value may hold
-// a canary of anyone else.
+// a canary of anyone else, and no log line may hold any.
 
 // canaryPattern matches a canary: tenant letter, user, session index, sequence number.
 var canaryPattern = regexp.MustCompile(`CNRY([AB])(\d{3})S(\d)N(\d{5})`)
@@ -202,7 +202,8 @@ func TestCanaryStress(t *testing.T) {
 		"FENGDA_SESSION_REDIS_WRITE_TIMEOUT": "2s",
 		"FENGDA_LOG_LEVEL":                   "info",
 	}
-	base := testServerWith(t, env, modelArgs(t), nil)
+	prog, logs := startLogged(t, env, modelArgs(t), nil)
+	base := prog.base
 
 	type user struct {
 		owner    canaryOwner // session set per turn
@@ -383,7 +384,14 @@ func TestCanaryStress(t *testing.T) {
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("checked %d sessions through the API and %d Redis keys", len(owners), scanned)
+	// And every line of the log, which never holds message text: no canary at all.
+	entries := logs.entries(t)
+	for _, e := range entries {
+		if c := canaryPattern.FindString(e.raw); c != "" {
+			leak("log line holds canary %s: %s", c, e.raw)
+		}
+	}
+	t.Logf("checked %d sessions through the API, %d Redis keys and %d log lines", len(owners), scanned, len(entries))
 	if scanned == 0 {
 		t.Error("no Redis key was checked")
 	}
