@@ -11,7 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -165,22 +165,9 @@ type call struct {
 // sendAs sends a request with X-Request-ID id and the given headers; it may run on any
 // goroutine.
 func sendAs(method, url, id string, header map[string]string, body string) result {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		return result{err: err}
-	}
-	req.Header.Set("X-Request-ID", id)
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return result{err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return result{status: resp.StatusCode, header: resp.Header, body: data, err: err}
+	h := map[string]string{"X-Request-ID": id}
+	maps.Copy(h, header)
+	return sendHeader(method, url, h, []byte(body))
 }
 
 // TestLogsOfTurnsNameTheirRequestAndHoldNoSecrets runs turns through the program and

@@ -608,13 +608,22 @@ func get(base, token, path string) result {
 }
 
 func send(method, url, token string, body []byte) result {
+	header := map[string]string{}
+	if token != "" {
+		header["Authorization"] = "Bearer " + token
+	}
+	return sendHeader(method, url, header, body)
+}
+
+// sendHeader sends a JSON request with the given headers. It may run on any goroutine.
+func sendHeader(method, url string, header map[string]string, body []byte) result {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		return result{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

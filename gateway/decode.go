@@ -111,18 +111,7 @@ func unknownField(err error) (string, bool) {
 
 // safeFieldName reports whether a field name taken from the request may be echoed in
 // the error message: short, and letters, digits, '_' or '-' only.
-func safeFieldName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func safeFieldName(s string) bool { return plainToken(s, 64) }
 
 // checkText refuses text that is not valid UTF-8, holds control characters other than
 // newline, tab and carriage return, is blank, or is longer than maxRunes. field names the

@@ -89,8 +89,11 @@ func (w *statusRecorder) Flush() {
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // validRequestID reports whether an incoming X-Request-ID is safe to adopt and echo.
-func validRequestID(s string) bool {
-	if len(s) == 0 || len(s) > maxRequestIDBytes {
+func validRequestID(s string) bool { return plainToken(s, maxRequestIDBytes) }
+
+// plainToken reports whether s is 1 to max letters, digits, '-' or '_'.
+func plainToken(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -51,19 +51,7 @@ func parseRevocationBody(raw []byte) (revocationRequest, error) {
 // token of one of its users issued until now. Every replica refuses them within a
 // second. It is idempotent: sending it again is harmless.
 func (s *Server) handleRevocationCreate(w http.ResponseWriter, r *http.Request) {
-	t, err := s.apiKeyTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if info := infoFrom(r.Context()); info != nil {
-		info.tenant = t.ID
-	}
-	if err := s.allow(r.Context(), t.ID, ""); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	raw, err := readBody(r, s.cfg.MaxBodyBytes)
+	t, raw, err := s.apiKeyRequest(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

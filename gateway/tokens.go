@@ -55,19 +55,7 @@ func parseTokenBody(raw []byte, maxTTL time.Duration) (user string, ttl time.Dur
 // handleTokenCreate serves POST /v1/tokens: a tenant's backend, authenticated by its
 // X-API-Key, gets a short-lived token for one of its users. Rate limited per tenant.
 func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
-	t, err := s.apiKeyTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if info := infoFrom(r.Context()); info != nil {
-		info.tenant = t.ID
-	}
-	if err := s.allow(r.Context(), t.ID, ""); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	raw, err := readBody(r, s.cfg.MaxBodyBytes)
+	t, raw, err := s.apiKeyRequest(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -84,6 +72,26 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, tokenJSON{Token: token, ExpiresAt: expires.UTC().Format(time.RFC3339)})
+}
+
+// apiKeyRequest authenticates a request of a tenant's backend by its X-API-Key, applies
+// the tenant's rate limit and reads the body: the start of every API-key endpoint.
+func (s *Server) apiKeyRequest(r *http.Request) (*tenant.Tenant, []byte, error) {
+	t, err := s.apiKeyTenant(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if info := infoFrom(r.Context()); info != nil {
+		info.tenant = t.ID
+	}
+	if err := s.allow(r.Context(), t.ID, ""); err != nil {
+		return nil, nil, err
+	}
+	raw, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, raw, nil
 }
 
 // apiKeyTenant returns the tenant owning the request's X-API-Key.
