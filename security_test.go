@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,5 +269,61 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 		if r := post(c, token, map[string]string{"message": "hi"}); r.status != http.StatusUnauthorized {
 			t.Errorf("%s on a new replica: status %d, want 401", name, r.status)
 		}
+	}
+}
+
+// A client that sends its headers slowly (slowloris) is cut off after
+// server.read_header_timeout; headers past the server's read limit get net/http's 431.
+func TestSlowAndHugeHeaders(t *testing.T) {
+	base := testServer(t, map[string]string{"FENGDA_SERVER_READ_HEADER_TIMEOUT": "300ms"})
+	addr := strings.TrimPrefix(base, "http://")
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	if _, err := io.WriteString(conn, "POST /v1/chat HTTP/1.1\r\nHost: fengda\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(conn) // returns when the server closes the connection
+		closed <- err
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-closed:
+			done = true
+		case <-tick.C:
+			_, _ = io.WriteString(conn, "X") // one byte of a header that never ends
+			if time.Since(start) > 5*time.Second {
+				t.Fatal("a connection sending its headers byte by byte was still open after 5s")
+			}
+		}
+	}
+	took := time.Since(start)
+	if took < 250*time.Millisecond {
+		t.Errorf("cut after %s, before the 300ms read_header_timeout", took)
+	}
+	t.Logf("a slow client was cut after %s (read_header_timeout 300ms)", took.Round(time.Millisecond))
+
+	// Over the server's read limit (1 MiB and a bit): net/http refuses it itself.
+	req, _ := http.NewRequest("POST", base+"/v1/chat", strings.NewReader(`{"message":"hi"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.Repeat("A", 2<<20))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 2 MiB header: status %d, want 431", resp.StatusCode)
+	}
+	// And the server still answers.
+	if r := get(base, "", "/healthz"); r.status != http.StatusOK {
+		t.Errorf("/healthz after the attacks: %d", r.status)
 	}
 }
