@@ -103,7 +103,7 @@ func NewMetrics() *Metrics {
 	}, []string{"tenant", "upstream"})
 	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fengda_fallbacks_total",
-		Help: "Answers given without the model, by reason (timeout, breaker_open, bulkhead, upstream_error).",
+		Help: "Answers given without the model, by reason (timeout, breaker_open, bulkhead, upstream_error, prompt_leak: the model repeated its system prompt).",
 	}, []string{"tenant", "upstream", "reason"})
 	m.spilled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fengda_spilled_turns_total",

@@ -37,7 +37,9 @@ type LLMConfig struct {
 	// MaxTokens bounds the answer's length. Default 512.
 	MaxTokens int
 	// SystemPrompt is the tenant's own instruction (persona, tone); the grounding rules
-	// and the reference material follow it.
+	// and the reference material follow it. It must carry no secret: a model can be made
+	// to repeat it. The model's answers are checked for its text (see leakGuard), and an
+	// answer that holds some is withheld.
 	SystemPrompt string
 	// References is how many knowledge-base entries the model gets as reference
 	// material, the best matches first. Default 3; at most 5 are found; negative gives
@@ -120,8 +122,9 @@ type LLMDeps struct {
 type LLMObserver interface {
 	// UpstreamDone reports one HTTP call (a retry or a hedge is a call of its own) and
 	// how it ended: "ok", "http_5xx", "http_429", "http_4xx", "conn", "timeout",
-	// "canceled" (the caller left, or the hedged twin won), or "protocol" (a 2xx that
-	// was not a usable answer, an error event, or a stream ended without [DONE]).
+	// "canceled" (the caller left, the hedged twin won, or a stream was abandoned because
+	// it repeated the system prompt), or "protocol" (a 2xx that was not a usable answer,
+	// an error event, or a stream ended without [DONE]).
 	UpstreamDone(d time.Duration, outcome string)
 	// FirstToken reports how long a stream took to its first token, from the call of
 	// Stream, retries included.
@@ -133,8 +136,9 @@ type LLMObserver interface {
 	BreakerState(state string)
 	// Fallback reports a request answered without the model, and why: "timeout" (the
 	// deadline or the first-token deadline passed), "breaker_open", "bulkhead" (too many
-	// requests in flight), or "upstream_error" (a 4xx, retries exhausted, a malformed
-	// answer).
+	// requests in flight), "upstream_error" (a 4xx, retries exhausted, a malformed
+	// answer), or "prompt_leak" (the model's answer repeated the system prompt and was
+	// withheld; for a stream, the rest of it from there).
 	Fallback(reason string)
 }
 
@@ -144,6 +148,7 @@ const (
 	reasonBreakerOpen = "breaker_open"
 	reasonBulkhead    = "bulkhead"
 	reasonUpstream    = "upstream_error"
+	reasonPromptLeak  = "prompt_leak"
 )
 
 // fallbackTexts are used when the tenant set no fallback text.
@@ -166,6 +171,7 @@ type LLM struct {
 	obs      LLMObserver
 	log      *zap.Logger
 	exec     failsafe.Executor[string]
+	guard    *leakGuard // nil when the system prompt protects nothing
 }
 
 var _ Streamer = (*LLM)(nil)
@@ -197,6 +203,9 @@ func NewLLM(cfg LLMConfig, deps LLMDeps) (*LLM, error) {
 		l.log = zap.NewNop()
 	}
 	l.exec = l.policies()
+	if l.guard = newLeakGuard(cfg.SystemPrompt); l.guard != nil {
+		l.guard.forKB(deps.FAQ.Current()) // at start-up rather than on the first turn
+	}
 	return l, nil
 }
 
@@ -339,6 +348,10 @@ func (l *LLM) Answer(ctx context.Context, req Request) (Answer, error) {
 		return l.answerOnce(exec.Context(), c, exec.Retries())
 	})
 	if err == nil {
+		if l.guard != nil && l.guard.leaks(faq, req, text) {
+			l.withheld(false, 0)
+			return l.fallbackAnswer(ctx, faq, req, reasonPromptLeak, nil), nil
+		}
 		return p.answer(text), nil
 	}
 	if ctx.Err() != nil {
@@ -348,7 +361,11 @@ func (l *LLM) Answer(ctx context.Context, req Request) (Answer, error) {
 }
 
 // Stream asks the model for a streamed answer and passes its tokens to emit as they
-// arrive; the pieces emitted, joined, are always the returned Answer's Text.
+// arrive; the pieces emitted, joined, are always the returned Answer's Text. When the
+// system prompt is guarded, the tail of the text that could still become a run of the
+// prompt is held back until it cannot (see leakGuard), or the answer ends; an answer that
+// does repeat the prompt is treated as a failure: the fallback if nothing was emitted
+// yet, else the part emitted, Incomplete, with ErrStreamCut.
 //
 // Before the first token, failures are retried until the first-token deadline, then
 // Stream emits and returns the knowledge base's confident answer or the fallback text,
@@ -379,29 +396,56 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 		cancel: cancel,
 		emit:   emit,
 	}
+	// sent is what the client has been given. Unguarded, it is every token read; a
+	// guard holds some back, and an emit error from it is a leak, not the client.
+	sent := &s.text
+	var guard *guardedEmit
+	if l.guard != nil {
+		guard = &guardedEmit{scan: l.guard.scan(faq, req), emit: emit}
+		s.emit, sent = guard.write, &guard.sent
+	}
 	defer s.stop()
 	text, err := l.exec.WithContext(sctx).GetWithExecution(func(exec failsafe.Execution[string]) (string, error) {
 		return s.attempt(exec.Context(), exec.Retries())
 	})
+	// At the end of the answer, and when the stream breaks with no protected item in
+	// it, what the guard holds back is shown, as it would have been unguarded: like a
+	// JSON answer, it may end with the start of an item, never a whole one.
+	if guard != nil && !guard.leaked && s.emitErr == nil && (err == nil || s.started && ctx.Err() == nil) {
+		if ferr := guard.flush(); ferr != nil {
+			err, s.emitErr = ferr, ferr
+		}
+	}
 	partial := func() Answer {
-		a := p.answer(s.text.String())
+		a := p.answer(sent.String())
 		a.Incomplete = true
 		return a
 	}
 	switch {
 	case err == nil:
 		return p.answer(text), nil
+	case guard != nil && guard.leaked:
+		l.withheld(true, sent.Len())
+		if sent.Len() > 0 {
+			l.obs.Fallback(reasonPromptLeak)
+			return partial(), fmt.Errorf("%w: %w", ErrStreamCut, errPromptLeak)
+		}
+		err = errPromptLeak
 	case s.emitErr != nil:
 		return partial(), s.emitErr
 	case ctx.Err() != nil:
-		if s.started {
+		if sent.Len() > 0 {
 			return partial(), ctx.Err()
 		}
 		return Answer{}, ctx.Err()
-	case s.started:
+	case s.started && sent.Len() > 0:
 		return partial(), fmt.Errorf("%w: %v", ErrStreamCut, err)
 	}
-	a := l.fallbackAnswer(ctx, faq, req, reason(sctx, err), err)
+	why := reason(sctx, err)
+	if errors.Is(err, errPromptLeak) {
+		why = reasonPromptLeak
+	}
+	a := l.fallbackAnswer(ctx, faq, req, why, err)
 	if err := emit(a.Text); err != nil {
 		return a, err
 	}
@@ -425,6 +469,49 @@ func (l *LLM) fallbackAnswer(ctx context.Context, faq *FAQ, req Request, why str
 		text = fallbackTexts[faq.Language()]
 	}
 	return Answer{Text: text, Source: SourceFallback}
+}
+
+// withheld records an answer withheld because it repeated the system prompt: the
+// metric is the fallback's; the log says nothing of the text.
+func (l *LLM) withheld(stream bool, shown int) {
+	l.log.Warn("model answer withheld: it repeated the system prompt",
+		zap.String("upstream", l.cfg.Upstream), zap.Bool("stream", stream), zap.Int("bytes_shown", shown))
+}
+
+// guardedEmit passes a stream's text on to emit as far as the guard's scan allows.
+type guardedEmit struct {
+	scan    *leakScan
+	emit    func(string) error
+	pending []byte          // read, not yet emitted
+	sent    strings.Builder // emitted
+	leaked  bool
+}
+
+// write reads a token and emits what of the answer has become safe to show. It returns
+// errPromptLeak when the answer repeats the prompt, or emit's error.
+func (g *guardedEmit) write(d string) error {
+	g.pending = append(g.pending, d...)
+	if g.scan.feed(d) {
+		g.leaked = true
+		return errPromptLeak
+	}
+	return g.out(g.scan.safe() - g.sent.Len())
+}
+
+// flush emits what is held back, once the answer is complete.
+func (g *guardedEmit) flush() error { return g.out(len(g.pending)) }
+
+func (g *guardedEmit) out(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	piece := string(g.pending[:n])
+	if err := g.emit(piece); err != nil {
+		return err
+	}
+	g.sent.WriteString(piece)
+	g.pending = g.pending[:copy(g.pending, g.pending[n:])]
+	return nil
 }
 
 // nopObserver discards metrics.

@@ -45,7 +45,7 @@ type vendorRequest struct {
 }
 
 // newVendor starts a vendor that answers its n-th request (from 1) with h.
-func newVendor(t *testing.T, h func(w http.ResponseWriter, r *http.Request, n int)) *vendor {
+func newVendor(t testing.TB, h func(w http.ResponseWriter, r *http.Request, n int)) *vendor {
 	t.Helper()
 	v := &vendor{canceled: make(chan struct{}, 100), remote: map[string]bool{}}
 	v.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

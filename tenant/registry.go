@@ -17,6 +17,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -367,10 +368,17 @@ func validateEngine(e Engine, at string, getenv func(string) string) error {
 	if l.Model == "" {
 		return fmt.Errorf("%s.llm.model: required", at)
 	}
+	var apiKey []byte
 	if l.APIKey != (Secret{}) {
-		if _, err := ResolveSecret(l.APIKey, getenv); err != nil {
+		key, err := ResolveSecret(l.APIKey, getenv)
+		if err != nil {
 			return fmt.Errorf("%s.llm.api_key: %w", at, err)
 		}
+		apiKey = key
+	}
+	if what, pos := credentialIn(l.SystemPrompt, apiKey); what != "" {
+		return fmt.Errorf("%s.llm.system_prompt: looks like it holds %s (at character %d): the prompt goes to the model "+
+			"vendor, and a user can make the model repeat it; keep secrets out of it", at, what, pos)
 	}
 	for name, d := range map[string]time.Duration{"timeout": l.Timeout, "first_token_timeout": l.FirstTokenTimeout,
 		"idle_timeout": l.IdleTimeout, "breaker_delay": l.BreakerDelay, "hedge_delay": l.HedgeDelay} {
@@ -388,6 +396,86 @@ func validateEngine(e Engine, at string, getenv func(string) string) error {
 		return fmt.Errorf("%s.llm.temperature: must be between 0 and 2, got %v", at, t)
 	}
 	return nil
+}
+
+// credentialPatterns are what credentials in a system prompt look like. Such a prompt is
+// refused at start-up rather than warned about: a warning is easily missed in a start-up
+// log, whereas moving a secret out of a prompt is always possible, and the engine's
+// prompt leak guard cannot stop a model from paraphrasing or spelling it out.
+var credentialPatterns = []struct {
+	what string
+	re   *regexp.Regexp
+}{
+	{"an API key (sk-…)", regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{16,}`)},
+	{"a JSON Web Token", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.`)},
+	{"a private key", regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY`)},
+	{"an AWS access key", regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`)},
+	{"a GitHub token", regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{30,}`)},
+	{"a Slack token", regexp.MustCompile(`\bxox[abprs]-[A-Za-z0-9-]{10,}`)},
+	{"a Google API key", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{30,}`)},
+	{"a bearer token", regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}`)},
+}
+
+// assignedSecret is a password, key or token given a value: "password: Hunter2024". The
+// value counts if it has six characters or more, a digit among them.
+var assignedSecret = regexp.MustCompile(`(?i)(password|passwd|passcode|api[ _-]?key|secret|token|密码|密钥|口令|令牌)\s*(is|为|是|[:=:])\s*` +
+	`([A-Za-z0-9_\-+/=.!@#$%^&*]{6,})`)
+
+// longToken is a candidate for a random-looking credential.
+var longToken = regexp.MustCompile(`[A-Za-z0-9]{24,}`)
+
+// credentialIn returns what in prompt looks like a credential, and the rune position
+// where it starts: the tenant's own model API key, a known credential format, or a long
+// token of letters and digits as random as a key. It returns "" when it finds none. It
+// never returns the credential itself.
+func credentialIn(prompt string, apiKey []byte) (what string, at int) {
+	pos := func(i int) int { return utf8.RuneCountInString(prompt[:i]) + 1 }
+	if len(apiKey) >= 8 {
+		if i := strings.Index(prompt, string(apiKey)); i >= 0 {
+			return "the tenant's llm.api_key", pos(i)
+		}
+	}
+	for _, p := range credentialPatterns {
+		if loc := p.re.FindStringIndex(prompt); loc != nil {
+			return p.what, pos(loc[0])
+		}
+	}
+	for _, m := range assignedSecret.FindAllStringSubmatchIndex(prompt, -1) {
+		if strings.ContainsAny(prompt[m[6]:m[7]], "0123456789") {
+			return "a password or key", pos(m[0])
+		}
+	}
+	for _, loc := range longToken.FindAllStringIndex(prompt, -1) {
+		if t := prompt[loc[0]:loc[1]]; looksRandom(t) {
+			return "a long random-looking token", pos(loc[0])
+		}
+	}
+	return "", 0
+}
+
+// looksRandom reports whether a run of letters and digits mixes them as a key does:
+// switching between letters and digits at least four times, with 3 bits of entropy per
+// character. Words, numbers and identifiers like order2024summersale are not.
+func looksRandom(t string) bool {
+	var counts [128]int
+	switches := 0
+	for i := range len(t) {
+		counts[t[i]]++
+		if i > 0 && (t[i] <= '9') != (t[i-1] <= '9') {
+			switches++
+		}
+	}
+	if switches < 4 {
+		return false
+	}
+	entropy := 0.0
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / float64(len(t))
+			entropy -= p * math.Log2(p)
+		}
+	}
+	return entropy >= 3
 }
 
 // ResolveSecret reads s from exactly one of its sources (env, file or value). Errors
