@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
@@ -483,6 +484,9 @@ func maskedValue(v reflect.Value, key string) any {
 			return redactURLs(s)
 		case strings.Contains(last, "secret") || strings.Contains(last, "password") || strings.HasSuffix(last, "api_key"):
 			return "(masked)"
+		case last == "system_prompt":
+			// The tenant's instructions to its model: not for the shared log.
+			return fmt.Sprintf("(%d characters)", utf8.RuneCountInString(s))
 		}
 		return s
 	}
