@@ -161,6 +161,7 @@ tenants:
         base_url: "https://user:hunter2-base@llm.example.com/v1"
         model: m
         api_key: {value: "sk-hunter2-llm"}
+        system_prompt: "You are the shop's assistant. hunter2-instructions"
 `
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ tenants:
 		t.Errorf("a secret is in the effective config: %s", out)
 	}
 	for _, want := range []string{`"env:T1_JWT"`, `"file:/run/secrets/t1-api"`, `"(inline value, masked)"`,
-		`10.0.0.5:6379`, `nats-0:4222`, `llm.example.com`, `"drain_delay":"5s"`, `"max_turns":100`, `10.0.0.6:6379"`, `"mode":"external"`} {
+		`10.0.0.5:6379`, `nats-0:4222`, `llm.example.com`, `"system_prompt":"(50 characters)"`, `"drain_delay":"5s"`, `"max_turns":100`, `10.0.0.6:6379"`, `"mode":"external"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("effective config lacks %s: %s", want, out)
 		}
