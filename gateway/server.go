@@ -24,6 +24,7 @@ type Server struct {
 	log      *zap.Logger
 	handler  http.Handler
 	limits   limiters
+	refusals refusalSampler   // thins the access lines of 429s
 	now      func() time.Time // the clock of token checks and rate limits
 
 	draining atomic.Bool   // set when Run's ctx ends: /readyz fails, streams end with a shutdown event
