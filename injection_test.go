@@ -57,18 +57,11 @@ func newInjectionVendor(t *testing.T) *injectionVendor {
 	t.Helper()
 	v := &injectionVendor{}
 	v.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Stream   bool `json:"stream"`
-			Messages []struct {
-				Role    string `json:"role"`
-				Content string `json:"content"`
-			} `json:"messages"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) < 2 {
-			http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
+		req, ok := readCompletion(w, r)
+		if !ok {
 			return
 		}
-		sys, user := req.Messages[0].Content, req.Messages[len(req.Messages)-1].Content
+		sys, user := req.Messages[0].Content, req.last()
 		v.mu.Lock()
 		v.systems = append(v.systems, sys)
 		v.mu.Unlock()
@@ -86,19 +79,19 @@ func newInjectionVendor(t *testing.T) *injectionVendor {
 			}
 		}
 		if !req.Stream {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"message": map[string]string{"role": "assistant", "content": text}}}})
+			writeCompletion(w, text)
 			return
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
+		st := newCompletionStream(w)
 		rs := []rune(text)
 		for i := 0; len(rs) > 0; i++ {
 			k := min(len(rs), 1+i%3) // many small chunks
-			d, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"delta": map[string]string{"content": string(rs[:k])}}}})
-			fmt.Fprintf(w, "data: %s\n\n", d)
+			if st.delta(string(rs[:k])) != nil {
+				return
+			}
 			rs = rs[k:]
 		}
-		fmt.Fprint(w, "data: [DONE]\n\n")
+		st.done()
 	}))
 	t.Cleanup(v.srv.Close)
 	return v

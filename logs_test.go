@@ -111,17 +111,11 @@ func (m *logModel) calls(word string) int {
 }
 
 func (m *logModel) serve(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Stream   bool `json:"stream"`
-		Messages []struct {
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
-	if json.NewDecoder(r.Body).Decode(&req) != nil || len(req.Messages) == 0 {
-		http.Error(w, `{"error":{"message":"not a chat completion"}}`, http.StatusBadRequest)
+	req, ok := readCompletion(w, r)
+	if !ok {
 		return
 	}
-	msg := req.Messages[len(req.Messages)-1].Content
+	msg := req.last()
 	word := "ok"
 	for _, k := range []string{"fail", "hold"} {
 		if strings.Contains(msg, k) {
@@ -143,16 +137,16 @@ func (m *logModel) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !req.Stream {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"choices":[{"message":{"role":"assistant","content":"a fine answer"}}]}`)
+		writeCompletion(w, "a fine answer")
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
+	st := newCompletionStream(w)
 	for _, tok := range []string{"a ", "fine ", "answer"} {
-		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", tok)
-		w.(http.Flusher).Flush()
+		if st.delta(tok) != nil {
+			return
+		}
 	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	st.done()
 }
 
 // call is one request of the test: its request id, and the tenant its log lines must

@@ -45,14 +45,7 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such path", http.StatusNotFound)
 		return
 	}
-	var req struct {
-		Model    string `json:"model"`
-		Stream   bool   `json:"stream"`
-		Messages []struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
+	var req completionRequest
 	body, _ := io.ReadAll(r.Body)
 	_ = json.Unmarshal(body, &req)
 	system := ""
@@ -66,7 +59,6 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 	mode := v.behave(n, system)
 	v.mu.Unlock()
 
-	flusher := w.(http.Flusher)
 	switch mode {
 	case "sleep":
 		select {
@@ -83,17 +75,15 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Stream {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"choices":[{"message":{"role":"assistant","content":"model answer %d"}}]}`, n)
+		writeCompletion(w, fmt.Sprintf("model answer %d", n))
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
+	st := newCompletionStream(w)
 	for i, tok := range []string{"one ", "two ", "three ", "four ", "five"} {
 		if mode == "cut" && i == 3 {
 			return // the connection ends without [DONE]
 		}
-		fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":%q}}]}\n\n", tok)
-		flusher.Flush()
+		_ = st.delta(tok)
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-r.Context().Done():
@@ -101,7 +91,7 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	st.done()
 }
 
 // modelServer runs the program with examples/openai.yaml against v.

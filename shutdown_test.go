@@ -443,52 +443,39 @@ func (m *gatedModel) asked() int {
 }
 
 func (m *gatedModel) serve(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Stream   bool `json:"stream"`
-		Messages []struct {
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
-	if r.URL.Path != "/v1/chat/completions" || json.NewDecoder(r.Body).Decode(&req) != nil || len(req.Messages) == 0 {
-		http.Error(w, `{"error":{"message":"not a chat completion"}}`, http.StatusBadRequest)
+	req, ok := readCompletion(w, r)
+	if !ok {
 		return
 	}
 	m.mu.Lock()
 	m.asks++
 	m.mu.Unlock()
-	answer := "answer to: " + req.Messages[len(req.Messages)-1].Content
+	answer := "answer to: " + req.last()
 	if !req.Stream {
 		select {
 		case <-m.gate:
 		case <-r.Context().Done():
 			return
 		}
-		b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"message": map[string]string{"role": "assistant", "content": answer}}}})
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
+		writeCompletion(w, answer)
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	token := func(s string) {
-		b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"delta": map[string]string{"content": s}}}})
-		fmt.Fprintf(w, "data: %s\n\n", b)
-		w.(http.Flusher).Flush()
-	}
+	st := newCompletionStream(w)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	token("… ")
+	_ = st.delta("… ")
 	for held := true; held; {
 		select {
 		case <-m.gate:
 			held = false
 		case <-tick.C:
-			token("… ")
+			_ = st.delta("… ")
 		case <-r.Context().Done():
 			return
 		}
 	}
-	token(answer)
-	fmt.Fprint(w, "data: [DONE]\n\n")
+	_ = st.delta(answer)
+	st.done()
 }
 
 // shutdownEvent is one server-sent event of a chat stream.

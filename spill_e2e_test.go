@@ -449,18 +449,15 @@ func newEchoModel(t *testing.T, minDelay, maxDelay time.Duration) *echoModel {
 }
 
 func (m *echoModel) serve(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Stream   bool `json:"stream"`
-		Messages []struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"messages"`
+	req, ok := readCompletion(w, r)
+	if !ok {
+		return
 	}
-	if r.URL.Path != "/v1/chat/completions" || json.NewDecoder(r.Body).Decode(&req) != nil || len(req.Messages) < 2 || req.Stream {
+	if len(req.Messages) < 2 || req.Stream {
 		http.Error(w, `{"error":{"message":"not a chat completion this stand-in answers"}}`, http.StatusBadRequest)
 		return
 	}
-	msg := req.Messages[len(req.Messages)-1].Content
+	msg := req.last()
 	var asked []string
 	for _, x := range req.Messages[1:] {
 		asked = append(asked, x.Role+": "+x.Content)
@@ -487,9 +484,7 @@ func (m *echoModel) serve(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"message": map[string]string{"role": "assistant", "content": "echo: " + msg}}}})
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	writeCompletion(w, "echo: "+msg)
 }
 
 // calls returns how many requests asked msg.

@@ -73,15 +73,8 @@ func newStressModel(t *testing.T) *stressModel {
 
 func (m *stressModel) serve(w http.ResponseWriter, r *http.Request) {
 	m.calls.Add(1)
-	var req struct {
-		Stream   bool `json:"stream"`
-		Messages []struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
+	req, ok := readCompletion(w, r)
+	if !ok {
 		return
 	}
 	var users []string
@@ -92,22 +85,17 @@ func (m *stressModel) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	answer := "seen: " + strings.Join(users, " | ")
 	if !req.Stream {
-		b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"message": map[string]string{"role": "assistant", "content": answer}}}})
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
+		writeCompletion(w, answer)
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	rc := http.NewResponseController(w)
+	st := newCompletionStream(w)
 	third := len(answer) / 3
 	for _, piece := range []string{answer[:third], answer[third : 2*third], answer[2*third:]} {
-		b, _ := json.Marshal(map[string]any{"choices": []any{map[string]any{"delta": map[string]string{"content": piece}}}})
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+		if st.delta(piece) != nil {
 			return
 		}
-		_ = rc.Flush()
 	}
-	_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	st.done()
 }
 
 // cutProxy forwards TCP connections to a server and can cut them all at once.
