@@ -496,10 +496,7 @@ func (e *Engine) answer(j *job, tn *tenant.Tenant, history []session.Turn) (ans 
 		return fallback(tn), false, nil
 	}
 	ctx := j.ctx
-	if j.turn.RequestID != "" {
-		ctx = nlpclient.WithRequestID(ctx, j.turn.RequestID) // for the engine's own log lines
-	}
-	req := nlpclient.Request{Message: j.turn.Message}
+	req := nlpclient.Request{Message: j.turn.Message, RequestID: j.turn.RequestID}
 	if n := len(history); n > 0 {
 		from := max(0, n-e.cfg.ContextTurns)
 		req.History = make([]nlpclient.Exchange, 0, n-from)

@@ -25,12 +25,12 @@ import (
 type idRecorder struct {
 	*echo
 	mu  sync.Mutex
-	ids map[string]string // message → nlpclient.RequestID of its context
+	ids map[string]string // message → the request id it was asked with
 }
 
 func (r *idRecorder) Answer(ctx context.Context, req nlpclient.Request) (nlpclient.Answer, error) {
 	r.mu.Lock()
-	r.ids[req.Message] = nlpclient.RequestID(ctx)
+	r.ids[req.Message] = req.RequestID
 	r.mu.Unlock()
 	if strings.HasPrefix(req.Message, "fail") {
 		return nlpclient.Answer{}, errors.New("engine down")

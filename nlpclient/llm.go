@@ -349,7 +349,7 @@ func (l *LLM) Answer(ctx context.Context, req Request) (Answer, error) {
 	})
 	if err == nil {
 		if l.guard != nil && l.guard.leaks(faq, req, text) {
-			l.withheld(false, 0)
+			l.withheld(req, false, 0)
 			return l.fallbackAnswer(ctx, faq, req, reasonPromptLeak, nil), nil
 		}
 		return p.answer(text), nil
@@ -425,7 +425,7 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 	case err == nil:
 		return p.answer(text), nil
 	case guard != nil && guard.leaked:
-		l.withheld(true, sent.Len())
+		l.withheld(req, true, sent.Len())
 		if sent.Len() > 0 {
 			l.obs.Fallback(reasonPromptLeak)
 			return partial(), fmt.Errorf("%w: %w", ErrStreamCut, errPromptLeak)
@@ -457,7 +457,7 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 func (l *LLM) fallbackAnswer(ctx context.Context, faq *FAQ, req Request, why string, err error) Answer {
 	l.obs.Fallback(why)
 	if why == reasonUpstream {
-		l.log.Warn("model upstream failed, answering without it", zap.String("request_id", RequestID(ctx)), zap.String("upstream", l.cfg.Upstream), zap.Error(err))
+		l.log.Warn("model upstream failed, answering without it", zap.String("request_id", req.RequestID), zap.String("upstream", l.cfg.Upstream), zap.Error(err))
 	}
 	// The request's context may be past its deadline; the knowledge base answers in
 	// microseconds and must still answer.
@@ -473,9 +473,9 @@ func (l *LLM) fallbackAnswer(ctx context.Context, faq *FAQ, req Request, why str
 
 // withheld records an answer withheld because it repeated the system prompt: the
 // metric is the fallback's; the log says nothing of the text.
-func (l *LLM) withheld(stream bool, shown int) {
+func (l *LLM) withheld(req Request, stream bool, shown int) {
 	l.log.Warn("model answer withheld: it repeated the system prompt",
-		zap.String("upstream", l.cfg.Upstream), zap.Bool("stream", stream), zap.Int("bytes_shown", shown))
+		zap.String("request_id", req.RequestID), zap.String("upstream", l.cfg.Upstream), zap.Bool("stream", stream), zap.Int("bytes_shown", shown))
 }
 
 // guardedEmit passes a stream's text on to emit as far as the guard's scan allows.

@@ -60,6 +60,9 @@ type Request struct {
 	Message string
 	// History holds earlier turns of the session, oldest first (may be empty).
 	History []Exchange
+	// RequestID is the id of the request the turn came with, for the engines' log lines
+	// about it (as request_id; the tenant is on the logger an engine is given).
+	RequestID string
 }
 
 // Answer is an engine's reply.
