@@ -41,7 +41,10 @@ type Config struct {
 	Queue     queue.Config    `yaml:"queue"`
 	RateLimit RateLimitConfig `yaml:"ratelimit"`
 	Log       LogConfig       `yaml:"log"`
-	Tenants   []tenant.Config `yaml:"tenants"`
+	// Demo turns on the demo page and anonymous demo tokens. Off unless the file says
+	// so; the shipped config.yaml does, for its demo tenants.
+	Demo    gateway.DemoConfig `yaml:"demo"`
+	Tenants []tenant.Config    `yaml:"tenants"`
 }
 
 // ServerConfig is the HTTP edge: its address plus the gateway's own settings.
@@ -140,6 +143,7 @@ func defaultConfig() Config {
 	c.RateLimit.Backoff = gateway.DefaultRateStoreBackoff
 	c.Log.Level = "info"
 	c.Log.Format = "json"
+	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
 	return c
 }
 
@@ -341,6 +345,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Server.Config.Validate(); err != nil {
 		return fmt.Errorf("server.%w", err)
+	}
+	if err := c.Demo.Validate(c.Server.TokenMaxTTL); err != nil {
+		return fmt.Errorf("demo.%w", err)
 	}
 	if err := c.Queue.Validate(); err != nil {
 		return err

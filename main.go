@@ -239,6 +239,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	gwCfg := cfg.Server.Config
 	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
 	gwCfg.Version = buildVersion()
+	gwCfg.Demo = cfg.Demo
 	if q != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
@@ -288,6 +289,10 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		zap.Int("tenants", len(tenants.Tenants())),
 		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
 		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
+	if cfg.Demo.Enabled {
+		log.Warn("demo mode is on: GET / serves the demo chat page and POST /v1/demo/token gives anyone a token for the demo tenants; set demo.enabled false (FENGDA_DEMO_ENABLED=false) for real users",
+			zap.Strings("demo_tenants", srv.DemoTenants()))
+	}
 	if p.ready != nil {
 		p.ready(ln.Addr())
 	}

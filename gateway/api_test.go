@@ -409,7 +409,7 @@ func TestOperationalRoutes(t *testing.T) {
 		{name: "readyz", method: "GET", path: "/readyz", wantStatus: 200, wantBody: `{"status":"ready"}`},
 		{name: "readyz store down", method: "GET", path: "/readyz", ready: notReady, wantStatus: 503, wantBody: `{"status":"unavailable"}`},
 		{name: "readyz draining", method: "GET", path: "/readyz", draining: true, wantStatus: 503, wantBody: `{"status":"unavailable"}`},
-		{name: "index", method: "GET", path: "/", wantStatus: 200, wantBody: "Fengda is running", wantContent: "text/html; charset=utf-8"},
+		{name: "index", method: "GET", path: "/", wantStatus: 200, wantBody: "<html", wantContent: "text/html; charset=utf-8"},
 		{name: "metrics", method: "GET", path: "/metrics", wantStatus: 200, wantBody: "# TYPE go_goroutines gauge"},
 		{name: "unknown route", method: "GET", path: "/v2/chat", wantStatus: 404, wantBody: `"code":"not_found"`},
 		{name: "wrong method", method: "GET", path: "/v1/chat", wantStatus: 405, wantBody: `"code":"method_not_allowed"`},

@@ -48,6 +48,34 @@ type Config struct {
 	// Version is the build's version, shown by GET /healthz. Set by the program, so it
 	// has no key.
 	Version string `yaml:"-"`
+	// Demo is the demo mode, set from the top-level demo section.
+	Demo DemoConfig `yaml:"-"`
+}
+
+// DemoConfig is the demo mode: GET / serves a chat page for the demo tenants, and
+// POST /v1/demo/token gives any visitor a short-lived token for a new anonymous user of
+// one of them. Off by default; the shipped config.yaml turns it on for its demo
+// tenants. Turn it off before real users' tenants are configured.
+type DemoConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// TokenTTL is the lifetime of a demo token; the page renews it while in use.
+	// Default 30m, at most token_max_ttl.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// Tenants are the tenants on the demo page, in this order; each needs an HS256 key.
+	// Empty: every tenant with an HS256 key, ordered by id.
+	Tenants []string `yaml:"tenants"`
+}
+
+// DefaultDemoTokenTTL is the default DemoConfig.TokenTTL.
+const DefaultDemoTokenTTL = 30 * time.Minute
+
+// Validate returns an error naming the first field, by its YAML key, that cannot work;
+// the caller prefixes the section. Whether the tenants exist is checked by New.
+func (d *DemoConfig) Validate(tokenMaxTTL time.Duration) error {
+	if d.TokenTTL < time.Minute || d.TokenTTL > tokenMaxTTL {
+		return fmt.Errorf("token_ttl: %v is not between 1m and server.token_max_ttl (%v)", d.TokenTTL, tokenMaxTTL)
+	}
+	return nil
 }
 
 // Default values of Config.
@@ -86,6 +114,7 @@ func (c *Config) Defaults() {
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.TokenMaxTTL, DefaultTokenMaxTTL)
 	setDefault(&c.SSEHeartbeat, DefaultSSEHeartbeat)
+	setDefault(&c.Demo.TokenTTL, DefaultDemoTokenTTL)
 }
 
 func setDefault[T int | int64 | time.Duration](p *T, def T) {

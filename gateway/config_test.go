@@ -23,6 +23,7 @@ func TestDefaultConfig(t *testing.T) {
 		RateLimitEnabled:  true,
 		TokenMaxTTL:       24 * time.Hour,
 		SSEHeartbeat:      15 * time.Second,
+		Demo:              DemoConfig{TokenTTL: 30 * time.Minute},
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("DefaultConfig (-got +want):\n%s", diff)

@@ -75,6 +75,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusUnauthorized, code: "unauthenticated", message: "A valid credential is required."}
 	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):
 		return errorClass{status: http.StatusNotFound, code: "not_found", message: "Not found."}
+	case errors.Is(err, errOriginNotAllowed):
+		return errorClass{status: http.StatusForbidden, code: "origin_not_allowed", message: "Pages of this web origin may not call the API for this tenant (see the tenant's allowed_origins)."}
 	case errors.Is(err, errMethodNotAllowed):
 		return errorClass{status: http.StatusMethodNotAllowed, code: "method_not_allowed", message: "This method is not allowed here."}
 	case errors.Is(err, errTooLarge):

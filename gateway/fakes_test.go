@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,8 @@ const (
 	tokenBank = "tok-bank-u2"
 	tokenSlow = "tok-slow-u3"
 	keyAcme   = "key-acme"
+	// originBank is the one web origin bank allows.
+	originBank = "https://www.bank.example"
 )
 
 // fakeTenants is a registry of three tenants: acme (no practical limit), bank, and slow
@@ -59,13 +62,19 @@ var fakePrincipals = map[string]tenant.Principal{
 }
 
 var fakeTenantTable = map[tenant.ID]*tenant.Tenant{
-	"acme": {ID: "acme", Name: "Acme", RateLimit: tenant.RateLimit{RPS: 10000, Burst: 10000}},
-	"bank": {ID: "bank", Name: "Bank", RateLimit: tenant.RateLimit{RPS: 10000, Burst: 10000}},
+	"acme": {ID: "acme", Name: "Acme", RateLimit: tenant.RateLimit{RPS: 10000, Burst: 10000}, Mints: true},
+	"bank": {ID: "bank", Name: "Bank", RateLimit: tenant.RateLimit{RPS: 10000, Burst: 10000}, Mints: true,
+		AllowedOrigins: []string{originBank}, Widget: tenant.Widget{Lang: tenant.LangZH, Greeting: "您好"}},
 	"slow": {ID: "slow", Name: "Slow", RateLimit: tenant.RateLimit{RPS: 1, Burst: 2}},
 }
 
 func (f *fakeTenants) Verify(token string, now time.Time) (tenant.Principal, error) {
 	p, ok := fakePrincipals[token]
+	if rest, minted := strings.CutPrefix(token, "minted."); minted {
+		// A token of Mint: "minted.<tenant>.<user>".
+		id, user, _ := strings.Cut(rest, ".")
+		p, ok = tenant.Principal{Tenant: tenant.ID(id), User: user}, fakeTenantTable[tenant.ID(id)] != nil
+	}
 	if !ok {
 		return tenant.Principal{}, fmt.Errorf("%w: bad signature", tenant.ErrUnauthenticated)
 	}
@@ -87,6 +96,15 @@ func (f *fakeTenants) ByAPIKey(key string) (*tenant.Tenant, error) {
 		return fakeTenantTable["acme"], nil
 	}
 	return nil, tenant.ErrUnknown
+}
+
+func (f *fakeTenants) Tenants() []*tenant.Tenant {
+	out := make([]*tenant.Tenant, 0, len(fakeTenantTable))
+	for _, t := range fakeTenantTable {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *tenant.Tenant) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
 }
 
 func (f *fakeTenants) Get(id tenant.ID) (*tenant.Tenant, error) {

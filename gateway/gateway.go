@@ -46,6 +46,8 @@ type Tenants interface {
 	ByAPIKey(key string) (*tenant.Tenant, error)
 	// Get returns the tenant with the given id, or tenant.ErrUnknown.
 	Get(id tenant.ID) (*tenant.Tenant, error)
+	// Tenants returns every tenant, ordered by id.
+	Tenants() []*tenant.Tenant
 	// Revoke refuses a token, or a user's tokens issued until now, on every replica.
 	// tenant.ErrInvalidRevocation is a malformed one; another error means it is in
 	// force here but not yet shared.

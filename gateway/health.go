@@ -45,26 +45,3 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	s.metrics.handler().ServeHTTP(w, r)
 }
-
-const indexHTML = `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Fengda</title></head>
-<body>
-<h1>Fengda is running</h1>
-<p>The API lives under <code>/v1</code>: exchange an API key for a user token with
-<code>POST /v1/tokens</code>, then send <code>POST /v1/chat</code> with
-<code>Authorization: Bearer &lt;token&gt;</code>.</p>
-<p>Operations: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>,
-<a href="/metrics">/metrics</a>.</p>
-</body>
-</html>
-`
-
-// handleIndex serves GET /: a page saying the service runs and where the API is.
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "default-src 'none'")
-	_, _ = w.Write([]byte(indexHTML))
-}

@@ -7,17 +7,21 @@ import (
 )
 
 // routes lists the whole API. Middleware, outermost first: request id and access log →
-// recover → header and body limits → (API routes) authentication → tenant rate limit.
+// recover → header and body limits → CORS (browser routes) → (API routes)
+// authentication → origin check → tenant rate limit.
 //
 // No route sits behind chi's middleware.Timeout or Throttle: they cut SSE streams or hold
 // a slot for a stream's whole life. The chat turn's deadline is set in its handler.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.recoverPanic, s.limit)
+	r.Use(s.observe, s.recoverPanic, s.limit, s.cors)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errRouteNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errMethodNotAllowed) })
 
+	// The web side: the demo page, the embeddable widget and the page's files.
 	r.Get("/", s.handleIndex)
+	r.Get("/widget.js", s.handleAsset)
+	r.Get("/static/{name}", s.handleAsset)
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	r.Get("/metrics", s.handleMetrics)
@@ -27,9 +31,13 @@ func (s *Server) routes() http.Handler {
 	r.Post("/v1/tokens", s.handleTokenCreate)
 	// The same key revokes tokens of the tenant's users.
 	r.Post("/v1/admin/revocations", s.handleRevocationCreate)
+	// Demo mode only: anonymous tokens for the demo page.
+	if s.cfg.Demo.Enabled {
+		r.Post(demoTokenPath, s.handleDemoToken)
+	}
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.authenticate, s.rateLimit)
+		r.Use(s.authenticate, s.checkOrigin, s.rateLimit)
 		r.Post("/v1/chat", s.handleChatCreate)
 		r.Get("/v1/turns/{turn_id}", s.handleTurnGet)
 		r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)

@@ -24,6 +24,7 @@ type Server struct {
 	log      *zap.Logger
 	handler  http.Handler
 	limits   limiters
+	web      *web             // the demo page, the widget and the allowed origins
 	refusals refusalSampler   // thins the access lines of 429s
 	now      func() time.Time // the clock of token checks and rate limits
 
@@ -46,6 +47,18 @@ func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Log
 	if tenants == nil {
 		return nil, errors.New("gateway: nil tenant registry")
 	}
+	if err := cfg.Demo.Validate(cfg.TokenMaxTTL); err != nil {
+		return nil, fmt.Errorf("gateway config: demo.%w", err)
+	}
+	all := tenants.Tenants()
+	demo, err := demoTenants(cfg.Demo, all)
+	if err != nil {
+		return nil, err
+	}
+	web, err := newWeb(demo, all)
+	if err != nil {
+		return nil, err
+	}
 	if metrics == nil {
 		metrics = NewMetrics()
 	}
@@ -60,6 +73,7 @@ func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Log
 		log:      log.Named("gateway"),
 		cutoff:   make(chan struct{}),
 		now:      time.Now,
+		web:      web,
 	}
 	s.handler = s.routes()
 	return s, nil

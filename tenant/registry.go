@@ -109,6 +109,10 @@ type Config struct {
 	Engine         Engine        `yaml:"engine"`     // kind default "faq"
 	FallbackAnswer string        `yaml:"fallback_answer"`
 	HistoryTTL     time.Duration `yaml:"history_ttl"` // 0: the session store's default
+	// AllowedOrigins are the web origins ("https://www.bank.example") whose pages may
+	// call the API from a browser (CORS) and frame the tenant's chat page; "*" is any.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	Widget         Widget   `yaml:"widget"`
 }
 
 // Tenant is one configured, validated tenant.
@@ -119,6 +123,12 @@ type Tenant struct {
 	Engine         Engine
 	FallbackAnswer string
 	HistoryTTL     time.Duration
+	// AllowedOrigins are normalised origins (scheme://host[:port], lower case) or "*".
+	AllowedOrigins []string
+	Widget         Widget
+	// Mints is true when the tenant has an HS256 key, so that Fengda can sign its users'
+	// tokens (POST /v1/tokens, demo tokens).
+	Mints bool
 }
 
 // key is one verification (and, for HS256, signing) key of a tenant.
@@ -236,6 +246,7 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 			Engine:         cfg.Engine,
 			FallbackAnswer: cfg.FallbackAnswer,
 			HistoryTTL:     cfg.HistoryTTL,
+			Widget:         cfg.Widget,
 		},
 		issuer:   cmp.Or(cfg.Issuer, DefaultIssuer),
 		audience: cmp.Or(cfg.Audience, DefaultAudience),
@@ -281,6 +292,15 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 		return nil, fmt.Errorf("%s.history_ttl: must not be negative, got %s", at, t.HistoryTTL)
 	}
 
+	origins, err := parseOrigins(cfg.AllowedOrigins, at+".allowed_origins")
+	if err != nil {
+		return nil, err
+	}
+	t.AllowedOrigins = origins
+	if err := t.Widget.validate(at + ".widget"); err != nil {
+		return nil, err
+	}
+
 	if len(cfg.Keys) == 0 && cfg.JWKSFile == "" {
 		return nil, fmt.Errorf("%s.keys: at least one key, or a jwks_file, is required", at)
 	}
@@ -296,6 +316,7 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 		e.keys[k.kid] = k
 		if e.signing == nil && k.alg == AlgHS256 {
 			e.signing = k
+			t.Mints = true
 		}
 	}
 	if cfg.JWKSFile != "" {

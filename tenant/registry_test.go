@@ -300,6 +300,8 @@ func TestNewRegistryDefaults(t *testing.T) {
 		RateLimit:      RateLimit{RPS: 20, Burst: 40},
 		Engine:         Engine{Kind: "faq"},
 		FallbackAnswer: DefaultFallbackAnswer,
+		Widget:         Widget{Lang: LangZH},
+		Mints:          true,
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("Get(bank-a) mismatch (-got +want):\n%s", diff)
@@ -334,6 +336,8 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}},
 		FallbackAnswer: "请稍后再试",
 		HistoryTTL:     72 * time.Hour,
+		AllowedOrigins: []string{"https://www.bank-a.example"},
+		Widget:         Widget{Lang: LangEN, Greeting: "Hello"},
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +350,9 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}},
 		FallbackAnswer: "请稍后再试",
 		HistoryTTL:     72 * time.Hour,
+		AllowedOrigins: []string{"https://www.bank-a.example"},
+		Widget:         Widget{Lang: LangEN, Greeting: "Hello"},
+		Mints:          true,
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("Get(bank-a) mismatch (-got +want):\n%s", diff)
