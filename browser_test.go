@@ -1,0 +1,1046 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// The browser tests run the whole program and drive Chromium against it: the demo page,
+// the widget embedded in pages of other origins, and what a user sees and does there.
+
+const (
+	browserStep  = 20 * time.Second // bound on one browser step
+	browserStart = 30 * time.Second // bound on starting the browser or a tab
+)
+
+// chromiumPath returns the browser to drive: $FENGDA_CHROMIUM, else Debian's Chromium.
+// Without one the test is skipped, or fails in CI.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("FENGDA_CHROMIUM")
+	if p == "" {
+		p = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(p); err != nil {
+		msg := fmt.Sprintf("no browser at %s (%v); install one with: apt-get install chromium fonts-noto-cjk (or set FENGDA_CHROMIUM)", p, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// browserSite is the program under test and the pages around it.
+type browserSite struct {
+	base    string // the program
+	embed   string // a page of another origin, allowed by every tenant
+	foreign string // a page of an origin no tenant allows
+	browser context.Context
+}
+
+// siteAPIKeys are the API keys of the tenants that are not on the demo page: a tenant's
+// own site gets their users' tokens with them (see embedSite).
+var siteAPIKeys = map[string]string{
+	"tiny-limit": "TEST-ONLY-tiny-limit-api-key-0001",
+	"slow-model": "TEST-ONLY-slow-model-api-key-0001",
+}
+
+// embedSite is a tenant's own web site, of another origin than the program: its page
+// embeds the widget with the one tag, pointing at the program (base). /?tenant=<id>
+// picks the tenant (default northwind-shop, with demo tokens); a tenant of siteAPIKeys
+// gets its tokens from the site's own backend, POST /token, which exchanges the API key
+// for a user token as a real tenant's backend does.
+func embedSite(base *atomic.Value) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		api, _ := base.Load().(string)
+		tenantID := r.URL.Query().Get("tenant")
+		if tenantID == "" {
+			tenantID = "northwind-shop"
+		}
+		tokenURL := api + "/v1/demo/token"
+		if siteAPIKeys[tenantID] != "" {
+			tokenURL = "/token"
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Northwind Outfitters</title><link rel="icon" href="data:,">
+<style>
+body{margin:0;font:16px/1.6 system-ui,sans-serif;color:#2b2118;background:#faf7f2}
+header{padding:20px 40px;background:#2b2118;color:#fff;display:flex;justify-content:space-between;align-items:center}
+header a{color:#f3d9b1}main{padding:40px;max-width:760px}h1{margin:0;font-size:24px}
+.hero{height:220px;border-radius:16px;background:linear-gradient(135deg,#c98b52,#7a4a2a);margin-bottom:24px}
+</style></head>
+<body>
+<header><h1>Northwind Outfitters</h1><a href="#collection">Autumn collection</a></header>
+<main id="collection"><div class="hero"></div><h2>Warm layers for the trail and the city</h2>
+<p>Merino base layers, down jackets and waterproof boots, shipped free over $75.</p></main>
+<script>window.keysBefore = Object.keys(window);</script>
+<script src="%s/widget.js" data-tenant="%s" data-token-url="%s"></script>
+</body></html>`, api, tenantID, tokenURL)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Tenant string `json:"tenant"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || siteAPIKeys[req.Tenant] == "" {
+			http.Error(w, `{"error":{"code":"not_found","message":"no such tenant"}}`, http.StatusNotFound)
+			return
+		}
+		api, _ := base.Load().(string)
+		user := fmt.Sprintf("site-user-%d", time.Now().UnixNano())
+		up, _ := http.NewRequestWithContext(r.Context(), "POST", api+"/v1/tokens", strings.NewReader(`{"user_id":"`+user+`","ttl_seconds":600}`))
+		up.Header.Set("Content-Type", "application/json")
+		up.Header.Set("X-API-Key", siteAPIKeys[req.Tenant])
+		resp, err := http.DefaultClient.Do(up)
+		if err != nil {
+			http.Error(w, `{"error":{"code":"unavailable","message":"token service down"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		defer resp.Body.Close()
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+	return mux
+}
+
+// slowModel stands in for an OpenAI-compatible model that writes its answer slowly.
+const slowAnswer = "Our flagship store opens at nine and closes at six, every day of the week."
+
+// A question with "flaky" in it is refused (400, which the engine does not retry) the
+// first time it is asked, so that the tenant's fallback answer is given.
+func slowModel(t *testing.T) *httptest.Server {
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, ok := readCompletion(w, r)
+		if !ok {
+			return
+		}
+		if q := req.last(); strings.Contains(q, "flaky") {
+			mu.Lock()
+			again := asked[q]
+			asked[q] = true
+			mu.Unlock()
+			if !again {
+				http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
+				return
+			}
+		}
+		if !req.Stream {
+			writeCompletion(w, slowAnswer)
+			return
+		}
+		st := newCompletionStream(w)
+		for piece := range strings.SplitAfterSeq(slowAnswer, " ") {
+			if st.delta(piece) != nil {
+				return
+			}
+			select {
+			case <-time.After(120 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		st.done()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// browserConfig is the demo configuration with the pages of origin allowed, plus two
+// tenants off the demo page: one with a tiny rate limit, one answered by the model
+// stand-in at model.
+func browserConfig(t *testing.T, origin, model string) string {
+	t.Helper()
+	key := func(id string) string {
+		return `keys: [{kid: demo-1, alg: HS256, secret: {value: "DEMO-ONLY-` + id + `-jwt-secret-not-for-production"}}]`
+	}
+	dir := t.TempDir()
+	// A knowledge base names its tenant: the extra tenants get copies of the shop's.
+	shopKB, err := os.ReadFile("kb/shop-en.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kbFor := func(id string) string {
+		p := filepath.Join(dir, id+".yaml")
+		body := strings.Replace(string(shopKB), `tenant: "northwind-shop"`, `tenant: "`+id+`"`, 1)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := `
+demo:
+  enabled: true
+  token_ttl: 30m
+  tenants: [qinghe-bank, northwind-shop]
+tenants:
+  - id: qinghe-bank
+    name: 青禾银行
+    ` + key("qinghe-bank") + `
+    rate_limit: {rps: 20, burst: 40}
+    engine: {kind: faq, kb: kb/bank-zh.yaml}
+    fallback_answer: "系统繁忙,请稍后再试。"
+    allowed_origins: ["` + origin + `"]
+    widget: {lang: zh-CN, greeting: "您好,我是青禾银行智能客服。请问有什么可以帮您?"}
+  - id: northwind-shop
+    name: Northwind Outfitters
+    ` + key("northwind-shop") + `
+    rate_limit: {rps: 20, burst: 40}
+    engine: {kind: faq, kb: kb/shop-en.yaml}
+    fallback_answer: "We're busy right now, please try again in a moment."
+    allowed_origins: ["` + origin + `"]
+    widget: {lang: en, greeting: "Hi! Ask me about orders, shipping, returns or sizing."}
+  - id: tiny-limit
+    name: Tiny Limit Shop
+    ` + key("tiny-limit") + `
+    api_keys: [{value: "` + siteAPIKeys["tiny-limit"] + `"}]
+    rate_limit: {rps: 0.5, burst: 1}
+    engine: {kind: faq, kb: "` + kbFor("tiny-limit") + `"}
+    allowed_origins: ["` + origin + `"]
+  - id: slow-model
+    name: Slow Model Shop
+    ` + key("slow-model") + `
+    engine:
+      kind: openai
+      kb: "` + kbFor("slow-model") + `"
+      llm:
+        base_url: "` + model + `/v1"
+        model: test-model
+        timeout: 10s
+        first_token_timeout: 5s
+        idle_timeout: 3s
+    fallback_answer: "We're busy right now, please try again in a moment."
+    api_keys: [{value: "` + siteAPIKeys["slow-model"] + `"}]
+    allowed_origins: ["` + origin + `"]
+`
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startBrowserSite starts the pages, the model stand-in, the program and the browser.
+func startBrowserSite(t *testing.T) *browserSite {
+	t.Helper()
+	exe := chromiumPath(t)
+	var base atomic.Value
+	base.Store("")
+	embed := httptest.NewServer(embedSite(&base))
+	t.Cleanup(embed.Close)
+	foreign := httptest.NewServer(embedSite(&base))
+	t.Cleanup(foreign.Close)
+	model := slowModel(t)
+
+	cfg := browserConfig(t, embed.URL, model.URL)
+	p := startProgram(t, map[string]string{"FENGDA_QUEUE_MODE": "off"}, []string{"-config", cfg}, nil)
+	base.Store(p.base)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	// The first run starts the browser, and its context must not have a deadline: the
+	// browser would end with it. A watchdog bounds it instead.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(browser) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start %s: %v", exe, err)
+		}
+	case <-time.After(browserStart):
+		cancelBrowser()
+		t.Fatalf("%s did not start within %v", exe, browserStart)
+	}
+	return &browserSite{base: p.base, embed: embed.URL, foreign: foreign.URL, browser: browser}
+}
+
+// tab is one browser tab in a browser context of its own (own storage), with the
+// page's uncaught exceptions and console errors collected.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu      sync.Mutex
+	errors  []string
+	allowed []string // substrings of browser log entries the test expects
+	chats   []string // the content types of the responses to POST /v1/chat
+}
+
+// allow lets browser log entries (not exceptions) that contain one of the substrings
+// pass: a refused request the test causes on purpose is logged by the browser.
+func (b *tab) allow(substrings ...string) {
+	b.mu.Lock()
+	b.allowed = append(b.allowed, substrings...)
+	b.mu.Unlock()
+}
+
+func (s *browserSite) newTab(t *testing.T) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(s.browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("open tab: %v", err)
+		}
+	case <-time.After(browserStart):
+		cancel()
+		t.Fatalf("tab did not open within %v", browserStart)
+	}
+	b := &tab{t: t, ctx: ctx}
+	err := chromedp.Listen(ctx, func(ev any) {
+		var msg string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			msg = "exception: " + ev.ExceptionDetails.Text
+			if ex := ev.ExceptionDetails.Exception; ex != nil {
+				msg += " " + ex.Description
+			}
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type != runtime.ConsoleAPICalledTypeError && ev.Type != runtime.ConsoleAPICalledTypeAssert && ev.Type != runtime.ConsoleAPICalledTypeWarning {
+				return
+			}
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
+			}
+			msg = "console." + string(ev.Type) + ": " + strings.Join(parts, " ")
+		case *network.EventResponseReceived:
+			if strings.HasSuffix(ev.Response.URL, "/v1/chat") && ev.Type == network.ResourceTypeFetch {
+				b.mu.Lock()
+				b.chats = append(b.chats, ev.Response.MimeType)
+				b.mu.Unlock()
+			}
+			return
+		case *log.EventEntryAdded:
+			// The browser's own log: failed loads, CSP violations, CORS refusals.
+			if ev.Entry.Level != log.EntryLevelError && ev.Entry.Level != log.EntryLevelWarning {
+				return
+			}
+			msg = "log." + string(ev.Entry.Level) + ": " + ev.Entry.Text + " " + ev.Entry.URL
+		default:
+			return
+		}
+		b.mu.Lock()
+		b.errors = append(b.errors, msg)
+		b.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+	next:
+		for _, e := range b.errors {
+			if strings.HasPrefix(e, "log.") {
+				for _, a := range b.allowed {
+					if strings.Contains(e, a) {
+						continue next
+					}
+				}
+			}
+			t.Errorf("page: %s", e)
+		}
+	})
+	return b
+}
+
+// do runs the steps, each run bounded by browserStep.
+func (b *tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %v\nwidget: %s", err, b.describe())
+	}
+}
+
+// eval evaluates a JavaScript expression in the page and decodes its value into out.
+func (b *tab) eval(expr string, out any) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			b.t.Fatalf("evaluate %s: %s: %v", expr, raw, err)
+		}
+	}
+}
+
+// waitJS waits until the expression is truthy in the page. It polls from here rather
+// than with chromedp.Poll, so that it outlasts a navigation.
+func (b *tab) waitJS(what, expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(browserStep)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(() => { try { return `+expr+`; } catch (_) { return false; } })()`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for %s (%s): %v\nwidget: %s", what, expr, err, b.describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Paths into the widget's shadow root.
+const shadow = `document.querySelector('fengda-chat').shadowRoot`
+
+func inWidget(sel string) string { return shadow + `.querySelector(` + strconv.Quote(sel) + `)` }
+
+// widgetMsg is one message of the widget's log, as a user sees it.
+type widgetMsg struct {
+	Role        string   `json:"role"`
+	Text        string   `json:"text"`
+	State       string   `json:"state"`
+	Source      string   `json:"source"`
+	History     bool     `json:"history"`
+	Cite        string   `json:"cite"`
+	Suggestions []string `json:"suggestions"`
+	Error       string   `json:"error"`
+	Notice      string   `json:"notice"`
+	Busy        bool     `json:"busy"`
+}
+
+const readMessages = `(() => {
+  const host = document.querySelector('fengda-chat');
+  if (!host || !host.shadowRoot) return [];
+  return [...host.shadowRoot.querySelectorAll('.fd-msg:not(.fd-greeting)')].map((m) => ({
+    role: m.classList.contains('fd-msg-user') ? 'user' : 'assistant',
+    text: m.querySelector('.fd-bubble').textContent,
+    state: m.dataset.state || '',
+    source: m.dataset.source || '',
+    history: m.dataset.history === 'true',
+    cite: (m.querySelector('.fd-source') || {}).textContent || '',
+    suggestions: [...m.querySelectorAll('.fd-suggestion')].map((s) => s.textContent),
+    error: m.dataset.error || '',
+    notice: (m.querySelector('.fd-notice') || {}).textContent || '',
+    busy: m.querySelector('.fd-bubble').getAttribute('aria-busy') === 'true',
+  }));
+})()`
+
+func (b *tab) messages() []widgetMsg {
+	b.t.Helper()
+	var ms []widgetMsg
+	b.eval(readMessages, &ms)
+	return ms
+}
+
+// describe is the widget's log, for failure messages.
+func (b *tab) describe() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](readMessages))
+	if err != nil {
+		return err.Error()
+	}
+	return string(raw)
+}
+
+// waitMessages polls the widget's log until cond holds, and returns it.
+func (b *tab) waitMessages(what string, cond func([]widgetMsg) bool) []widgetMsg {
+	b.t.Helper()
+	deadline := time.Now().Add(browserStep)
+	for {
+		ms := b.messages()
+		if cond(ms) {
+			return ms
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for %s: widget shows %+v", what, ms)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lastAnswered waits for n messages, the last an answer in state done.
+func (b *tab) lastAnswered(n int) []widgetMsg {
+	b.t.Helper()
+	return b.waitMessages(fmt.Sprintf("an answer as message %d", n), func(ms []widgetMsg) bool {
+		return len(ms) == n && ms[n-1].Role == "assistant" && ms[n-1].State == "done"
+	})
+}
+
+// openFloating opens a page with the floating widget at desktop size, and opens the
+// widget's window with its launcher.
+func (b *tab) openFloating(url string) {
+	b.t.Helper()
+	b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(url))
+	b.waitJS("the launcher", `!!document.querySelector('fengda-chat') && !!`+inWidget(".fd-launcher"))
+	b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-launcher"))))
+	b.waitJS("the open window", `!`+inWidget(".fd-panel")+`.hidden`)
+}
+
+// ask types text into the widget's input and presses Enter.
+func (b *tab) ask(text string) {
+	b.t.Helper()
+	b.do(
+		chromedp.WaitEnabled(chromedp.JSPath(inWidget(".fd-input"))),
+		chromedp.SendKeys(chromedp.JSPath(inWidget(".fd-input")), text),
+		chromedp.KeyEvent(kb.Enter),
+	)
+}
+
+// focused returns the class of the focused element inside the widget, or the tag of
+// the page's focused element when it is not in the widget.
+func (b *tab) focused() string {
+	var s string
+	b.eval(`(() => {
+	  const a = document.activeElement;
+	  if (a && a.tagName === 'FENGDA-CHAT') return (a.shadowRoot.activeElement || {}).className || 'host';
+	  return a ? a.tagName.toLowerCase() : '';
+	})()`, &s)
+	return s
+}
+
+// screenshot saves a PNG of the viewport to $FENGDA_SCREENSHOT_DIR (default: a
+// fengda-screenshots directory under the temporary directory) and checks it: the size
+// of the viewport in device pixels, and more than one colour.
+func (b *tab) screenshot(name string, width, height int64) {
+	b.t.Helper()
+	dir := os.Getenv("FENGDA_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "fengda-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	var dpr float64
+	b.eval(`window.devicePixelRatio`, &dpr)
+	// Animations end and the caret blinks off before the picture is taken.
+	b.eval(`new Promise((r) => requestAnimationFrame(() => setTimeout(r, 300)))`, nil)
+	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	img, err := png.Decode(bytes.NewReader(buf))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	want := image.Pt(int(float64(width)*dpr+0.5), int(float64(height)*dpr+0.5))
+	if got := img.Bounds().Size(); got != want {
+		b.t.Errorf("screenshot %s: %v pixels, want %v (viewport %dx%d at %v dppx)", name, got, want, width, height, dpr)
+	}
+	colours := map[[4]uint32]bool{}
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y && len(colours) < 64; y += 7 {
+		for x := bounds.Min.X; x < bounds.Max.X; x += 7 {
+			r, g, bl, a := img.At(x, y).RGBA()
+			colours[[4]uint32{r, g, bl, a}] = true
+		}
+	}
+	if len(colours) < 16 {
+		b.t.Errorf("screenshot %s: only %d colours: a blank page?", name, len(colours))
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", p)
+}
+
+// ime runs an input method command on the focused element.
+func (b *tab) ime(f func(ctx context.Context, t *chromedp.Target) error) {
+	b.t.Helper()
+	b.do(chromedp.Func(f))
+}
+
+// enterKey presses Enter as a key only (no character): what an input method lets
+// through while it composes.
+func enterKey() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+				Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func TestBrowser(t *testing.T) {
+	start := time.Now()
+	s := startBrowserSite(t)
+	t.Logf("program and browser up in %v", time.Since(start).Round(time.Millisecond))
+
+	t.Run("demo page: chooser, a streamed answer with its source, clarify, history after reload", func(t *testing.T) {
+		b := s.newTab(t)
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/"))
+		var chooser struct {
+			Lang  string   `json:"lang"`
+			Links []string `json:"links"`
+			Text  string   `json:"text"`
+		}
+		b.eval(`({lang: document.documentElement.lang,
+		  links: [...document.querySelectorAll('a[href^="/?tenant="]')].map((a) => a.getAttribute('href')),
+		  text: document.body.innerText})`, &chooser)
+		if chooser.Lang != "en" || !strings.Contains(chooser.Text, "青禾银行") || !strings.Contains(chooser.Text, "Northwind Outfitters") {
+			t.Errorf("chooser: lang %q, text %q; want en with both demo tenants", chooser.Lang, chooser.Text)
+		}
+		if len(chooser.Links) < 2 || chooser.Links[0] != "/?tenant=qinghe-bank" || chooser.Links[1] != "/?tenant=northwind-shop" {
+			t.Fatalf("chooser links %v, want the bank then the shop", chooser.Links)
+		}
+
+		// Choose the bank.
+		b.do(chromedp.Click(chromedp.CSS(`a[href="/?tenant=qinghe-bank"]`)))
+		b.waitJS("the bank's page", `location.search === '?tenant=qinghe-bank' && document.documentElement.lang === 'zh-CN'`)
+		b.waitJS("the widget", `!!document.querySelector('#chat > fengda-chat') && !!`+inWidget(".fd-input"))
+		var head struct {
+			Title   string `json:"title"`
+			Greet   string `json:"greet"`
+			Label   string `json:"label"`
+			Role    string `json:"role"`
+			H1      string `json:"h1"`
+			Snippet string `json:"snippet"`
+		}
+		b.eval(`({title: `+inWidget(".fd-title")+`.textContent, greet: `+inWidget(".fd-greeting .fd-bubble")+`.textContent,
+		  label: `+inWidget(".fd-input")+`.labels[0].textContent, role: `+inWidget(".fd-log")+`.getAttribute('role'),
+		  h1: document.querySelector('h1').textContent, snippet: document.querySelector('pre').textContent})`, &head)
+		if head.Title != "青禾银行" || head.H1 != "青禾银行" || !strings.HasPrefix(head.Greet, "您好") || head.Label == "" || head.Role != "log" {
+			t.Errorf("bank page: %+v", head)
+		}
+		if !strings.Contains(head.Snippet, `data-tenant="qinghe-bank"`) || !strings.Contains(head.Snippet, "/widget.js") {
+			t.Errorf("embed snippet %q", head.Snippet)
+		}
+
+		// A question typed and sent with Enter; the answer streams in, with its source.
+		b.ask("借记卡丢了怎么挂失？")
+		ms := b.lastAnswered(2)
+		if ms[0].Role != "user" || ms[0].Text != "借记卡丢了怎么挂失？" {
+			t.Errorf("user message %+v", ms[0])
+		}
+		var left string
+		b.eval(inWidget(".fd-input")+`.value`, &left)
+		if left != "" {
+			t.Errorf("input after sending holds %q", left)
+		}
+		if a := ms[1]; a.Source != "faq" || !strings.Contains(a.Text, "挂失") || a.Cite != "来源：借记卡丢了怎么挂失?" || a.Busy {
+			t.Errorf("answer %+v, want the FAQ's answer with 来源：借记卡丢了怎么挂失?", a)
+		}
+		b.mu.Lock()
+		chats := slices.Clone(b.chats)
+		b.mu.Unlock()
+		if len(chats) != 1 || chats[0] != "text/event-stream" {
+			t.Errorf("responses to POST /v1/chat: %q, want one event stream", chats)
+		}
+
+		// Something vague gets suggestions; clicking one asks it.
+		b.ask("密码")
+		ms = b.lastAnswered(4)
+		clarify := ms[3]
+		if clarify.Source != "clarify" || len(clarify.Suggestions) < 2 {
+			t.Fatalf("vague question: %+v, want a clarify answer with suggestions", clarify)
+		}
+		picked := clarify.Suggestions[0]
+		b.do(chromedp.Click(chromedp.JSPath(`[...` + shadow + `.querySelectorAll('.fd-msg[data-source="clarify"]')].pop().querySelector('.fd-suggestion')`)))
+		ms = b.lastAnswered(6)
+		if ms[4].Role != "user" || ms[4].Text != picked || ms[5].Source != "faq" || ms[5].Cite != "来源："+picked {
+			t.Errorf("after clicking %q: %+v", picked, ms[4:])
+		}
+		b.screenshot("bank-chat-desktop", 1280, 800)
+
+		// A reload shows the whole conversation again, from the same session.
+		var session string
+		b.eval(`localStorage.getItem('fengda:' + location.origin + ':qinghe-bank:session') || ''`, &session)
+		if len(session) < 8 {
+			t.Fatalf("session id in localStorage: %q", session)
+		}
+		b.do(chromedp.Reload())
+		after := b.waitMessages("the history after a reload", func(ms []widgetMsg) bool { return len(ms) == 6 })
+		for i, m := range after {
+			if !m.History || m.Role != ms[i].Role || m.Text != ms[i].Text {
+				t.Errorf("after reload, message %d: %+v, want %s %q from history", i, m, ms[i].Role, ms[i].Text)
+			}
+		}
+		var again string
+		b.eval(`localStorage.getItem('fengda:' + location.origin + ':qinghe-bank:session') || ''`, &again)
+		if again != session {
+			t.Errorf("session after reload %q, want %q", again, session)
+		}
+
+		// Input methods: Enter picks a candidate while composing, it must not send.
+		b.do(chromedp.Focus(chromedp.JSPath(inWidget(".fd-input"))))
+		b.ime(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, input.ImeSetComposition, input.ImeSetCompositionParams{Text: "zhuanzhang", SelectionStart: 10, SelectionEnd: 10})
+			return err
+		})
+		var composing struct {
+			Value string `json:"value"`
+			Sent  int    `json:"sent"`
+		}
+		const inputState = `({value: ` + shadow + `.querySelector('.fd-input').value, sent: ` + shadow + `.querySelectorAll('.fd-msg-user').length})`
+		b.eval(inputState, &composing)
+		if composing.Value != "zhuanzhang" {
+			t.Fatalf("composing: input holds %q", composing.Value)
+		}
+		b.do(enterKey())
+		b.eval(inputState, &composing)
+		if composing.Sent != 3 || !strings.Contains(composing.Value, "zhuanzhang") {
+			t.Fatalf("Enter while composing: %d user messages (want 3), input %q", composing.Sent, composing.Value)
+		}
+		b.ime(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: "转账手续费多少"})
+			return err
+		})
+		b.eval(inputState, &composing)
+		if composing.Value != "转账手续费多少" || composing.Sent != 3 {
+			t.Fatalf("after the commit: input %q, %d user messages", composing.Value, composing.Sent)
+		}
+		// Shift+Enter is a new line, not a send.
+		b.do(chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(kb.ModifierShift)))
+		b.eval(inputState, &composing)
+		if composing.Sent != 3 || composing.Value != "转账手续费多少\n" {
+			t.Fatalf("Shift+Enter: %d user messages (want 3), input %q (want a new line)", composing.Sent, composing.Value)
+		}
+		b.do(chromedp.KeyEvent(kb.Enter))
+		ms = b.lastAnswered(8)
+		if ms[6].Text != "转账手续费多少" || ms[7].State != "done" {
+			t.Errorf("after the input method: %+v", ms[6:])
+		}
+
+		// A new conversation forgets the session here.
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-new"))))
+		b.waitMessages("an empty log", func(ms []widgetMsg) bool { return len(ms) == 0 })
+		b.eval(`localStorage.getItem('fengda:' + location.origin + ':qinghe-bank:session') || ''`, &again)
+		if again != "" {
+			t.Errorf("session after a new conversation: %q", again)
+		}
+	})
+
+	t.Run("tokens stream into the bubble as the model writes them", func(t *testing.T) {
+		b := s.newTab(t)
+		b.openFloating(s.embed + "/?tenant=slow-model")
+		// Record the answer bubble each time its text changes.
+		b.eval(`(() => {
+		  window.seen = [];
+		  new MutationObserver(() => {
+		    const m = [...`+shadow+`.querySelectorAll('.fd-msg-assistant:not(.fd-greeting)')].pop();
+		    if (m) window.seen.push({text: m.querySelector('.fd-bubble').textContent, state: m.dataset.state,
+		      busy: m.querySelector('.fd-bubble').getAttribute('aria-busy')});
+		  }).observe(`+shadow+`, {subtree: true, childList: true, characterData: true, attributes: true});
+		  return true;
+		})()`, nil)
+		b.ask("When does the store open?")
+		ms := b.lastAnswered(2)
+		if ms[1].Text != slowAnswer || ms[1].Source != "llm" {
+			t.Fatalf("answer %+v, want the model's", ms[1])
+		}
+		var seen []struct {
+			Text, State, Busy string
+		}
+		b.eval(`window.seen`, &seen)
+		partial := 0
+		for _, s := range seen {
+			if s.State == "streaming" && s.Busy == "true" && s.Text != "" && len(s.Text) < len(slowAnswer) && strings.HasPrefix(slowAnswer, s.Text) {
+				partial++
+			}
+		}
+		if partial < 3 {
+			t.Errorf("saw the answer partly written %d times (want 3 or more): %+v", partial, seen)
+		}
+
+		// The model fails on a question the knowledge base cannot answer either: the
+		// service's fallback answer shows as a notice with a retry, which asks again as a
+		// new message.
+		b.ask("Tell me a joke about penguins (flaky)")
+		ms = b.lastAnswered(4)
+		if f := ms[3]; f.Source != "fallback" || f.Text != "We're busy right now, please try again in a moment." || f.Notice != "Try again" || f.Cite != "" {
+			t.Fatalf("fallback shows %+v", f)
+		}
+		var fallbackClass bool
+		b.eval(`[...`+shadow+`.querySelectorAll('.fd-msg')].pop().classList.contains('fd-msg-fallback')`, &fallbackClass)
+		if !fallbackClass {
+			t.Error("the fallback answer is not marked fd-msg-fallback")
+		}
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-msg-fallback .fd-retry"))))
+		ms = b.lastAnswered(6)
+		if ms[4].Text != "Tell me a joke about penguins (flaky)" || ms[5].Source != "llm" || ms[5].Text != slowAnswer || ms[3].Notice != "" {
+			t.Errorf("after the retry: %+v", ms[3:])
+		}
+	})
+
+	t.Run("tokens: renewed near their end as the same user, replaced after a 401", func(t *testing.T) {
+		b := s.newTab(t)
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant=northwind-shop"))
+		b.waitJS("the widget", `!!`+inWidget(".fd-input"))
+		b.ask("What payment methods do you accept?")
+		b.lastAnswered(2)
+		const key = `'fengda:' + location.origin + ':northwind-shop:token'`
+		type stored struct {
+			Token string `json:"token"`
+			Sub   string `json:"sub"`
+		}
+		read := func() stored {
+			var st stored
+			b.eval(`(() => { const s = JSON.parse(localStorage.getItem(`+key+`));
+			  return {token: s.token, sub: JSON.parse(atob(s.token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub}; })()`, &st)
+			return st
+		}
+		first := read()
+
+		// Less than a fifth of its life left: the next call renews it, for the same
+		// anonymous user, whose history the page then shows.
+		b.eval(`(() => { const s = JSON.parse(localStorage.getItem(`+key+`));
+		  s.issued = Date.now() - 25 * 60000; s.expires = Date.now() + 60000;
+		  localStorage.setItem(`+key+`, JSON.stringify(s)); return true; })()`, nil)
+		b.do(chromedp.Reload())
+		b.waitMessages("the history with a renewed token", func(ms []widgetMsg) bool { return len(ms) == 2 && ms[0].History })
+		renewed := read()
+		if renewed.Token == first.Token || renewed.Sub != first.Sub {
+			t.Errorf("renewal: token changed %v, user %q → %q; want a new token for the same user", renewed.Token != first.Token, first.Sub, renewed.Sub)
+		}
+
+		// A token the server refuses (401): renewed once and the call made again. The
+		// new anonymous user cannot see the old session, so the page starts afresh.
+		b.allow("status of 401", "status of 404") // the refused token; the old session, not the new user's
+		b.eval(`(() => { localStorage.setItem(`+key+`, JSON.stringify({token: 'e30.e30.bm90LWEtc2lnbmF0dXJl', issued: Date.now(), expires: Date.now() + 3600000})); return true; })()`, nil)
+		b.do(chromedp.Reload())
+		b.waitJS("the widget", `!!`+inWidget(".fd-input")+` && !`+inWidget(".fd-log")+`.hasAttribute('aria-busy')`)
+		b.ask("How much does shipping cost?")
+		ms := b.lastAnswered(2)
+		if ms[1].Source != "faq" {
+			t.Errorf("after a refused token: %+v", ms)
+		}
+		if replaced := read(); replaced.Sub == "" || replaced.Sub == first.Sub {
+			t.Errorf("after a refused token: user %q, want a new anonymous user", replaced.Sub)
+		}
+	})
+
+	t.Run("too many messages: a polite notice, a countdown, then retry", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("status of 429")
+		b.openFloating(s.embed + "/?tenant=tiny-limit")
+		var ms []widgetMsg
+		for i := 0; ; i++ {
+			if i == 4 {
+				t.Fatalf("four messages to a tenant allowing one every 2s and none was refused: %+v", ms)
+			}
+			b.ask(fmt.Sprintf("How do I return an item? (%d)", i))
+			ms = b.waitMessages("an answer or an error", func(ms []widgetMsg) bool {
+				return len(ms) == 2*(i+1) && ms[len(ms)-1].State != "streaming"
+			})
+			if ms[len(ms)-1].State == "error" {
+				break
+			}
+		}
+		n := len(ms)
+		e := ms[n-1]
+		if e.Error != "rate_limited" || !strings.HasPrefix(e.Text, "Too many messages; try again in ") || !strings.Contains(e.Notice, "Try again") {
+			t.Fatalf("refused message shows %+v", e)
+		}
+		if ms[n-2].Role != "user" || ms[n-2].State != "done" {
+			t.Errorf("the user's message was lost: %+v", ms[n-2])
+		}
+		var wait string
+		b.eval(inWidget(".fd-msg-error .fd-retry")+`.disabled ? `+inWidget(".fd-msg-error .fd-retry")+`.dataset.retryAfter : 'enabled'`, &wait)
+		if secs, err := strconv.Atoi(wait); err != nil || secs < 1 {
+			t.Errorf("retry button right after the refusal: %q, want disabled with seconds left", wait)
+		}
+		b.waitJS("the retry button to enable", `!`+inWidget(".fd-msg-error .fd-retry")+`.disabled`)
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-msg-error .fd-retry"))))
+		ms = b.waitMessages("the retried answer", func(ms []widgetMsg) bool {
+			return len(ms) == n && ms[n-1].State == "done"
+		})
+		if ms[n-2].Role != "user" || ms[n-1].Source != "faq" {
+			t.Errorf("after the retry: %+v", ms[n-2:])
+		}
+	})
+
+	t.Run("floating widget on another origin: keyboard, chat over CORS", func(t *testing.T) {
+		b := s.newTab(t)
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.embed+"/"))
+		b.waitJS("the launcher", `!!document.querySelector('fengda-chat') && !!`+inWidget(".fd-launcher"))
+		var launcher struct {
+			Label, Expanded, Controls string
+			Dialog                    bool
+		}
+		b.eval(`(() => { const l = `+inWidget(".fd-launcher")+`; const p = `+shadow+`.getElementById(l.getAttribute('aria-controls'));
+		  return {label: l.getAttribute('aria-label'), expanded: l.getAttribute('aria-expanded'), controls: l.getAttribute('aria-controls'),
+		    dialog: !!p && p.getAttribute('role') === 'dialog' && p.hidden}; })()`, &launcher)
+		if launcher.Label != "Open chat" || launcher.Expanded != "false" || !launcher.Dialog {
+			t.Errorf("launcher %+v, want a labelled button controlling a hidden dialog", launcher)
+		}
+
+		// Tab reaches the launcher, Enter opens, focus goes to the input, Esc closes and
+		// gives focus back to the launcher.
+		for i := 0; b.focused() != "fd-launcher"; i++ {
+			if i == 5 {
+				t.Fatalf("five Tabs did not reach the launcher; focus on %q", b.focused())
+			}
+			b.do(chromedp.KeyEvent(kb.Tab))
+		}
+		b.do(chromedp.KeyEvent(kb.Enter))
+		b.waitJS("the open window", `!`+inWidget(".fd-panel")+`.hidden`)
+		if f := b.focused(); f != "fd-input" {
+			t.Errorf("focus after opening on %q, want the input", f)
+		}
+		b.do(chromedp.KeyEvent(kb.Escape))
+		b.waitJS("the closed window", inWidget(".fd-panel")+`.hidden`)
+		var expanded string
+		b.eval(inWidget(".fd-launcher")+`.getAttribute('aria-expanded')`, &expanded)
+		if f := b.focused(); f != "fd-launcher" || expanded != "false" {
+			t.Errorf("after Esc: focus on %q, aria-expanded %q; want the launcher, false", f, expanded)
+		}
+
+		// Open with a click, chat with the shop across origins.
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-launcher"))))
+		b.waitJS("the open window", `!`+inWidget(".fd-panel")+`.hidden`)
+		b.ask("How do I return an item?")
+		ms := b.lastAnswered(2)
+		if ms[1].Source != "faq" || ms[1].Cite != "Source: How do I return an item?" {
+			t.Errorf("answer on %s: %+v", s.embed, ms[1])
+		}
+		b.screenshot("embed-floating-desktop", 1280, 800)
+
+		// The widget adds one global, and mounts and unmounts from script too.
+		var globals []string
+		b.eval(`Object.keys(window).filter((k) => k !== 'keysBefore' && !window.keysBefore.includes(k))`, &globals)
+		if strings.Join(globals, ",") != "Fengda" {
+			t.Errorf("globals added by the widget: %v, want Fengda only", globals)
+		}
+		var mounted struct {
+			ID      string `json:"id"`
+			Inline  bool   `json:"inline"`
+			Title   string `json:"title"`
+			Lang    string `json:"lang"`
+			Removed bool   `json:"removed"`
+		}
+		b.eval(`(() => {
+		  const box = document.body.appendChild(document.createElement('div'));
+		  box.id = 'box';
+		  const src = document.querySelector('script[data-tenant]').src;
+		  const c = Fengda.mount({tenant: 'northwind-shop', tokenUrl: src.replace(/widget\.js$/, 'v1/demo/token'),
+		    mode: 'inline', target: '#box', lang: 'zh-CN', title: 'Inline'});
+		  const r = c.element.shadowRoot;
+		  const out = {id: c.element.id, inline: box.contains(c.element) && !!r.querySelector('.fd-inline') && !r.querySelector('.fd-launcher'),
+		    title: r.querySelector('.fd-title').textContent, lang: r.querySelector('.fd-send').getAttribute('aria-label')};
+		  c.destroy();
+		  out.removed = !box.firstChild;
+		  return out;
+		})()`, &mounted)
+		if !strings.HasPrefix(mounted.ID, "fengda-chat-northwind-shop-") || !mounted.Inline || mounted.Title != "Inline" || mounted.Lang != "发送" || !mounted.Removed {
+			t.Errorf("Fengda.mount inline, then destroy: %+v", mounted)
+		}
+	})
+
+	t.Run("a page of an origin the tenant does not allow cannot chat", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("blocked by CORS policy", "net::ERR_FAILED")
+		b.openFloating(s.foreign + "/")
+		b.ask("How do I return an item?")
+		ms := b.waitMessages("the refusal", func(ms []widgetMsg) bool { return len(ms) == 2 && ms[1].State != "streaming" })
+		if ms[1].State != "error" || ms[1].Source != "" || !strings.Contains(ms[1].Text, "busy") || ms[0].Text != "How do I return an item?" {
+			t.Errorf("on %s (not allowed): %+v, want the question kept and an error instead of an answer", s.foreign, ms)
+		}
+	})
+
+	t.Run("screenshots on a phone", func(t *testing.T) {
+		b := s.newTab(t)
+		mobile := chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(3), chromedp.EmulateMobile, chromedp.EmulateTouch)
+		b.do(mobile, chromedp.Navigate(s.base+"/"))
+		b.waitJS("the chooser", `document.querySelectorAll('a[href^="/?tenant="]').length >= 2`)
+		b.screenshot("chooser-mobile", 390, 844)
+
+		b.do(chromedp.Navigate(s.base + "/?tenant=qinghe-bank"))
+		b.waitJS("the widget", `!!`+inWidget(".fd-input"))
+		b.ask("开户需要准备哪些材料？")
+		b.lastAnswered(2)
+		b.do(chromedp.Blur(chromedp.JSPath(inWidget(".fd-input"))))
+		b.screenshot("bank-chat-mobile", 390, 844)
+
+		b.do(chromedp.Navigate(s.embed + "/"))
+		b.waitJS("the launcher", `!!document.querySelector('fengda-chat') && !!`+inWidget(".fd-launcher"))
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-launcher"))))
+		var box struct{ W, H float64 }
+		b.eval(`(() => { const p = `+inWidget(".fd-panel")+`; return {w: p.offsetWidth, h: p.offsetHeight}; })()`, &box)
+		if box.W != 390 || box.H != 844 {
+			t.Errorf("floating window on a phone: %vx%v, want the whole 390x844 viewport", box.W, box.H)
+		}
+		b.ask("shipping")
+		b.lastAnswered(2)
+		b.do(chromedp.Blur(chromedp.JSPath(inWidget(".fd-input"))))
+		b.screenshot("embed-floating-mobile", 390, 844)
+	})
+
+	t.Run("screenshots on a desktop", func(t *testing.T) {
+		b := s.newTab(t)
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/"))
+		b.waitJS("the chooser", `document.querySelectorAll('a[href^="/?tenant="]').length >= 2`)
+		b.screenshot("chooser-desktop", 1280, 800)
+	})
+
+	t.Logf("the browser tests took %v", time.Since(start).Round(time.Millisecond))
+}
