@@ -780,6 +780,50 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a session that is gone: forgotten on load, and a new one when it is erased meanwhile", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("status of 404")
+		const key = `'fengda:' + location.origin + ':qinghe-bank:session'`
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant=qinghe-bank"))
+		b.waitJS("the widget", `!!`+inWidget(".fd-input"))
+		// A stored session the server does not know (expired, or erased elsewhere).
+		b.eval(`localStorage.setItem(`+key+`, 'gone-session-0001'), true`, nil)
+		b.do(chromedp.Reload())
+		b.waitJS("the widget after a reload", `!!`+inWidget(".fd-input")+` && `+inWidget(".fd-log")+`.getAttribute('aria-busy') === null`)
+		b.waitJS("the unknown session forgotten", `localStorage.getItem(`+key+`) === null`)
+		if ms := b.messages(); len(ms) != 0 {
+			t.Errorf("an unknown session shows %+v, want an empty log", ms)
+		}
+
+		b.ask("开户需要什么材料？")
+		ms := b.lastAnswered(2)
+		var first string
+		b.eval(`localStorage.getItem(`+key+`) || ''`, &first)
+		if first == "" || ms[1].Source == "" {
+			t.Fatalf("first turn: session %q, answer %+v", first, ms[1])
+		}
+		// Erased from elsewhere (another device, the right to erasure) while the page is open.
+		var status int
+		b.eval(`(async () => {
+		  const tok = JSON.parse(localStorage.getItem('fengda:' + location.origin + ':qinghe-bank:token')).token;
+		  const res = await fetch('/v1/sessions/' + encodeURIComponent(`+"'"+first+"'"+`), {method: 'DELETE', headers: {Authorization: 'Bearer ' + tok}});
+		  return res.status;
+		})()`, &status)
+		if status != http.StatusNoContent {
+			t.Fatalf("DELETE the session: %d", status)
+		}
+		b.ask("转账手续费多少？")
+		ms = b.waitMessages("the answer in a new session", func(ms []widgetMsg) bool {
+			return len(ms) >= 4 && ms[len(ms)-1].Role == "assistant" && ms[len(ms)-1].State == "done"
+		})
+		last := ms[len(ms)-1]
+		var second string
+		b.eval(`localStorage.getItem(`+key+`) || ''`, &second)
+		if last.Source == "" || second == "" || second == first {
+			t.Errorf("after the erasure: answer %+v, session %q (was %q); want an answer in a new session", last, second, first)
+		}
+	})
+
 	t.Run("tokens stream into the bubble as the model writes them", func(t *testing.T) {
 		b := s.newTab(t)
 		b.openFloating(s.embed + "/?tenant=slow-model")
