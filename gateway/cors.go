@@ -69,6 +69,10 @@ func (s *Server) cors(next http.Handler) http.Handler {
 // the page's origin. It runs after authenticate.
 func (s *Server) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header["Origin"]) == 0 { // not a browser's cross-origin call: nothing to check
+			next.ServeHTTP(w, r)
+			return
+		}
 		p, _ := tenant.FromContext(r.Context())
 		if !s.originAllowed(r, p.Tenant) {
 			s.writeError(w, r, errOriginNotAllowed)
