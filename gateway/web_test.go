@@ -124,9 +124,11 @@ func TestWidgetAsset(t *testing.T) {
 	if w.Body.Len() >= len(plain) {
 		t.Errorf("gzipped size %d, plain %d", w.Body.Len(), len(plain))
 	}
-	w = do(t, s.Handler(), request{method: "GET", path: "/widget.js", header: map[string]string{"Accept-Encoding": "gzip;q=0"}})
-	if got := w.Header().Get("Content-Encoding"); got != "" {
-		t.Errorf("gzip;q=0: Content-Encoding = %q, want none", got)
+	for ae, want := range map[string]string{"gzip;q=0": "", "gzip; q=0.000": "", "gzip;q=0.5": "gzip", "identity": ""} {
+		w = do(t, s.Handler(), request{method: "GET", path: "/widget.js", header: map[string]string{"Accept-Encoding": ae}})
+		if got := w.Header().Get("Content-Encoding"); got != want {
+			t.Errorf("Accept-Encoding %q: Content-Encoding = %q, want %q", ae, got, want)
+		}
 	}
 
 	for _, p := range []string{"/static/demo.css"} {
