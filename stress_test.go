@@ -338,7 +338,7 @@ func TestCanaryStress(t *testing.T) {
 	ctx := context.Background()
 	keyPattern := regexp.MustCompile(`\{([a-z0-9-]+):([A-Za-z0-9_-]+)\}`)
 	iter := rdb.Scan(ctx, 0, renv["FENGDA_SESSION_REDIS_KEY_PREFIX"]+"*", 500).Iterator()
-	scanned := 0
+	scanned, found := 0, 0
 	for iter.Next(ctx) {
 		key := iter.Val()
 		km := keyPattern.FindStringSubmatch(key)
@@ -346,12 +346,13 @@ func TestCanaryStress(t *testing.T) {
 			continue
 		}
 		owner, known := owners[km[2]]
-		dump, err := rdb.Dump(ctx, key).Result()
+		dump, err := redisText(ctx, rdb, key)
 		if err != nil {
 			continue // expired meanwhile
 		}
 		scanned++
 		cs := canaryPattern.FindAllString(dump, -1)
+		found += len(cs)
 		if !known {
 			// A session whose first reply never reached its client (cancelled): its
 			// canaries must still be of one owner.
@@ -379,13 +380,45 @@ func TestCanaryStress(t *testing.T) {
 			leak("log line holds canary %s: %s", c, e.raw)
 		}
 	}
-	t.Logf("checked %d sessions through the API, %d Redis keys and %d log lines", len(owners), scanned, len(entries))
-	if scanned == 0 {
-		t.Error("no Redis key was checked")
+	t.Logf("checked %d sessions through the API, %d Redis keys (%d canaries in them) and %d log lines", len(owners), scanned, found, len(entries))
+	if scanned == 0 || found == 0 {
+		t.Errorf("%d Redis keys checked, %d canaries read in them: the check of stored values saw nothing", scanned, found)
 	}
 	for _, l := range leaks {
 		t.Error(l)
 	}
+}
+
+// redisText returns the value of key as plain text, whatever its type, so that a
+// pattern can be searched in it (DUMP would give the compressed serialised form).
+func redisText(ctx context.Context, rdb *redis.Client, key string) (string, error) {
+	typ, err := rdb.Type(ctx, key).Result()
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	switch typ {
+	case "string":
+		v, err := rdb.Get(ctx, key).Result()
+		return v, err
+	case "list":
+		parts, err = rdb.LRange(ctx, key, 0, -1).Result()
+	case "hash":
+		var m map[string]string
+		m, err = rdb.HGetAll(ctx, key).Result()
+		for k, v := range m {
+			parts = append(parts, k, v)
+		}
+	case "set":
+		parts, err = rdb.SMembers(ctx, key).Result()
+	case "zset":
+		parts, err = rdb.ZRange(ctx, key, 0, -1).Result()
+	case "none":
+		return "", redis.Nil
+	default:
+		return "", fmt.Errorf("redis key %s: type %s not read by the test", key, typ)
+	}
+	return strings.Join(parts, "\n"), err
 }
 
 // stressReply is what the stress test reads of a reply.
