@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/fengda-ai/fengda/tenant"
@@ -98,14 +97,17 @@ func (s *Server) originAllowed(r *http.Request, id tenant.ID) bool {
 // header, or X-Forwarded-Host behind a proxy that rewrites Host (a page cannot set that
 // header on a cross-origin request: it is not among corsAllowHeaders).
 func sameOrigin(r *http.Request, origin string) bool {
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	host, ok := strings.CutPrefix(origin, "https://")
+	if !ok {
+		host, ok = strings.CutPrefix(origin, "http://")
+	}
+	if !ok || host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(host, r.Host) {
 		return true
 	}
 	fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
 	fwd = strings.TrimSpace(fwd)
-	return fwd != "" && strings.EqualFold(u.Host, fwd)
+	return fwd != "" && strings.EqualFold(host, fwd)
 }

@@ -97,13 +97,9 @@ func newDemoUser() string {
 
 // demoTenants picks the demo page's tenants: cfg's list in its order, or every tenant
 // that can mint tokens. Each must exist and be able to mint.
-func demoTenants(cfg DemoConfig, all []*tenant.Tenant) ([]*tenant.Tenant, error) {
+func demoTenants(cfg DemoConfig, tenants Tenants, all []*tenant.Tenant) ([]*tenant.Tenant, error) {
 	if !cfg.Enabled {
 		return nil, nil
-	}
-	byID := make(map[tenant.ID]*tenant.Tenant, len(all))
-	for _, t := range all {
-		byID[t.ID] = t
 	}
 	if len(cfg.Tenants) == 0 {
 		var out []*tenant.Tenant
@@ -119,9 +115,9 @@ func demoTenants(cfg DemoConfig, all []*tenant.Tenant) ([]*tenant.Tenant, error)
 	}
 	out := make([]*tenant.Tenant, 0, len(cfg.Tenants))
 	for i, id := range cfg.Tenants {
-		t := byID[tenant.ID(id)]
+		t, err := tenants.Get(tenant.ID(id))
 		switch {
-		case t == nil:
+		case err != nil:
 			return nil, fmt.Errorf("demo.tenants[%d]: no tenant %q", i, id)
 		case !t.Mints:
 			return nil, fmt.Errorf("demo.tenants[%d]: tenant %q has no HS256 key to sign demo tokens", i, id)

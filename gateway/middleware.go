@@ -133,6 +133,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		latency := time.Since(start)
 		s.metrics.observeRequest(route, status, info.tenant, latency)
+		skipped := 0
+		if status == http.StatusTooManyRequests {
+			var ok bool
+			if ok, skipped = s.refusals.admit(info.tenant, s.now()); !ok {
+				return
+			}
+		}
 		fields := []zap.Field{
 			zap.String("request_id", id),
 			zap.String("method", r.Method),
@@ -141,14 +148,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			zap.String("tenant", string(info.tenant)),
 			zap.Duration("latency", latency),
 		}
-		if status == http.StatusTooManyRequests {
-			ok, skipped := s.refusals.admit(info.tenant, s.now())
-			if !ok {
-				return
-			}
-			if skipped > 0 {
-				fields = append(fields, zap.Int("refusals_not_logged", skipped))
-			}
+		if skipped > 0 {
+			fields = append(fields, zap.Int("refusals_not_logged", skipped))
 		}
 		s.log.Info("request", fields...)
 	})

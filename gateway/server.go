@@ -51,7 +51,7 @@ func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Log
 		return nil, fmt.Errorf("gateway config: demo.%w", err)
 	}
 	all := tenants.Tenants()
-	demo, err := demoTenants(cfg.Demo, all)
+	demo, err := demoTenants(cfg.Demo, tenants, all)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -97,7 +98,7 @@ type page struct {
 type web struct {
 	chooser  page
 	byTenant map[string]page
-	pages    []pageTenant      // the demo tenants, in page order
+	demoIDs  []string          // the demo tenants, in page order
 	assets   map[string]*asset // "/widget.js", "/static/demo.css", …
 	demo     map[tenant.ID]*tenant.Tenant
 	origins  map[tenant.ID]*tenant.Tenant // tenants that allow some cross-origin page
@@ -138,6 +139,7 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 	data := pageData{TokenURL: demoTokenPath}
 	for _, t := range demo {
 		w.demo[t.ID] = t
+		w.demoIDs = append(w.demoIDs, string(t.ID))
 		data.Tenants = append(data.Tenants, pageTenant{ID: string(t.ID), Name: t.Name, Lang: t.Widget.Lang, Greeting: t.Widget.Greeting})
 	}
 	render := func(d pageData, frameAncestors []string) (page, error) {
@@ -147,7 +149,6 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 		}
 		return page{html: newAsset("index.html", buf.Bytes()), csp: pagePolicy(frameAncestors)}, nil
 	}
-	w.pages = data.Tenants
 	if w.chooser, err = render(data, nil); err != nil {
 		return nil, err
 	}
@@ -181,13 +182,7 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 
 // DemoTenants returns the ids of the demo page's tenants, in page order; none when demo
 // mode is off.
-func (s *Server) DemoTenants() []string {
-	out := make([]string, len(s.web.pages))
-	for i, p := range s.web.pages {
-		out[i] = p.ID
-	}
-	return out
-}
+func (s *Server) DemoTenants() []string { return slices.Clone(s.web.demoIDs) }
 
 // pagePolicy is the demo page's Content Security Policy: scripts, styles and API calls
 // from this server only, nothing inline, and framing by this server's pages and the

@@ -54,7 +54,7 @@ const AnyOrigin = "*"
 func parseOrigins(in []string, at string) ([]string, error) {
 	var out []string
 	for i, o := range in {
-		n, err := NormalizeOrigin(o)
+		n, err := normalizeOrigin(o)
 		if err != nil {
 			return nil, fmt.Errorf("%s[%d]: %w", at, i, err)
 		}
@@ -65,9 +65,9 @@ func parseOrigins(in []string, at string) ([]string, error) {
 	return out, nil
 }
 
-// NormalizeOrigin returns origin as browsers send it in the Origin header (lower-case
+// normalizeOrigin returns origin as browsers send it in the Origin header (lower-case
 // scheme and host, no default port), or an error when it is not a web origin.
-func NormalizeOrigin(origin string) (string, error) {
+func normalizeOrigin(origin string) (string, error) {
 	if origin == AnyOrigin {
 		return origin, nil
 	}

@@ -25,12 +25,12 @@ func TestNormalizeOrigin(t *testing.T) {
 		{in: "", wantErr: "http:// or https://"},
 	}
 	for _, tt := range tests {
-		got, err := NormalizeOrigin(tt.in)
+		got, err := normalizeOrigin(tt.in)
 		switch {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("NormalizeOrigin(%q) = %q, %v; want an error holding %q", tt.in, got, err, tt.wantErr)
+			t.Errorf("normalizeOrigin(%q) = %q, %v; want an error holding %q", tt.in, got, err, tt.wantErr)
 		case tt.wantErr == "" && (err != nil || got != tt.want):
-			t.Errorf("NormalizeOrigin(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("normalizeOrigin(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
