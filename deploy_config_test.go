@@ -141,7 +141,8 @@ func TestKubernetesEnvIsConfig(t *testing.T) {
 	deployedService{where: "deploy/k8s/deployment.yaml", config: config, env: env}.check(t, configEnvNames(t))
 }
 
-// TestConfigEnvCheckFails: the check above can fail; a misspelt variable is caught.
+// TestConfigEnvCheckFails: the names the check above compares against are the ones
+// applyEnv reads, and misspelt ones (as a deployment file might hold) are not among them.
 func TestConfigEnvCheckFails(t *testing.T) {
 	keys := configEnvNames(t)
 	for _, name := range []string{"FENGDA_SERVER_DRAIN_DELAY", "FENGDA_SESSION_REDIS_URL", "FENGDA_QUEUE_URL", "FENGDA_SERVER_ADMIN_ADDR", "FENGDA_LOG_LEVEL"} {

@@ -29,7 +29,6 @@ import (
 
 const (
 	bankSecret = "DEMO-ONLY-qinghe-bank-jwt-secret-not-for-production"
-	shopSecret = "DEMO-ONLY-northwind-shop-jwt-secret-not-for-production"
 )
 
 // idpConfig returns the arguments of a program answering with the model stand-in whose
