@@ -478,11 +478,14 @@ func (e *Engine) process(j *job) {
 		e.fail(j, fmt.Errorf("store turn: %w", err))
 		return
 	}
-	if cut && stored.ID == j.turnID {
+	// The store returns another turn, or the same turn id answered elsewhere (a replica
+	// that took the same client message id at once), when it holds one already.
+	dup := stored.ID != j.turnID || !stored.AnsweredAt.Equal(st.AnsweredAt)
+	if cut && !dup {
 		e.fail(j, ErrIncomplete) // the part sent is stored; the stream ends with an error
 		return
 	}
-	e.finish(j, stored, stored.ID != j.turnID)
+	e.finish(j, stored, dup)
 }
 
 // answer asks the tenant's engine; a streaming turn is streamed when the engine can,

@@ -517,3 +517,88 @@ func TestStreamCallerGoneStoresNothing(t *testing.T) {
 		t.Errorf("load after the caller left: %v, want ErrNotFound (nothing stored)", err)
 	}
 }
+
+// labelled answers every message with its label, after a value arrives on gate; it
+// sends the message to started, if set, as it begins.
+type labelled struct {
+	label   string
+	gate    chan struct{}
+	started chan string
+}
+
+func (l *labelled) Answer(ctx context.Context, req nlpclient.Request) (nlpclient.Answer, error) {
+	if l.started != nil {
+		l.started <- req.Message
+	}
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		return nlpclient.Answer{}, ctx.Err()
+	}
+	return nlpclient.Answer{Text: l.label, Source: nlpclient.SourceFAQ, Confidence: 0.9}, nil
+}
+
+// Two replicas sharing a store answer the same client message id at once: neither finds
+// it stored before answering, the first stores it, and the second must reply with the
+// first's turn marked as a duplicate instead of storing its own.
+func TestConcurrentRetryOnTwoReplicasStoresOnce(t *testing.T) {
+	store, err := session.NewMemoryStore(session.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	replica := func(a dialogue.Answerer) *dialogue.Engine {
+		e, err := dialogue.New(dialogue.Config{Workers: 1, Backlog: 4}, dialogue.Deps{
+			Store:     store,
+			Answerers: map[tenant.ID]dialogue.Answerer{bank: a},
+			Tenants:   tenants{bank: {ID: bank, FallbackAnswer: "busy"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = e.Run(rctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return e
+	}
+	first := &labelled{label: "from the first replica", gate: make(chan struct{}, 2)}
+	second := &labelled{label: "from the second replica", gate: make(chan struct{}, 2)}
+	e1, e2 := replica(first), replica(second)
+	first.gate <- struct{}{}
+	r0, err := e1.Submit(ctx, dialogue.Turn{Tenant: bank, User: "u1", Message: "start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan string, 2)
+	first.started, second.started = started, started
+	turn := dialogue.Turn{Tenant: bank, User: "u1", SessionID: r0.SessionID, Message: "pay", ClientMsgID: "c-1"}
+	type out struct {
+		r   dialogue.Reply
+		err error
+	}
+	c1, c2 := make(chan out, 1), make(chan out, 1)
+	go func() { r, err := e1.Submit(ctx, turn); c1 <- out{r, err} }()
+	go func() { r, err := e2.Submit(ctx, turn); c2 <- out{r, err} }()
+	// Both have loaded the session and are answering; let the first finish.
+	<-started
+	<-started
+	first.gate <- struct{}{}
+	o1 := <-c1
+	second.gate <- struct{}{}
+	o2 := <-c2
+	if o1.err != nil || o2.err != nil {
+		t.Fatalf("errors: %v, %v", o1.err, o2.err)
+	}
+	if o1.r.Duplicate || o1.r.Answer != first.label {
+		t.Errorf("first reply: duplicate %v, answer %q; want the first's answer, not a duplicate", o1.r.Duplicate, o1.r.Answer)
+	}
+	if !o2.r.Duplicate || o2.r.Answer != first.label || o2.r.TurnID != o1.r.TurnID {
+		t.Errorf("second reply: duplicate %v, answer %q, turn %s; want the first's turn %s marked duplicate",
+			o2.r.Duplicate, o2.r.Answer, o2.r.TurnID, o1.r.TurnID)
+	}
+	turns, err := store.Load(ctx, session.Ref{Tenant: bank, Session: r0.SessionID, User: "u1"})
+	if err != nil || len(turns) != 2 {
+		t.Errorf("stored %d turns (%v), want 2", len(turns), err)
+	}
+}
