@@ -152,6 +152,55 @@ func (m *MemoryStore) Load(ctx context.Context, ref Ref) ([]Turn, error) {
 	return out, nil
 }
 
+// LoadRecent returns what answering a turn needs from the session: its newest n turns
+// (none if n <= 0), oldest first, and the newest retained turn whose ID is turnID (when
+// turnID is not empty) or whose ClientMsgID is clientMsgID (when that is not empty).
+// Found points into Turns when the turn is among them. Like Load, it marks the session
+// used. It returns ErrNotFound if the session does not exist, has expired or is not
+// ref.User's.
+func (m *MemoryStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, clientMsgID string) (Recent, error) {
+	if err := checkRef(ref); err != nil {
+		return Recent{}, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	s := m.visible(ref, now)
+	if s == nil {
+		m.mu.Unlock()
+		return Recent{}, ErrNotFound
+	}
+	m.lru.MoveToFront(s.elem)
+	total := len(s.turns)
+	// The turn at position i, oldest first, is s.turns[(s.head+i)%total].
+	var rec Recent
+	if k := min(max(n, 0), total); k > 0 {
+		rec.Turns = make([]Turn, k)
+		for j := range rec.Turns {
+			rec.Turns[j] = s.turns[(s.head+total-k+j)%total]
+		}
+	}
+	var found Turn
+	at := -1
+	if turnID != "" || clientMsgID != "" {
+		for i := total - 1; i >= 0; i-- {
+			t := &s.turns[(s.head+i)%total]
+			if t.ID == turnID && turnID != "" || t.ClientMsgID == clientMsgID && clientMsgID != "" {
+				at, found = i, *t
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	cloneCitations(rec.Turns)
+	if first := total - len(rec.Turns); at >= first {
+		rec.Found = &rec.Turns[at-first]
+	} else if at >= 0 {
+		found = cloneTurn(found)
+		rec.Found = &found
+	}
+	return rec, nil
+}
+
 // Append stores t as the session's newest turn, creating the session for ref.User if
 // needed, dropping turns past MaxTurns and pushing the expiry to now plus ttl (the
 // store's TTL when ttl <= 0). If a retained turn has t's non-empty ClientMsgID, it

@@ -54,6 +54,8 @@ func TestMemoryStoreTTL(t *testing.T) {
 		t.Fatalf("Load after the TTL slid: got %d turns, want 2", len(got))
 	}
 	clock.Advance(time.Minute)
+	_, err = s.LoadRecent(ctx, ref, 1, "", "m1")
+	wantNotFound(t, "LoadRecent at expiry", err)
 	_, err = s.Load(ctx, ref)
 	wantNotFound(t, "Load at expiry", err)
 	_, err = s.Lookup(ctx, ref, "m1")
@@ -111,31 +113,43 @@ func TestMemoryStoreEvictsLeastRecentlyUsed(t *testing.T) {
 	mustAppend(t, probe, testRef("acme", "u1"), big)
 	one := probe.Bytes()
 
-	s, err := NewMemoryStore(MemoryConfig{MaxBytes: 3*one + one/2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	refs := make([]Ref, 4)
-	for i := range refs {
-		refs[i] = testRef("acme", "u1")
-	}
-	for _, ref := range refs[:3] {
-		mustAppend(t, s, ref, big)
-	}
-	mustLoad(t, s, refs[0]) // refs[1] is now the least recently used
-	mustAppend(t, s, refs[3], big)
-
 	ctx := context.Background()
-	for i, ref := range refs {
-		_, err := s.Load(ctx, ref)
-		if i == 1 {
-			wantNotFound(t, "Load of the least recently used session", err)
-		} else if err != nil {
-			t.Errorf("Load of session %d: %v", i, err)
-		}
+	// Load and LoadRecent both mark a session used.
+	reads := map[string]func(s *MemoryStore, ref Ref) error{
+		"Load": func(s *MemoryStore, ref Ref) error { _, err := s.Load(ctx, ref); return err },
+		"LoadRecent": func(s *MemoryStore, ref Ref) error {
+			_, err := s.LoadRecent(ctx, ref, 1, "", "")
+			return err
+		},
 	}
-	if s.Bytes() > 3*one+one/2 {
-		t.Errorf("Bytes %d over the budget %d", s.Bytes(), 3*one+one/2)
+	for name, read := range reads {
+		s, err := NewMemoryStore(MemoryConfig{MaxBytes: 3*one + one/2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs := make([]Ref, 4)
+		for i := range refs {
+			refs[i] = testRef("acme", "u1")
+		}
+		for _, ref := range refs[:3] {
+			mustAppend(t, s, ref, big)
+		}
+		if err := read(s, refs[0]); err != nil { // refs[1] is now the least recently used
+			t.Fatalf("%s: %v", name, err)
+		}
+		mustAppend(t, s, refs[3], big)
+
+		for i, ref := range refs {
+			_, err := s.Load(ctx, ref)
+			if i == 1 {
+				wantNotFound(t, "after "+name+": Load of the least recently used session", err)
+			} else if err != nil {
+				t.Errorf("after %s: Load of session %d: %v", name, i, err)
+			}
+		}
+		if s.Bytes() > 3*one+one/2 {
+			t.Errorf("after %s: Bytes %d over the budget %d", name, s.Bytes(), 3*one+one/2)
+		}
 	}
 
 	// Turns dropped by trimming are given back to the budget.

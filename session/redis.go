@@ -32,6 +32,10 @@ type RedisConfig struct {
 //	<prefix>{<tenant>:<session>}:seq    integer, how many turns were ever pushed
 //	<prefix>{<tenant>:<session>}:idem   hash, client message id → seq of its turn
 //
+// A turn is stored as the JSON json.Marshal writes for it (encodeTurn writes the same
+// bytes), which starts with the turn's id: LoadRecent matches a turn id on that start
+// without decoding in Lua.
+//
 // The idem hash points into the list instead of copying the turn, so a session's
 // turns are stored once. An entry whose seq is older than the oldest retained turn is
 // stale and ignored; the hash is pruned to the retained turns whenever it grows past
@@ -96,16 +100,22 @@ type queuedRecord struct {
 	ClientMsgID string `json:"client_msg_id,omitempty"`
 }
 
-// luaFind is shared by the scripts that look a turn up by client message id: it
-// returns the retained turn whose id is cmid, or nil.
+// luaFind is shared by the scripts that look a turn up by client message id:
+// findIndex returns the list index (from 0) of the retained turn whose id is cmid, or
+// nil; find returns that turn, or nil.
 const luaFind = `
-local function find(cmid)
+local function findIndex(cmid)
   local s = redis.call('HGET', KEYS[4], cmid)
   if not s then return nil end
   local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
   local n = redis.call('LLEN', KEYS[2])
   local idx = tonumber(s) - (seq - n) - 1
   if idx < 0 or idx >= n then return nil end
+  return idx
+end
+local function find(cmid)
+  local idx = findIndex(cmid)
+  if not idx then return nil end
   return redis.call('LINDEX', KEYS[2], idx) or nil
 end
 `
@@ -152,6 +162,40 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[2]), -1)
 `)
 
+// loadRecentScript: KEYS owner, turns, seq, idem; ARGV user, n, turn id prefix, client
+// msg id. Returns nil if the session is missing or another user's, else {tail} with
+// the newest n turns, then the found turn if there is one: its index in tail (from 0)
+// if it is there, else the turn itself.
+//
+// The client msg id is looked up through the idem hash. The turn id, when given, is
+// matched without decoding: a stored turn starts with its id, so a turn has the id if
+// its text starts with the prefix {"id":"<id>" (the closing quote ends the id). Only
+// turns newer than the client msg id's match are scanned, newest first, since the
+// newer match wins.
+var loadRecentScript = redis.NewScript(luaFind + `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local n = tonumber(ARGV[2])
+local tail = {}
+if n > 0 then tail = redis.call('LRANGE', KEYS[2], -n, -1) end
+local at = -1
+if ARGV[4] ~= '' then at = findIndex(ARGV[4]) or -1 end
+local turn = nil
+local prefix = ARGV[3]
+if prefix ~= '' then
+  local newer = redis.call('LRANGE', KEYS[2], at + 1, -1)
+  for i = #newer, 1, -1 do
+    if string.sub(newer[i], 1, #prefix) == prefix then
+      at, turn = at + i, newer[i]
+      break
+    end
+  end
+end
+if at < 0 then return {tail} end
+local first = redis.call('LLEN', KEYS[2]) - #tail
+if at >= first then return {tail, at - first} end
+return {tail, turn or redis.call('LINDEX', KEYS[2], at)}
+`)
+
 // lookupScript: KEYS owner, turns, seq, idem; ARGV user, client msg id. Returns the
 // turn, or nil.
 var lookupScript = redis.NewScript(luaFind + `
@@ -181,11 +225,63 @@ func (r *RedisStore) Load(ctx context.Context, ref Ref) ([]Turn, error) {
 	}
 	turns := make([]Turn, len(raw))
 	for i, s := range raw {
-		if err := json.Unmarshal([]byte(s), &turns[i]); err != nil {
+		if err := decodeTurnString(s, &turns[i]); err != nil {
 			return nil, fmt.Errorf("session: load: decode turn: %w", err)
 		}
 	}
 	return turns, nil
+}
+
+// LoadRecent returns what answering a turn needs from the session, in one Lua script:
+// its newest n turns (at most MaxTurns; none if n <= 0) and the newest retained turn
+// whose ID is turnID (when turnID is not empty) or whose ClientMsgID is clientMsgID
+// (when that is not empty). The turn ID is looked for only when given, as it takes a
+// scan of the retained turns. Found points into Turns when the turn is among them. It
+// returns ErrNotFound if the session does not exist, has expired or is not ref.User's,
+// and an error wrapping ErrUnavailable if Redis cannot answer.
+func (r *RedisStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, clientMsgID string) (Recent, error) {
+	if err := checkRef(ref); err != nil {
+		return Recent{}, err
+	}
+	n = min(max(n, 0), r.maxTurns)
+	var prefix []byte
+	if turnID != "" {
+		// A stored turn's text starts with its id, encoded as appendTurnJSON encodes it.
+		prefix = appendJSONString([]byte(`{"id":`), turnID)
+	}
+	res, err := loadRecentScript.Run(ctx, r.client, r.keys(ref), ref.User, n, prefix, clientMsgID).Slice()
+	if err != nil {
+		return Recent{}, r.fail(ctx, "load recent", err)
+	}
+	tail, _ := res[0].([]any)
+	var rec Recent
+	if len(tail) > 0 {
+		rec.Turns = make([]Turn, len(tail))
+	}
+	for i, v := range tail {
+		s, _ := v.(string)
+		if err := decodeTurnString(s, &rec.Turns[i]); err != nil {
+			return Recent{}, fmt.Errorf("session: load recent: decode turn: %w", err)
+		}
+	}
+	if len(res) < 2 {
+		return rec, nil
+	}
+	switch found := res[1].(type) {
+	case int64:
+		if found < 0 || found >= int64(len(rec.Turns)) {
+			return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res[1])
+		}
+		rec.Found = &rec.Turns[found]
+	case string:
+		rec.Found = new(Turn)
+		if err := decodeTurnString(found, rec.Found); err != nil {
+			return Recent{}, fmt.Errorf("session: load recent: decode found turn: %w", err)
+		}
+	default:
+		return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res[1])
+	}
+	return rec, nil
 }
 
 // Append stores t as the session's newest turn in one Lua script: it creates the
@@ -203,7 +299,7 @@ func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Durat
 		ttl = r.ttl
 	}
 	ms := max(ttl.Milliseconds(), 1)
-	data, err := json.Marshal(t)
+	data, err := encodeTurn(make([]byte, 0, turnSizeHint(&t)), &t)
 	if err != nil {
 		return Turn{}, fmt.Errorf("session: append: encode turn: %w", err)
 	}
@@ -220,7 +316,7 @@ func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Durat
 	case 2:
 		s, _ := res[1].(string)
 		var prev Turn
-		if err := json.Unmarshal([]byte(s), &prev); err != nil {
+		if err := decodeTurnString(s, &prev); err != nil {
 			return Turn{}, fmt.Errorf("session: append: decode stored turn: %w", err)
 		}
 		return prev, nil
@@ -243,7 +339,7 @@ func (r *RedisStore) Lookup(ctx context.Context, ref Ref, clientMsgID string) (T
 		return Turn{}, r.fail(ctx, "lookup", err)
 	}
 	var t Turn
-	if err := json.Unmarshal([]byte(s), &t); err != nil {
+	if err := decodeTurnString(s, &t); err != nil {
 		return Turn{}, fmt.Errorf("session: lookup: decode turn: %w", err)
 	}
 	return t, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +104,40 @@ func TestRedisStoreKeys(t *testing.T) {
 	}
 	if owner := c.Get(ctx, base+"owner").Val(); owner != "u1" {
 		t.Errorf("owner key holds %q, want u1", owner)
+	}
+}
+
+// TestRedisStoreTurnText checks that a turn is stored as json.Marshal writes it, so
+// turns stored before and after the codec read the same, and that LoadRecent's match
+// on the start of the text finds turn ids that need escaping.
+func TestRedisStoreTurnText(t *testing.T) {
+	ctx := context.Background()
+	s, c := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns})
+	ref := testRef("acme", "u1")
+	odd := testTurn(1, "m1")
+	odd.ID = `id "quoted" <b> & \ 我`
+	odd.User = "html <&> and \u2028 and \xff"
+	mustAppend(t, s, ref, odd)
+	mustAppend(t, s, ref, testTurn(2, "m2"))
+	stored, err := c.LIndex(ctx, s.keys(ref)[1], 0).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(odd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored != string(want) {
+		t.Errorf("stored turn:\ngot  %s\nwant %s", stored, want)
+	}
+	for _, id := range []string{odd.ID, odd.ID[:5], `id "quoted"`} {
+		rec, err := s.LoadRecent(ctx, ref, 1, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found := rec.Found != nil; found != (id == odd.ID) {
+			t.Errorf("LoadRecent by turn id %q: found %v", id, found)
+		}
 	}
 }
 
@@ -223,6 +258,10 @@ func TestRedisStoreReplyErrors(t *testing.T) {
 	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
 		t.Errorf("Load of a session whose owner key is a list: got %v, want a plain error", err)
 	}
+	_, err = s.LoadRecent(ctx, ref, 1, "", "")
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Errorf("LoadRecent of a session whose owner key is a list: got %v, want a plain error", err)
+	}
 	q := testQueued("acme", "u1", "")
 	if err := c.RPush(ctx, s.queuedKey(q.Ref.Tenant, q.TurnID), "not a string").Err(); err != nil {
 		t.Fatal(err)
@@ -263,7 +302,11 @@ func TestRedisStoreUnavailable(t *testing.T) {
 					_, err := s.LoadQueued(ctx, ref.Tenant, ref.User, q.TurnID)
 					return err
 				},
-				"Load":   func(ctx context.Context) error { _, err := s.Load(ctx, ref); return err },
+				"Load": func(ctx context.Context) error { _, err := s.Load(ctx, ref); return err },
+				"LoadRecent": func(ctx context.Context) error {
+					_, err := s.LoadRecent(ctx, ref, 6, q.TurnID, "m1")
+					return err
+				},
 				"Append": func(ctx context.Context) error { _, err := s.Append(ctx, ref, testTurn(1, "m1"), 0); return err },
 				"Lookup": func(ctx context.Context) error { _, err := s.Lookup(ctx, ref, "m1"); return err },
 				"Delete": func(ctx context.Context) error { return s.Delete(ctx, ref) },

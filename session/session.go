@@ -49,6 +49,15 @@ type Turn struct {
 	AnsweredAt time.Time `json:"answered_at"` // when the answer was made
 }
 
+// Recent is what answering a turn needs from its session, as LoadRecent returns it.
+type Recent struct {
+	Turns []Turn // the session's newest turns, oldest first: at most the n asked for
+	// Found is the newest retained turn whose ID is the turn ID asked for or, when the
+	// client message id asked for is not empty, whose ClientMsgID is that id; nil if
+	// none. It points into Turns when the turn is among them.
+	Found *Turn
+}
+
 // QueuedTurn records a turn handed to the spillover queue whose requester was told to
 // poll for it: which session (and owner) the turn id belongs to.
 type QueuedTurn struct {

@@ -15,6 +15,7 @@ import (
 // Store is the method set both stores share; the contract suite runs against it.
 type Store interface {
 	Load(ctx context.Context, ref Ref) ([]Turn, error)
+	LoadRecent(ctx context.Context, ref Ref, n int, turnID, clientMsgID string) (Recent, error)
 	Append(ctx context.Context, ref Ref, t Turn, ttl time.Duration) (Turn, error)
 	Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error)
 	Delete(ctx context.Context, ref Ref) error
@@ -300,6 +301,156 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		wantNotFound(t, "Lookup in a missing session", err)
 	})
 
+	t.Run("load recent", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		var all []Turn // all[i] has client msg id m<i>
+		for i := range 4 {
+			turn := testTurn(i, fmt.Sprintf("m%d", i))
+			mustAppend(t, s, ref, turn)
+			all = append(all, turn)
+		}
+		for _, tc := range []struct {
+			name          string
+			n             int
+			turnID, cmid  string
+			turns         []Turn
+			found         *Turn
+			foundInReturn bool
+		}{
+			{name: "fewer than retained", n: 2, turns: all[2:]},
+			{name: "more than retained", n: 10, turns: all},
+			{name: "exactly retained", n: 4, turns: all},
+			{name: "none", n: 0},
+			{name: "negative", n: -1, cmid: "m1", found: &all[1]},
+			{name: "by client msg id", n: 1, cmid: "m1", turns: all[3:], found: &all[1]},
+			{name: "by turn id", n: 1, turnID: all[0].ID, turns: all[3:], found: &all[0]},
+			{name: "by turn id among the returned", n: 2, turnID: all[2].ID, turns: all[2:], found: &all[2], foundInReturn: true},
+			{name: "by client msg id among the returned", n: 2, cmid: "m3", turns: all[2:], found: &all[3], foundInReturn: true},
+			{name: "turn id match newer than client msg id match", n: 1, turnID: all[2].ID, cmid: "m0", turns: all[3:], found: &all[2]},
+			{name: "client msg id match newer than turn id match", n: 1, turnID: all[0].ID, cmid: "m2", turns: all[3:], found: &all[2]},
+			{name: "both match one turn", n: 0, turnID: all[1].ID, cmid: "m1", found: &all[1]},
+			{name: "turn id known, client msg id not", n: 0, turnID: all[1].ID, cmid: "unknown", found: &all[1]},
+			{name: "client msg id known, turn id not", n: 0, turnID: NewTurnID(), cmid: "m1", found: &all[1]},
+			{name: "neither known", n: 2, turnID: NewTurnID(), cmid: "unknown", turns: all[2:]},
+			{name: "client msg id is not a turn id", n: 0, turnID: "m1"},
+			{name: "turn id is not a client msg id", n: 0, cmid: all[1].ID},
+			{name: "turn id prefix is not a turn id", n: 0, turnID: all[1].ID[:10]},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := s.LoadRecent(ctx, ref, tc.n, tc.turnID, tc.cmid)
+				if err != nil {
+					t.Fatalf("LoadRecent: %v", err)
+				}
+				if diff := cmp.Diff(got.Turns, tc.turns); diff != "" {
+					t.Errorf("Turns (-got +want):\n%s", diff)
+				}
+				if diff := cmp.Diff(got.Found, tc.found); diff != "" {
+					t.Errorf("Found (-got +want):\n%s", diff)
+				}
+				if tc.foundInReturn {
+					pointsIn := false
+					for i := range got.Turns {
+						pointsIn = pointsIn || got.Found == &got.Turns[i]
+					}
+					if !pointsIn {
+						t.Errorf("Found does not point into Turns")
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("load recent finds the newest of equal turn ids", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		older, newer := testTurn(1, ""), testTurn(2, "")
+		newer.ID = older.ID
+		mustAppend(t, s, ref, older)
+		mustAppend(t, s, ref, newer)
+		mustAppend(t, s, ref, testTurn(3, ""))
+		got, err := s.LoadRecent(ctx, ref, 1, older.ID, "")
+		if err != nil {
+			t.Fatalf("LoadRecent: %v", err)
+		}
+		if diff := cmp.Diff(got.Found, &newer); diff != "" {
+			t.Errorf("Found (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("load recent searches by turn id only when given", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		blank := testTurn(1, "")
+		blank.ID = ""
+		mustAppend(t, s, ref, blank)
+		got, err := s.LoadRecent(ctx, ref, 1, "", "")
+		if err != nil {
+			t.Fatalf("LoadRecent: %v", err)
+		}
+		if got.Found != nil {
+			t.Errorf("Found %+v with no turn id and no client msg id, want nil", got.Found)
+		}
+		if diff := cmp.Diff(got.Turns, []Turn{blank}); diff != "" {
+			t.Errorf("Turns (-got +want):\n%s", diff)
+		}
+	})
+
+	t.Run("load recent does not find trimmed turns", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "u1")
+		var all []Turn
+		for i := range contractMaxTurns + 2 {
+			turn := testTurn(i, fmt.Sprintf("m%d", i))
+			mustAppend(t, s, ref, turn)
+			all = append(all, turn)
+		}
+		retained := all[len(all)-contractMaxTurns:]
+		for _, trimmed := range all[:2] {
+			got, err := s.LoadRecent(ctx, ref, 100, trimmed.ID, trimmed.ClientMsgID)
+			if err != nil {
+				t.Fatalf("LoadRecent: %v", err)
+			}
+			if got.Found != nil {
+				t.Errorf("Found trimmed turn %s", got.Found.ClientMsgID)
+			}
+			if diff := cmp.Diff(got.Turns, retained); diff != "" {
+				t.Errorf("Turns (-got +want):\n%s", diff)
+			}
+		}
+		oldest := retained[0]
+		got, err := s.LoadRecent(ctx, ref, 0, oldest.ID, "")
+		if err != nil || got.Found == nil || got.Found.ID != oldest.ID {
+			t.Errorf("LoadRecent of the oldest retained turn: got %+v, %v", got.Found, err)
+		}
+		got, err = s.LoadRecent(ctx, ref, 0, "", oldest.ClientMsgID)
+		if err != nil || got.Found == nil || got.Found.ID != oldest.ID {
+			t.Errorf("LoadRecent of the oldest retained client msg id: got %+v, %v", got.Found, err)
+		}
+	})
+
+	t.Run("load recent of a session the caller cannot see", func(t *testing.T) {
+		s := newStore(t)
+		ref := testRef("acme", "owner")
+		turn := testTurn(1, "m1")
+		mustAppend(t, s, ref, turn)
+		other := ref
+		other.User = "intruder"
+		_, err := s.LoadRecent(ctx, other, 1, turn.ID, "m1")
+		wantNotFound(t, "LoadRecent by another user", err)
+		otherTenant := ref
+		otherTenant.Tenant = "globex"
+		_, err = s.LoadRecent(ctx, otherTenant, 1, turn.ID, "m1")
+		wantNotFound(t, "LoadRecent in another tenant", err)
+		_, err = s.LoadRecent(ctx, testRef("acme", "owner"), 1, "", "")
+		wantNotFound(t, "LoadRecent of a missing session", err)
+		if err := s.Delete(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.LoadRecent(ctx, ref, 1, turn.ID, "m1")
+		wantNotFound(t, "LoadRecent after Delete", err)
+	})
+
 	t.Run("stored turns are not shared with callers", func(t *testing.T) {
 		s := newStore(t)
 		ref := testRef("acme", "u1")
@@ -310,6 +461,21 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		turn.Citations[0].ID = "changed by caller"
 		loaded := mustLoad(t, s, ref)
 		loaded[0].Citations[0].ID = "changed by reader"
+		for _, cmid := range []string{"m1", "other"} {
+			rec, err := s.LoadRecent(ctx, ref, 1, "", cmid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Turns[0].Citations[0].ID = "changed by reader"
+			if rec.Found != nil {
+				rec.Found.Suggestions[0].ID = "changed by reader"
+			}
+		}
+		rec, err := s.LoadRecent(ctx, ref, 0, turn.ID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Found.Citations[0].ID = "changed by reader"
 		if diff := cmp.Diff(mustLoad(t, s, ref), []Turn{want}); diff != "" {
 			t.Errorf("Load (-got +want):\n%s", diff)
 		}
@@ -330,6 +496,8 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 			wantNotFound(t, name+": Append", err)
 			_, err = s.Load(ctx, ref)
 			wantNotFound(t, name+": Load", err)
+			_, err = s.LoadRecent(ctx, ref, 1, "", "")
+			wantNotFound(t, name+": LoadRecent", err)
 		}
 	})
 
