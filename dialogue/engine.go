@@ -26,6 +26,10 @@ type Store interface {
 	// Load returns the session's turns, oldest first, or session.ErrNotFound,
 	// or an error wrapping session.ErrUnavailable.
 	Load(ctx context.Context, ref session.Ref) ([]session.Turn, error)
+	// LoadRecent returns the session's newest n turns and the retained turn with id
+	// turnID (when not empty) or client message id clientMsgID (when not empty), with
+	// Load's errors.
+	LoadRecent(ctx context.Context, ref session.Ref, n int, turnID, clientMsgID string) (session.Recent, error)
 	// Append stores t atomically, or returns the turn stored earlier with the same
 	// ClientMsgID; session.ErrNotFound when the session is another user's.
 	Append(ctx context.Context, ref session.Ref, t session.Turn, ttl time.Duration) (session.Turn, error)
@@ -158,6 +162,9 @@ type job struct {
 	// mayExist: a queued turn delivered again whose new session the first delivery
 	// may have created; a missing session then means an empty history.
 	mayExist bool
+	// redelivered: a queued turn delivered again, which an earlier delivery may have
+	// stored under its turn id.
+	redelivered bool
 
 	// result has buffer 1 so a worker never blocks on a caller who left.
 	result chan result
@@ -420,10 +427,17 @@ func (e *Engine) process(j *job) {
 		return
 	}
 
-	var history []session.Turn
+	// Only the turns the answer engine reads are loaded, with, in the same round trip,
+	// the turn itself if it was answered already: a retry (by client message id) or a
+	// queued turn delivered again after it was stored (by turn id).
+	var rec session.Recent
 	if !j.isNew {
 		start := time.Now()
-		history, err = e.deps.Store.Load(j.ctx, j.ref)
+		turnID := ""
+		if j.redelivered {
+			turnID = j.turnID
+		}
+		rec, err = e.deps.Store.LoadRecent(j.ctx, j.ref, e.historyTurns(tn.ID), turnID, j.turn.ClientMsgID)
 		e.deps.Observe(tn.ID, StageHistoryLoad, time.Since(start))
 		if j.mayExist && errors.Is(err, session.ErrNotFound) {
 			err = nil
@@ -434,14 +448,11 @@ func (e *Engine) process(j *job) {
 		}
 	}
 	e.emit(j, Event{Kind: EventMeta, SessionID: j.ref.Session, TurnID: j.turnID})
-
-	// A retry of a turn already answered (by client message id), or a queued turn
-	// delivered again after it was stored (by turn id): the history holds every
-	// retained turn, so finding it there costs no round trip.
-	if i := findTurn(history, j.turnID, j.turn.ClientMsgID); i >= 0 {
-		e.finish(j, history[i], true)
+	if rec.Found != nil {
+		e.finish(j, *rec.Found, true)
 		return
 	}
+	history := rec.Turns
 
 	start := time.Now()
 	ans, streamed, err := e.answer(j, tn, history)
@@ -575,15 +586,16 @@ func newTurnID(t tenant.ID, sessionID, clientMsgID string) string {
 // turnIDEncoding writes a derived turn id like session.NewTurnID: 26 characters of base32.
 var turnIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// findTurn returns the index of the newest turn with id turnID or, if clientMsgID is
-// not empty, with that client message id; -1 if there is none.
-func findTurn(history []session.Turn, turnID, clientMsgID string) int {
-	for i := len(history) - 1; i >= 0; i-- {
-		if history[i].ID == turnID || clientMsgID != "" && history[i].ClientMsgID == clientMsgID {
-			return i
+// historyTurns is how many earlier turns a turn of tenant t needs: the configured
+// context, or fewer when the tenant's engine reads fewer (the FAQ engine reads one).
+func (e *Engine) historyTurns(t tenant.ID) int {
+	n := e.cfg.ContextTurns
+	if w, ok := e.deps.Answerers[t].(nlpclient.HistoryWindow); ok {
+		if k := w.HistoryTurns(); k > 0 {
+			n = min(n, k)
 		}
 	}
-	return -1
+	return n
 }
 
 // finish delivers the stored turn as the reply.

@@ -602,3 +602,40 @@ func TestConcurrentRetryOnTwoReplicasStoresOnce(t *testing.T) {
 		t.Errorf("stored %d turns (%v), want 2", len(turns), err)
 	}
 }
+
+// windowed is an echo that declares it reads only the newest n exchanges.
+type windowed struct {
+	echo
+	n int
+}
+
+func (w *windowed) HistoryTurns() int { return w.n }
+
+func TestHistoryWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		window  int
+		context int
+		want    int // the most earlier turns an answer is shown
+	}{
+		{"engine reads fewer", 2, 6, 2},
+		{"engine reads more", 9, 6, 6},
+		{"engine says nothing", 0, 6, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := start(t, dialogue.Config{Workers: 1, Backlog: 4, ContextTurns: tc.context}, &windowed{n: tc.window})
+			ctx := context.Background()
+			sid := ""
+			for i := range 9 {
+				r, err := e.Submit(ctx, dialogue.Turn{Tenant: bank, User: "u1", SessionID: sid, Message: fmt.Sprintf("m%d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sid = r.SessionID
+				if want := fmt.Sprintf("m%d (after %d)", i, min(i, tc.want)); r.Answer != want {
+					t.Errorf("turn %d: answer %q, want %q", i, r.Answer, want)
+				}
+			}
+		})
+	}
+}

@@ -193,11 +193,9 @@ func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 	if p.dup && p.cmid != "" {
 		// A retry of a request whose message is stored: its turn may be answered
 		// already, and then nobody will reply again.
-		if turns, err := e.deps.Store.Load(ctx, p.ref); err == nil {
-			if i := findTurn(turns, p.turnID, p.cmid); i >= 0 {
-				e.deps.Spill.Observe(p.ref.Tenant, SpillAnswered)
-				return replyOf(p.ref.Session, turns[i], time.Since(p.accepted), true), nil
-			}
+		if rec, err := e.deps.Store.LoadRecent(ctx, p.ref, 0, "", p.cmid); err == nil && rec.Found != nil {
+			e.deps.Spill.Observe(p.ref.Tenant, SpillAnswered)
+			return replyOf(p.ref.Session, *rec.Found, time.Since(p.accepted), true), nil
 		}
 	}
 	lctx, stopLeft := untilLeft(ctx)
@@ -325,14 +323,15 @@ func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
 	jctx, cancel := context.WithTimeout(ctx, e.deps.Spill.TurnTimeout)
 	defer cancel()
 	j := &job{
-		ctx:      jctx,
-		turn:     t,
-		ref:      session.Ref{Tenant: t.Tenant, Session: qt.Session, User: qt.User},
-		isNew:    qt.NewSession && m.Delivered <= 1,
-		mayExist: qt.NewSession && m.Delivered > 1,
-		turnID:   qt.TurnID,
-		accepted: qt.Accepted,
-		result:   make(chan result, 1),
+		ctx:         jctx,
+		turn:        t,
+		ref:         session.Ref{Tenant: t.Tenant, Session: qt.Session, User: qt.User},
+		isNew:       qt.NewSession && m.Delivered <= 1,
+		mayExist:    qt.NewSession && m.Delivered > 1,
+		redelivered: m.Delivered > 1,
+		turnID:      qt.TurnID,
+		accepted:    qt.Accepted,
+		result:      make(chan result, 1),
 	}
 	key := sessionKey{t.Tenant, j.ref.Session}
 	e.mu.Lock()
@@ -442,16 +441,15 @@ func (e *Engine) QueuedTurn(ctx context.Context, t tenant.ID, user, turnID strin
 	if err != nil {
 		return Reply{}, err
 	}
-	turns, err := e.deps.Store.Load(ctx, qt.Ref)
+	rec, err := e.deps.Store.LoadRecent(ctx, qt.Ref, 0, turnID, qt.ClientMsgID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		// A new session is created when its first turn is stored.
 	case err != nil:
 		return Reply{}, err
-	default:
-		if i := findTurn(turns, turnID, qt.ClientMsgID); i >= 0 {
-			return replyOf(qt.Ref.Session, turns[i], turns[i].AnsweredAt.Sub(turns[i].At), false), nil
-		}
+	case rec.Found != nil:
+		t := rec.Found
+		return replyOf(qt.Ref.Session, *t, t.AnsweredAt.Sub(t.At), false), nil
 	}
 	return Reply{Queued: true, SessionID: qt.Ref.Session, TurnID: turnID}, nil
 }

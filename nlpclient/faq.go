@@ -147,6 +147,9 @@ func (f *FAQ) Entry(id string) (Entry, bool) {
 // Language returns the knowledge base's language, zh or en.
 func (f *FAQ) Language() string { return f.kb.Language }
 
+// HistoryTurns returns 1: a follow-up is read against the previous turn only.
+func (f *FAQ) HistoryTurns() int { return 1 }
+
 // Answer answers one message. It returns an entry's answer when confident, otherwise up
 // to three suggested questions (SourceClarify). It returns the context's error if ctx
 // is done, and no other error.

@@ -29,6 +29,12 @@ type Streamer interface {
 	Stream(ctx context.Context, req Request, emit func(delta string) error) (Answer, error)
 }
 
+// HistoryWindow is an engine that reads no more than the newest HistoryTurns exchanges
+// of Request.History, so a caller need not load more.
+type HistoryWindow interface {
+	HistoryTurns() int
+}
+
 // Source says where an answer came from.
 type Source string
 

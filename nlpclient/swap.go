@@ -27,5 +27,8 @@ func (s *Swap) Answer(ctx context.Context, req Request) (Answer, error) {
 // Replace serves f from now on.
 func (s *Swap) Replace(f *FAQ) { s.p.Store(f) }
 
+// HistoryTurns returns what the FAQ engine reads of a request's history.
+func (s *Swap) HistoryTurns() int { return s.Current().HistoryTurns() }
+
 // Current returns the engine being served now.
 func (s *Swap) Current() *FAQ { return s.p.Load() }
