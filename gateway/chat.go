@@ -31,32 +31,66 @@ type chatInput struct {
 	ClientMsgID string
 }
 
+// chatFields is a decoded chat request: each field, and whether the body has it.
+type chatFields struct {
+	message, sessionID, clientMsgID          string
+	hasMessage, hasSessionID, hasClientMsgID bool
+}
+
 // parseChatBody decodes and validates the body of POST /v1/chat.
 func parseChatBody(raw []byte, maxMessageChars int) (chatInput, error) {
-	var req chatRequest
-	if err := unmarshalBody(raw, &req); err != nil {
-		return chatInput{}, err
+	f, ok := scanChatBody(raw)
+	if !ok {
+		var err error
+		if f, err = decodeChatBody(raw); err != nil {
+			return chatInput{}, err
+		}
 	}
-	if req.Message == nil {
+	return f.input(maxMessageChars)
+}
+
+// input validates a decoded chat request.
+func (f chatFields) input(maxMessageChars int) (chatInput, error) {
+	if !f.hasMessage {
 		return chatInput{}, invalid("Field \"message\" is required.")
 	}
-	if err := checkText("message", *req.Message, maxMessageChars, true); err != nil {
+	if err := checkText("message", f.message, maxMessageChars, true); err != nil {
 		return chatInput{}, err
 	}
-	in := chatInput{Message: *req.Message}
-	if req.SessionID != nil {
-		if !session.ValidID(*req.SessionID) {
+	in := chatInput{Message: f.message}
+	if f.hasSessionID {
+		if !session.ValidID(f.sessionID) {
 			return chatInput{}, invalid("Field \"session_id\" must be 8 to 64 characters of letters, digits, '_' or '-'.")
 		}
-		in.SessionID = *req.SessionID
+		in.SessionID = f.sessionID
 	}
-	if req.ClientMsgID != nil {
-		if !validClientMsgID(*req.ClientMsgID) {
+	if f.hasClientMsgID {
+		if !validClientMsgID(f.clientMsgID) {
 			return chatInput{}, invalid("Field \"client_msg_id\" must be 1 to 64 printable ASCII characters.")
 		}
-		in.ClientMsgID = *req.ClientMsgID
+		in.ClientMsgID = f.clientMsgID
 	}
 	return in, nil
+}
+
+// decodeChatBody decodes a chat request with encoding/json (unmarshalBody), which
+// gives every malformed body its message.
+func decodeChatBody(raw []byte) (chatFields, error) {
+	var req chatRequest
+	if err := unmarshalBody(raw, &req); err != nil {
+		return chatFields{}, err
+	}
+	var f chatFields
+	if req.Message != nil {
+		f.message, f.hasMessage = *req.Message, true
+	}
+	if req.SessionID != nil {
+		f.sessionID, f.hasSessionID = *req.SessionID, true
+	}
+	if req.ClientMsgID != nil {
+		f.clientMsgID, f.hasClientMsgID = *req.ClientMsgID, true
+	}
+	return f, nil
 }
 
 // citationJSON is one knowledge-base entry in a reply.
@@ -98,20 +132,24 @@ func toReplyJSON(r dialogue.Reply) replyJSON {
 		Citations:   toCitationsJSON(r.Citations),
 		Suggestions: toCitationsJSON(r.Suggestions),
 		Incomplete:  r.Incomplete,
-		LatencyMS:   float64(r.Latency.Microseconds()) / 1000,
+		LatencyMS:   latencyMS(r.Latency),
 	}
 }
+
+// latencyMS is a reply's latency in milliseconds, to the microsecond.
+func latencyMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // handleChatCreate serves POST /v1/chat: one turn, answered as JSON, or as SSE events
 // when the client accepts text/event-stream. Tenant and user come from the verified
 // token only.
 func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
-	raw, err := readBody(r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	buf := getBodyBuffer()
+	raw, err := appendBody(*buf, r, s.cfg.MaxBodyBytes)
+	var in chatInput
+	if err == nil {
+		in, err = parseChatBody(raw, s.cfg.MaxMessageChars) // copies what it keeps
 	}
-	in, err := parseChatBody(raw, s.cfg.MaxMessageChars)
+	putBodyBuffer(buf, raw)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -133,7 +171,7 @@ func (s *Server) handleChatCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.QueueWait > 0 {
 		// A queued turn's result may take up to QueueWait, past the turn deadline.
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.QueueWait + s.cfg.WriteTimeout))
+		setWriteDeadline(w, time.Now().Add(s.cfg.QueueWait+s.cfg.WriteTimeout))
 	}
 	reply, err := s.dialogue.Submit(ctx, turn)
 	if err != nil {
@@ -149,7 +187,7 @@ func writeReply(w http.ResponseWriter, reply dialogue.Reply) {
 		writeJSON(w, http.StatusAccepted, queuedOf(reply.SessionID, reply.TurnID))
 		return
 	}
-	writeJSON(w, http.StatusOK, toReplyJSON(reply))
+	writeReplyJSON(w, http.StatusOK, reply)
 }
 
 // queuedJSON answers a turn that waits in the spillover queue: 202 from POST /v1/chat
@@ -182,11 +220,27 @@ func (s *Server) handleTurnGet(w http.ResponseWriter, r *http.Request) {
 // acceptsEventStream reports whether the Accept header lists text/event-stream.
 func acceptsEventStream(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept") {
+		if !containsFold(v, "text/event-stream") {
+			continue // no media type here can be it: parsing would allocate for nothing
+		}
 		for part := range strings.SplitSeq(v, ",") {
 			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err == nil && mt == "text/event-stream" {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the ASCII text substr, ignoring case. Only
+// two letters outside ASCII lower-case to ASCII ones, the Kelvin sign to k and İ to i,
+// neither in text/event-stream: an Accept value that mime.ParseMediaType reads as
+// text/event-stream contains it.
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
 		}
 	}
 	return false

@@ -142,7 +142,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if c.retryAfter > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(c.retryAfter))
 	}
-	writeJSON(w, c.status, errorBody{Error: s.errorDetail(r, c)})
+	writeErrorJSON(w, c.status, s.errorDetail(r, c))
 }
 
 // classifyLogged classifies err and logs it when it is internal: the one place an

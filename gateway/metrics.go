@@ -143,8 +143,24 @@ func (m *Metrics) ObserveQueuedWorked(t tenant.ID) {
 }
 
 func (m *Metrics) observeRequest(route string, code int, t tenant.ID, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code), string(t)).Inc()
+	m.requests.WithLabelValues(route, statusLabel(code), string(t)).Inc()
 	m.duration.WithLabelValues(route, string(t)).Observe(d.Seconds())
+}
+
+// statusLabels are the code labels of the HTTP statuses, made once rather than for
+// every request.
+var statusLabels = func() (l [600]string) {
+	for code := 100; code < len(l); code++ {
+		l[code] = strconv.Itoa(code)
+	}
+	return l
+}()
+
+func statusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 func (m *Metrics) observeRateLimited(t tenant.ID) {

@@ -27,6 +27,10 @@ const headerReadLimit = 1<<20 + 64<<10
 // maxRequestIDBytes caps an incoming X-Request-ID we are willing to echo.
 const maxRequestIDBytes = 64
 
+// headerRequestID is X-Request-ID as net/http spells a header name: looked up or set
+// with this spelling, it needs no conversion, which allocates for this name.
+const headerRequestID = "X-Request-Id"
+
 // requestInfo is what the outermost middleware learns about a request as it passes
 // through the inner ones, for the access log and the metrics. One handler goroutine
 // uses it at a time.
@@ -88,6 +92,14 @@ func (w *statusRecorder) Flush() {
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// observed is what observe keeps about one request, allocated at once: its info, the
+// recorder of its status, and the value of its X-Request-ID response header.
+type observed struct {
+	info     requestInfo
+	rec      statusRecorder
+	idHeader [1]string
+}
+
 // validRequestID reports whether an incoming X-Request-ID is safe to adopt and echo.
 func validRequestID(s string) bool { return plainToken(s, maxRequestIDBytes) }
 
@@ -111,13 +123,13 @@ func plainToken(s string, max int) bool {
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-ID")
+		id := r.Header.Get(headerRequestID)
 		if !validRequestID(id) {
 			id = rand.Text()
 		}
-		w.Header().Set("X-Request-ID", id)
-		info := &requestInfo{id: id}
-		rec := &statusRecorder{ResponseWriter: w}
+		o := &observed{info: requestInfo{id: id}, rec: statusRecorder{ResponseWriter: w}, idHeader: [1]string{id}}
+		w.Header()[headerRequestID] = o.idHeader[:]
+		info, rec := &o.info, &o.rec
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 
 		status := rec.status
@@ -140,6 +152,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				return
 			}
 		}
+		ce := s.log.Check(zap.InfoLevel, "request")
+		if ce == nil { // info lines are off: build no fields
+			return
+		}
 		fields := []zap.Field{
 			zap.String("request_id", id),
 			zap.String("method", r.Method),
@@ -151,7 +167,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if skipped > 0 {
 			fields = append(fields, zap.Int("refusals_not_logged", skipped))
 		}
-		s.log.Info("request", fields...)
+		ce.Write(fields...)
 	})
 }
 
@@ -177,7 +193,7 @@ func (s *Server) recoverPanic(next http.Handler) http.Handler {
 				return // too late for an error body
 			}
 			c := classify(fmt.Errorf("panic: %v", v))
-			writeJSON(w, c.status, errorBody{Error: s.errorDetail(r, c)})
+			writeErrorJSON(w, c.status, s.errorDetail(r, c))
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -214,10 +230,27 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		// Not every writer supports deadlines (httptest.ResponseRecorder does not).
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		setWriteDeadline(w, time.Now().Add(s.cfg.WriteTimeout))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// setWriteDeadline sets the write deadline of w, or of the writer it wraps, as
+// http.ResponseController.SetWriteDeadline does without allocating a controller. Not
+// every writer supports deadlines (httptest.ResponseRecorder does not): then it does
+// nothing.
+func setWriteDeadline(w http.ResponseWriter, deadline time.Time) {
+	for {
+		switch u := w.(type) {
+		case interface{ SetWriteDeadline(time.Time) error }:
+			_ = u.SetWriteDeadline(deadline)
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = u.Unwrap()
+		default:
+			return
+		}
+	}
 }
 
 // oversizedCredential reports whether the Authorization or X-API-Key header is over the
