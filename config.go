@@ -100,6 +100,12 @@ type LogConfig struct {
 	// TenantDir, when set, is a directory where every line naming a tenant is also
 	// written, as JSON, to <tenant>.log; "" (the default) writes no such files.
 	TenantDir string `yaml:"tenant_dir"`
+	// FlushInterval is how long a log line may wait in memory before it is written,
+	// so that lines are written many at a time rather than with a system call each.
+	// Lines at warn level and above are written at once, with those before them, and
+	// every line held is written at shutdown. 0 writes each line as it is logged.
+	// Default 100ms.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // checkTenantDir checks at start-up that log.tenant_dir is a directory this process can
@@ -143,6 +149,7 @@ func defaultConfig() Config {
 	c.RateLimit.Backoff = gateway.DefaultRateStoreBackoff
 	c.Log.Level = "info"
 	c.Log.Format = "json"
+	c.Log.FlushInterval = 100 * time.Millisecond
 	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
 	return c
 }
@@ -337,6 +344,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
 	case c.Log.TenantDir != "" && strings.TrimSpace(c.Log.TenantDir) != c.Log.TenantDir:
 		return fmt.Errorf("log.tenant_dir: %q begins or ends with white space", c.Log.TenantDir)
+	case c.Log.FlushInterval < 0:
+		return fmt.Errorf("log.flush_interval: %s is negative", c.Log.FlushInterval)
 	case len(c.Tenants) == 0:
 		return errors.New("tenants: at least one tenant is required")
 	}

@@ -30,6 +30,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,6 +70,15 @@ func main() {
 	}
 }
 
+// exitSyncWait bounds how long the exit on a second signal waits for the log's last
+// lines to be written: a stderr nobody reads must not hold the exit.
+const exitSyncWait = time.Second
+
+// runningLog is the logger of the program main runs, for the exit on a second signal,
+// which skips run's deferred Sync: the lines the logger still holds (log.flush_interval)
+// are written before it exits.
+var runningLog atomic.Pointer[zap.Logger]
+
 // exitOnSecondSignal makes a second SIGTERM or SIGINT end the process at once, without
 // waiting for the shutdown the first one started: in-flight requests are cut, and the
 // queued turns this process held are delivered again after queue.ack_wait. Its channel
@@ -78,6 +89,17 @@ func exitOnSecondSignal() {
 	go func() {
 		<-sigs
 		sig := <-sigs
+		if log := runningLog.Load(); log != nil {
+			synced := make(chan struct{})
+			go func() {
+				_ = log.Sync()
+				close(synced)
+			}()
+			select {
+			case <-synced:
+			case <-time.After(exitSyncWait):
+			}
+		}
 		fmt.Fprintf(os.Stderr, "fengda: second signal (%s) during shutdown: exiting at once\n", sig)
 		os.Exit(exitSecondSignal)
 	}()
@@ -124,7 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return runWith(ctx, args, process{getenv: getenv, stdout: os.Stdout, reload: hup})
+	return runWith(ctx, args, process{getenv: getenv, stdout: os.Stdout, reload: hup, exitLog: &runningLog})
 }
 
 // process is what the program takes from its surroundings; tests pass their own.
@@ -134,6 +156,9 @@ type process struct {
 	ready  func(net.Addr)   // if set, receives the address the server listens on
 	reload <-chan os.Signal // each value reloads every tenant's knowledge base
 	logs   io.Writer        // if set, the log is written here instead of stderr
+	// exitLog, if set, holds the logger while it is in use, for an exit that skips
+	// runWith's deferred Sync (main's exit on a second signal).
+	exitLog *atomic.Pointer[zap.Logger]
 }
 
 // runWith is run with its surroundings given (tests pass server.addr 127.0.0.1:0).
@@ -173,6 +198,10 @@ func runWith(ctx context.Context, args []string, p process) error {
 	}
 	if files != nil {
 		defer func() { _ = files.Close() }()
+	}
+	if p.exitLog != nil {
+		p.exitLog.Store(log)
+		defer p.exitLog.Store(nil)
 	}
 	defer func() { _ = log.Sync() }()
 	return serve(ctx, cfg, source, p, log, files)
@@ -702,9 +731,12 @@ func registryFor(configPath, tid string, getenv func(string) string) (*tenant.Re
 
 // newLogger builds the root logger, writing to out (stderr when nil): zap's production
 // JSON lines, made line-safe (tenant.NewLineSafeEncoder), or with log.format console,
-// its development text. Every line passes through PII redaction. With log.tenant_dir
-// set, it also returns the tenant log files: each line naming a configured tenant goes,
-// as JSON, to that tenant's file too.
+// its development text. Every line passes through PII redaction. With
+// log.flush_interval set, lines are held in a logBuffer and written many at a time;
+// a line at warn level or above is written at once, with those before it, and the
+// logger's Sync writes whatever is held. With log.tenant_dir set, it also returns the
+// tenant log files: each line naming a configured tenant goes, as JSON, to that
+// tenant's file too.
 func newLogger(cfg LogConfig, tenants []tenant.Config, out io.Writer) (*zap.Logger, *tenant.LogFiles, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
@@ -714,6 +746,11 @@ func newLogger(cfg LogConfig, tenants []tenant.Config, out io.Writer) (*zap.Logg
 	sink := stderr
 	if out != nil {
 		sink = zapcore.Lock(zapcore.AddSync(out))
+	}
+	var held *logBuffer
+	if cfg.FlushInterval > 0 {
+		held = newLogBuffer(sink, logBufferSize, cfg.FlushInterval)
+		sink = held
 	}
 	jsonEncoder := func() zapcore.Encoder {
 		ec := zap.NewProductionEncoderConfig()
@@ -727,6 +764,15 @@ func newLogger(cfg LogConfig, tenants []tenant.Config, out io.Writer) (*zap.Logg
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder
 		enc = zapcore.NewConsoleEncoder(ec)
 		opts = []zap.Option{zap.ErrorOutput(stderr), zap.AddCaller(), zap.AddStacktrace(zapcore.WarnLevel), zap.Development()}
+	}
+	if held != nil {
+		// Runs after the entry is written: warnings and errors are never held back.
+		opts = append(opts, zap.Hooks(func(e zapcore.Entry) error {
+			if e.Level >= zapcore.WarnLevel {
+				return held.Flush()
+			}
+			return nil
+		}))
 	}
 	core := zapcore.NewCore(enc, sink, level)
 	var files *tenant.LogFiles
@@ -748,4 +794,75 @@ func newLogger(cfg LogConfig, tenants []tenant.Config, out io.Writer) (*zap.Logg
 		core = zapcore.NewTee(core, files.Core(jsonEncoder(), level))
 	}
 	return zap.New(tenant.NewRedactingCore(core), opts...), files, nil
+}
+
+// logBufferSize is how many bytes of log lines a logBuffer holds before it writes them
+// out without waiting for its interval.
+const logBufferSize = 256 << 10
+
+// logBuffer holds log lines and writes them out together, one write for many lines
+// rather than a system call for each: within its interval of the first line it holds,
+// or once it is full, or on Flush or Sync. It keeps no goroutine of its own: a timer,
+// armed by the first line held, writes them. Lines are written whole and in order.
+type logBuffer struct {
+	out      zapcore.WriteSyncer
+	interval time.Duration
+	size     int
+
+	mu    sync.Mutex
+	buf   []byte
+	timer *time.Timer // armed while buf holds lines; nil until the first
+}
+
+func newLogBuffer(out zapcore.WriteSyncer, size int, interval time.Duration) *logBuffer {
+	return &logBuffer{out: out, interval: interval, size: size}
+}
+
+// Write holds p, one encoded line, or writes it at once when it is larger than the
+// buffer. An error is the error of writing out the lines held before.
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf)+len(p) > b.size {
+		if err := b.flushLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) > b.size {
+			return b.out.Write(p)
+		}
+	}
+	if len(b.buf) == 0 {
+		if b.buf == nil {
+			b.buf = make([]byte, 0, b.size)
+		}
+		if b.timer == nil {
+			b.timer = time.AfterFunc(b.interval, func() { _ = b.Flush() })
+		} else {
+			b.timer.Reset(b.interval)
+		}
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// Flush writes out the lines held.
+func (b *logBuffer) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.flushLocked()
+}
+
+func (b *logBuffer) flushLocked() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	b.timer.Stop()
+	_, err := b.out.Write(b.buf)
+	b.buf = b.buf[:0] // lines that failed to be written are dropped, as unheld ones would be
+	return err
+}
+
+// Sync writes out the lines held, then syncs the output.
+func (b *logBuffer) Sync() error {
+	return errors.Join(b.Flush(), b.out.Sync())
 }
