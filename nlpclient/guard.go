@@ -187,8 +187,13 @@ type leakScan struct {
 
 // feed reads the next piece of the answer and reports whether the answer, so far,
 // repeats the prompt.
-func (s *leakScan) feed(piece string) bool {
-	for i, r := range piece {
+func (s *leakScan) feed(piece string) bool { return feedPiece(s, piece) }
+
+// feedBytes is feed for a piece held in bytes.
+func (s *leakScan) feedBytes(piece []byte) bool { return feedPiece(s, piece) }
+
+func feedPiece[T string | []byte](s *leakScan, piece T) bool {
+	for i, r := range string(piece) {
 		nr, w, ok := guardRune(r)
 		if !ok {
 			continue

@@ -486,7 +486,7 @@ func TestGuardHoldsBackTheWholeItem(t *testing.T) {
 			}}
 			var err error
 			for _, r := range lv.f(prompt) {
-				if err = ge.write(string(r)); err != nil {
+				if err = ge.write([]byte(string(r))); err != nil {
 					break
 				}
 			}

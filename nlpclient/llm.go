@@ -2,7 +2,6 @@ package nlpclient
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -171,6 +170,7 @@ type LLM struct {
 	obs      LLMObserver
 	log      *zap.Logger
 	exec     failsafe.Executor[string]
+	auth     []string   // the Authorization header's value; nil when there is no key
 	guard    *leakGuard // nil when the system prompt protects nothing
 }
 
@@ -195,6 +195,9 @@ func NewLLM(cfg LLMConfig, deps LLMDeps) (*LLM, error) {
 	}
 	if l.client == nil {
 		l.client = sharedClient()
+	}
+	if cfg.APIKey != "" {
+		l.auth = []string{"Bearer " + cfg.APIKey}[:1:1]
 	}
 	if l.obs == nil {
 		l.obs = nopObserver{}
@@ -301,7 +304,7 @@ type prepared struct {
 // prepare builds the chat request for req from the tenant's knowledge base.
 func (l *LLM) prepare(faq *FAQ, req Request, stream bool) (prepared, error) {
 	refs, conf := faq.references(req, l.cfg.References)
-	body, err := json.Marshal(chatRequest{
+	body, err := encodeChatRequest(&chatRequest{
 		Model:       l.cfg.Model,
 		Messages:    buildMessages(faq.Language(), l.cfg.SystemPrompt, refs, req.History, l.cfg.HistoryBudget, req.Message),
 		Temperature: l.cfg.Temperature,
@@ -312,6 +315,9 @@ func (l *LLM) prepare(faq *FAQ, req Request, stream bool) (prepared, error) {
 		return prepared{}, fmt.Errorf("encode chat request: %w", err)
 	}
 	p := prepared{body: body, conf: conf}
+	if len(refs) > 0 {
+		p.citations = make([]Citation, 0, len(refs))
+	}
 	for _, r := range refs {
 		p.citations = append(p.citations, Citation{ID: r.ID, Question: r.Question})
 	}
@@ -396,13 +402,12 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 		cancel: cancel,
 		emit:   emit,
 	}
-	// sent is what the client has been given. Unguarded, it is every token read; a
-	// guard holds some back, and an emit error from it is a leak, not the client.
-	sent := &s.text
+	// A guard holds some tokens back, and an emit error from it is a leak, not the
+	// client.
 	var guard *guardedEmit
 	if l.guard != nil {
 		guard = &guardedEmit{scan: l.guard.scan(faq, req), emit: emit}
-		s.emit, sent = guard.write, &guard.sent
+		s.guard = guard
 	}
 	defer s.stop()
 	text, err := l.exec.WithContext(sctx).GetWithExecution(func(exec failsafe.Execution[string]) (string, error) {
@@ -417,7 +422,7 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 		}
 	}
 	partial := func() Answer {
-		a := p.answer(sent.String())
+		a := p.answer(string(s.sent()))
 		a.Incomplete = true
 		return a
 	}
@@ -425,8 +430,8 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 	case err == nil:
 		return p.answer(text), nil
 	case guard != nil && guard.leaked:
-		l.withheld(req, true, sent.Len())
-		if sent.Len() > 0 {
+		l.withheld(req, true, len(s.sent()))
+		if len(s.sent()) > 0 {
 			l.obs.Fallback(reasonPromptLeak)
 			return partial(), fmt.Errorf("%w: %w", ErrStreamCut, errPromptLeak)
 		}
@@ -434,11 +439,11 @@ func (l *LLM) Stream(ctx context.Context, req Request, emit func(string) error) 
 	case s.emitErr != nil:
 		return partial(), s.emitErr
 	case ctx.Err() != nil:
-		if sent.Len() > 0 {
+		if len(s.sent()) > 0 {
 			return partial(), ctx.Err()
 		}
 		return Answer{}, ctx.Err()
-	case s.started && sent.Len() > 0:
+	case s.started && len(s.sent()) > 0:
 		return partial(), fmt.Errorf("%w: %v", ErrStreamCut, err)
 	}
 	why := reason(sctx, err)
@@ -480,37 +485,36 @@ func (l *LLM) withheld(req Request, stream bool, shown int) {
 
 // guardedEmit passes a stream's text on to emit as far as the guard's scan allows.
 type guardedEmit struct {
-	scan    *leakScan
-	emit    func(string) error
-	pending []byte          // read, not yet emitted
-	sent    strings.Builder // emitted
-	leaked  bool
+	scan   *leakScan
+	emit   func(string) error
+	text   []byte // read
+	sent   int    // bytes of text emitted
+	leaked bool
 }
 
 // write reads a token and emits what of the answer has become safe to show. It returns
 // errPromptLeak when the answer repeats the prompt, or emit's error.
-func (g *guardedEmit) write(d string) error {
-	g.pending = append(g.pending, d...)
-	if g.scan.feed(d) {
+func (g *guardedEmit) write(d []byte) error {
+	g.text = append(g.text, d...)
+	if g.scan.feedBytes(d) {
 		g.leaked = true
 		return errPromptLeak
 	}
-	return g.out(g.scan.safe() - g.sent.Len())
+	return g.out(g.scan.safe())
 }
 
 // flush emits what is held back, once the answer is complete.
-func (g *guardedEmit) flush() error { return g.out(len(g.pending)) }
+func (g *guardedEmit) flush() error { return g.out(len(g.text)) }
 
-func (g *guardedEmit) out(n int) error {
-	if n <= 0 {
+// out emits the text up to end that was not emitted yet.
+func (g *guardedEmit) out(end int) error {
+	if end <= g.sent {
 		return nil
 	}
-	piece := string(g.pending[:n])
-	if err := g.emit(piece); err != nil {
+	if err := g.emit(string(g.text[g.sent:end])); err != nil {
 		return err
 	}
-	g.sent.WriteString(piece)
-	g.pending = g.pending[:copy(g.pending, g.pending[n:])]
+	g.sent = end
 	return nil
 }
 

@@ -212,17 +212,28 @@ func (e *protocolError) Error() string { return e.msg }
 
 // parseAnswer returns the content of a complete JSON answer.
 func parseAnswer(data []byte) (string, error) {
-	var r chatResponse
-	if err := json.Unmarshal(data, &r); err != nil {
-		return "", &protocolError{"malformed answer: " + err.Error()}
+	var d chatDecoder
+	content, err := d.answer(data)
+	if err != nil {
+		return "", err
 	}
-	if r.Error != nil {
-		return "", &protocolError{"error in answer: " + clip(r.Error.Message)}
+	return string(content), nil
+}
+
+// answer returns the content of a complete JSON answer. It may share memory with data
+// or with the decoder's scratch buffer.
+func (d *chatDecoder) answer(data []byte) ([]byte, error) {
+	r, err := d.decode(data, partMessage)
+	if err != nil {
+		return nil, &protocolError{"malformed answer: " + err.Error()}
 	}
-	if len(r.Choices) == 0 || r.Choices[0].Message.Content == "" {
-		return "", &protocolError{"empty answer"}
+	if r.hasError {
+		return nil, &protocolError{"error in answer: " + clip(r.errMsg)}
 	}
-	return r.Choices[0].Message.Content, nil
+	if r.choices == 0 || len(r.content) == 0 {
+		return nil, &protocolError{"empty answer"}
+	}
+	return r.content, nil
 }
 
 var (
@@ -230,18 +241,29 @@ var (
 	doneMarker = []byte("[DONE]")
 )
 
+// eventBuffers holds the line buffers of readStream.
+var eventBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 4<<10)
+	return &b
+}}
+
 // readStream reads an OpenAI-style event stream, calling delta with each non-empty piece
 // of content in order, until "data: [DONE]". Comments and other fields (keep-alives,
 // "event:", "id:"), events without content (the role, usage, a finish reason) are
 // skipped. Each data line is taken as one event: the format never splits its JSON across
-// lines, and waiting for the blank line would only add latency.
+// lines, and waiting for the blank line would only add latency. The piece given to delta
+// is valid only until delta returns.
 //
 // It returns nil at [DONE]; the error delta returned; a *protocolError for a malformed
 // event, an error event, an overlong line or an end without [DONE]; else the reader's
 // error.
-func readStream(r io.Reader, delta func(string) error) error {
+func readStream(r io.Reader, delta func([]byte) error) error {
+	// delta keeps no piece, so the buffer is free again when readStream returns.
+	buf := eventBuffers.Get().(*[]byte)
+	defer eventBuffers.Put(buf)
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4<<10), maxEventLine)
+	sc.Buffer(*buf, maxEventLine)
+	var d chatDecoder
 	for sc.Scan() {
 		data, ok := bytes.CutPrefix(sc.Bytes(), dataPrefix)
 		if !ok {
@@ -254,17 +276,17 @@ func readStream(r io.Reader, delta func(string) error) error {
 		if bytes.Equal(data, doneMarker) {
 			return nil
 		}
-		var ev chatResponse
-		if err := json.Unmarshal(data, &ev); err != nil {
+		ev, err := d.decode(data, partDelta)
+		if err != nil {
 			return &protocolError{"malformed event: " + err.Error()}
 		}
-		if ev.Error != nil {
-			return &protocolError{fmt.Sprintf("error event: %s", clip(ev.Error.Message))}
+		if ev.hasError {
+			return &protocolError{fmt.Sprintf("error event: %s", clip(ev.errMsg))}
 		}
-		if len(ev.Choices) == 0 || ev.Choices[0].Delta.Content == "" {
+		if ev.choices == 0 || len(ev.content) == 0 {
 			continue
 		}
-		if err := delta(ev.Choices[0].Delta.Content); err != nil {
+		if err := delta(ev.content); err != nil {
 			return err
 		}
 	}

@@ -68,8 +68,8 @@ func TestReadStream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			err := readStream(strings.NewReader(tt.in), func(d string) error {
-				got = append(got, d)
+			err := readStream(strings.NewReader(tt.in), func(d []byte) error {
+				got = append(got, string(d))
 				return nil
 			})
 			var pe *protocolError
@@ -87,7 +87,7 @@ func TestReadStreamStopsOnDeltaError(t *testing.T) {
 	stop := errors.New("stop")
 	in := strings.Repeat("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n", 3)
 	n := 0
-	err := readStream(strings.NewReader(in), func(string) error {
+	err := readStream(strings.NewReader(in), func([]byte) error {
 		n++
 		return stop
 	})
@@ -103,11 +103,11 @@ func FuzzReadStream(f *testing.F) {
 	f.Add("data: [DONE")
 	f.Fuzz(func(t *testing.T, in string) {
 		var joined strings.Builder
-		err := readStream(strings.NewReader(in), func(d string) error {
-			if d == "" {
+		err := readStream(strings.NewReader(in), func(d []byte) error {
+			if len(d) == 0 {
 				t.Fatal("empty delta")
 			}
-			joined.WriteString(d)
+			joined.Write(d)
 			return nil
 		})
 		var pe *protocolError

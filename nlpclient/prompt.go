@@ -60,8 +60,14 @@ func buildMessages(lang, systemPrompt string, refs []Reference, history []Exchan
 	if !ok {
 		labels = refLabels[LangEN]
 	}
+	p := strings.TrimSpace(systemPrompt)
+	size := len(p) + 2 + len(rules.rules) + 2 + len(rules.refs) + len(rules.none)
+	for _, r := range refs {
+		size += 4 + len(r.ID) + len(labels.q) + len(r.Question) + 1 + len(labels.a) + len(r.Answer)
+	}
 	var b strings.Builder
-	if p := strings.TrimSpace(systemPrompt); p != "" {
+	b.Grow(size) // the whole message at once: it is a few kilobytes
+	if p != "" {
 		b.WriteString(p)
 		b.WriteString("\n\n")
 	}

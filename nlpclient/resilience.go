@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -149,15 +149,52 @@ func (l *LLM) post(ctx context.Context, c *call) (string, error) {
 		return "", err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody+1))
+	p := getCodecBuffer()
+	data, err := readBody(*p, resp)
+	defer func() { putCodecBuffer(p, data) }()
 	if err != nil {
 		return "", err
 	}
-	if len(data) > maxAnswerBody {
-		return "", &protocolError{"answer too long"}
+	var d chatDecoder
+	text, err := d.answer(data)
+	if err != nil {
+		return "", err
 	}
-	return parseAnswer(data)
+	return string(text), nil
 }
+
+// readBody appends a complete answer's body to dst: at most maxAnswerBody bytes, a
+// *protocolError beyond.
+func readBody(dst []byte, resp *http.Response) ([]byte, error) {
+	if n := resp.ContentLength; n > 0 && n <= maxAnswerBody {
+		dst = slices.Grow(dst, int(n)+1) // room to see the end without growing
+	}
+	start := len(dst)
+	for {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, 512)
+		}
+		n, err := resp.Body.Read(dst[len(dst):min(cap(dst), start+maxAnswerBody+1)])
+		dst = dst[:len(dst)+n]
+		if err != nil && err != io.EOF {
+			return dst, err
+		}
+		if len(dst)-start > maxAnswerBody {
+			return dst, &protocolError{"answer too long"}
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+	}
+}
+
+// Header values shared by every request. net/http never modifies a request's value
+// slice in place, so one slice serves every request; the capacity of 1 makes an append
+// copy it.
+var (
+	headerJSON        = []string{"application/json"}[:1:1]
+	headerEventStream = []string{"text/event-stream"}[:1:1]
+)
 
 // send posts c. It returns the response only for a 2xx status; any other response is
 // read a little and closed here, whether or not it will be retried.
@@ -166,14 +203,14 @@ func (l *LLM) send(ctx context.Context, c *call) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header["Content-Type"] = headerJSON
 	if c.stream {
-		req.Header.Set("Accept", "text/event-stream")
+		req.Header["Accept"] = headerEventStream
 	} else {
-		req.Header.Set("Accept", "application/json")
+		req.Header["Accept"] = headerJSON
 	}
-	if l.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+l.cfg.APIKey)
+	if l.auth != nil {
+		req.Header["Authorization"] = l.auth
 	}
 	resp, err := l.client.Do(req)
 	if err != nil {
@@ -252,10 +289,29 @@ type stream struct {
 	idle   *time.Timer // cancels it when tokens stop coming
 	cancel context.CancelCauseFunc
 	emit   func(string) error
+	guard  *guardedEmit // when set, tokens go to it rather than to emit
 
-	started bool            // a token was emitted: no retry, no fallback
-	text    strings.Builder // what was emitted
+	started bool    // a token was emitted: no retry, no fallback
+	text    []byte  // unguarded, what was emitted
+	buf     *[]byte // the pooled buffer the text is read into, if any
 	emitErr error
+}
+
+// textRead returns the text read so far: all of it was emitted, or given to the guard.
+func (s *stream) textRead() []byte {
+	if s.guard != nil {
+		return s.guard.text
+	}
+	return s.text
+}
+
+// sent returns what the client has been given. Unguarded, it is every token read; a
+// guard holds some back.
+func (s *stream) sent() []byte {
+	if s.guard != nil {
+		return s.guard.text[:s.guard.sent]
+	}
+	return s.text
 }
 
 // attempt makes one call. Only the first call that yields a token emits; after that no
@@ -268,7 +324,7 @@ func (s *stream) attempt(ctx context.Context, retries int) (string, error) {
 			err = &protocolError{"empty answer"}
 		} else {
 			s.l.obs.UpstreamDone(time.Since(start), outcomeOK)
-			return s.text.String(), nil
+			return string(s.textRead()), nil
 		}
 	}
 	if s.emitErr != nil {
@@ -288,13 +344,16 @@ func (s *stream) read(ctx context.Context) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "application/json" {
+	if jsonContent(resp.Header) {
 		// The server answered in one piece after all.
-		data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody+1))
+		p := getCodecBuffer()
+		data, err := readBody(*p, resp)
+		defer func() { putCodecBuffer(p, data) }()
 		if err != nil {
 			return err
 		}
-		text, err := parseAnswer(data)
+		var d chatDecoder
+		text, err := d.answer(data)
 		if err != nil {
 			return err
 		}
@@ -303,21 +362,45 @@ func (s *stream) read(ctx context.Context) error {
 	return readStream(resp.Body, s.delta)
 }
 
-// delta emits one piece of the answer.
-func (s *stream) delta(d string) error {
+// jsonContent reports whether a response's media type is application/json.
+func jsonContent(h http.Header) bool {
+	switch v := h.Get("Content-Type"); v {
+	case "text/event-stream", "text/event-stream; charset=utf-8":
+		return false
+	case "application/json":
+		return true
+	default:
+		ct, _, _ := mime.ParseMediaType(v)
+		return ct == "application/json"
+	}
+}
+
+// delta emits one piece of the answer, valid only until delta returns.
+func (s *stream) delta(d []byte) error {
 	if !s.started {
 		if !s.first.Stop() {
 			return errDeadline // the timer has fired: the fallback is on its way
 		}
 		s.started = true
 		s.l.obs.FirstToken(time.Since(s.start))
+		s.buf = getCodecBuffer()
+		if s.guard != nil {
+			s.guard.text = *s.buf
+		} else {
+			s.text = *s.buf
+		}
 	}
-	if err := s.emit(d); err != nil {
+	var err error
+	if s.guard != nil {
+		err = s.guard.write(d)
+	} else if err = s.emit(string(d)); err == nil {
+		s.text = append(s.text, d...)
+	}
+	if err != nil {
 		s.emitErr = err
 		s.cancel(errClientGone)
 		return err
 	}
-	s.text.WriteString(d)
 	// The gap is timed from the end of emit, so that a slow client is not taken for a
 	// slow upstream.
 	if s.idle == nil {
@@ -328,9 +411,14 @@ func (s *stream) delta(d string) error {
 	return nil
 }
 
-// stop stops the idle timer.
+// stop stops the idle timer and gives the text's buffer back, once the request is
+// answered: nothing refers to it then.
 func (s *stream) stop() {
 	if s.idle != nil {
 		s.idle.Stop()
+	}
+	if s.buf != nil {
+		putCodecBuffer(s.buf, s.textRead())
+		s.buf = nil
 	}
 }
