@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -102,6 +102,8 @@ type FAQ struct {
 	byID    map[string]int
 	foreign *foreignMatcher
 	minConf float64
+	// entTags holds each entry's tags as ids: equal ids, equal tags.
+	entTags [][]int32
 }
 
 // NewFAQ builds the index of a validated knowledge base.
@@ -124,8 +126,18 @@ func NewFAQ(kb *KB, opts FAQOptions) (*FAQ, error) {
 		byID:    make(map[string]int, len(kb.Entries)),
 		minConf: opts.MinConfidence,
 	}
+	tagID := map[string]int32{}
+	f.entTags = make([][]int32, len(kb.Entries))
 	for i, e := range kb.Entries {
 		f.byID[e.ID] = i
+		for _, t := range e.Tags {
+			id, ok := tagID[t]
+			if !ok {
+				id = int32(len(tagID))
+				tagID[t] = id
+			}
+			f.entTags[i] = append(f.entTags[i], id)
+		}
 	}
 	f.ix = buildIndex(f.tok, kb.Entries)
 	f.foreign = newForeignMatcher(kb.Language, f.tok, f.ix)
@@ -204,53 +216,156 @@ type result struct {
 	directive bool
 }
 
-// query builds weighted query terms from texts; a term in several texts keeps its
-// highest weight.
-func (f *FAQ) query(texts []string, weights []float64) []qterm {
-	var qs []qterm
-	pos := map[string]int{}
-	for ti, text := range texts {
-		for _, t := range f.tok.tokenize(text) {
-			w := weights[ti] * kindWeight(t.kind, t.text)
-			if i, ok := pos[t.text]; ok {
-				qs[i].w = math.Max(qs[i].w, w)
-				continue
-			}
-			q := qterm{id: -1, w: w, kind: t.kind}
-			if id, ok := f.ix.terms[t.text]; ok {
-				q.id = id
-			} else if t.kind == kindWord {
-				if id := f.ix.correct(t.text); id >= 0 {
-					if j, ok := pos[f.ix.text[id]]; ok {
-						qs[j].w = math.Max(qs[j].w, w*correctedWeight)
-						continue
-					}
-					q.id, q.w = id, w*correctedWeight
-				}
-			}
-			if q.id < 0 {
-				q.unseen = true
-			}
-			pos[t.text] = len(qs)
-			qs = append(qs, q)
-		}
-	}
-	return qs
+// termSet builds the weighted terms of a query from texts; a term in several texts
+// keeps its highest weight. A term is found by its text: a term the index knows by its
+// id (slot), one it does not among unknown, which is a list while short.
+type termSet struct {
+	qs      []qterm
+	slot    []int32 // term id -> index in qs + 1, for terms added under their own text
+	slotted []int32 // the ids with a slot, to clear
+	unknown []unknownTerm
+	byText  map[string]int32 // unknown, once it is long
 }
 
-// boost adjusts entry scores; nil means none.
-type boost func(ent int) float64
+// unknownTerm is a query term added under a text the index does not know: unseen, or
+// corrected to a known word.
+type unknownTerm struct {
+	text string
+	at   int32 // index in termSet.qs
+}
 
-// search ranks entries for the query terms.
-func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
+// maxUnknownList is how many unknown texts termSet finds by a linear scan.
+const maxUnknownList = 16
+
+func (ts *termSet) reset() {
+	for _, id := range ts.slotted {
+		ts.slot[id] = 0
+	}
+	clear(ts.unknown)
+	ts.qs, ts.slotted, ts.unknown = ts.qs[:0], ts.slotted[:0], ts.unknown[:0]
+	if len(ts.byText) > 0 {
+		clear(ts.byText)
+	}
+}
+
+func (ts *termSet) findUnknown(text string) (int32, bool) {
+	if len(ts.unknown) > maxUnknownList {
+		i, ok := ts.byText[text]
+		return i, ok
+	}
+	for _, u := range ts.unknown {
+		if u.text == text {
+			return u.at, true
+		}
+	}
+	return 0, false
+}
+
+func (ts *termSet) addUnknown(text string, at int32) {
+	ts.unknown = append(ts.unknown, unknownTerm{text, at})
+	switch n := len(ts.unknown); {
+	case n == maxUnknownList+1:
+		if ts.byText == nil {
+			ts.byText = make(map[string]int32)
+		}
+		for _, u := range ts.unknown {
+			ts.byText[u.text] = u.at
+		}
+	case n > maxUnknownList+1:
+		ts.byText[text] = at
+	}
+}
+
+// add adds the terms of one text's tokens at the given weight. It builds what this
+// plain loop, which finds terms in a map pos by their text, builds (TestTermSet):
+//
+//	w := weight * kindWeight(t.kind, t.text)
+//	if i, ok := pos[t.text]; ok { qs[i].w = math.Max(qs[i].w, w); continue }
+//	q := qterm{id: -1, w: w, kind: t.kind}
+//	if id, ok := terms[t.text]; ok { q.id = id } else if t.kind == kindWord {
+//		if id := correct(t.text); id >= 0 {
+//			if j, ok := pos[text[id]]; ok { qs[j].w = math.Max(qs[j].w, w*correctedWeight); continue }
+//			q.id, q.w = id, w*correctedWeight
+//		}
+//	}
+//	q.unseen = q.id < 0; pos[t.text] = len(qs); qs = append(qs, q)
+//
+// A known text is in pos only under its own id, and an unknown one only as unknown:
+// the two never share a text. A token's kind follows from its text (a word has no CJK
+// rune, a unigram one, a bigram two), so kw[id] is kindWeight(t.kind, t.text).
+func (ts *termSet) add(ix *index, toks []token, weight float64) {
+	for _, t := range toks {
+		if id, ok := ix.terms[t.text]; ok {
+			w := weight * ix.kw[id]
+			if i := ts.slot[id]; i > 0 {
+				ts.qs[i-1].w = math.Max(ts.qs[i-1].w, w)
+				continue
+			}
+			ts.slot[id] = int32(len(ts.qs)) + 1
+			ts.slotted = append(ts.slotted, id)
+			ts.qs = append(ts.qs, qterm{id: id, w: w, kind: t.kind})
+			continue
+		}
+		w := weight * kindWeight(t.kind, t.text)
+		if i, ok := ts.findUnknown(t.text); ok {
+			ts.qs[i].w = math.Max(ts.qs[i].w, w)
+			continue
+		}
+		q := qterm{id: -1, w: w, kind: t.kind}
+		if t.kind == kindWord {
+			if id := ix.correct(t.text); id >= 0 {
+				if j := ts.slot[id]; j > 0 {
+					ts.qs[j-1].w = math.Max(ts.qs[j-1].w, w*correctedWeight)
+					continue
+				}
+				q.id, q.w = id, w*correctedWeight
+			}
+		}
+		if q.id < 0 {
+			q.unseen = true
+		}
+		ts.addUnknown(t.text, int32(len(ts.qs)))
+		ts.qs = append(ts.qs, q)
+	}
+}
+
+// followUp adjusts the scores of a follow-up's entries: the entries of the previous
+// turn lose repeatPenalty, entries sharing a tag with them gain tagBoost.
+type followUp struct {
+	ents []int
+	tags []int32
+}
+
+func (f *FAQ) followUpFactor(fu *followUp, ent int) float64 {
+	m := 1.0
+	if slices.Contains(fu.ents, ent) {
+		m -= repeatPenalty
+	}
+	if f.sharesTag(ent, fu.tags) {
+		m += tagBoost
+	}
+	return m
+}
+
+// sharesTag reports whether an entry has one of tags.
+func (f *FAQ) sharesTag(ent int, tags []int32) bool {
+	for _, t := range f.entTags[ent] {
+		if slices.Contains(tags, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// search ranks entries for the query terms. It appends the candidates to top, which
+// has room for topK.
+func (f *FAQ) search(s *scratch, qs []qterm, fu *followUp, foreign bool, top []candidate) result {
 	ix := f.ix
-	s := ix.pool.Get().(*scratch)
-	defer ix.pool.Put(s)
 	// Rare terms first: they find the candidates. A common term then adds its weight
 	// only to the candidates, by lookup instead of walking its long posting list. When
 	// every term is common, all are walked as usual. In a knowledge base of a few
 	// hundred entries no term is common and this is plain BM25.
-	order := make([]int, 0, len(qs))
+	order := s.order[:0]
 	anyRare := false
 	for i, q := range qs {
 		if q.id >= 0 {
@@ -259,14 +374,9 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 		}
 	}
 	// Ties go to the lower term id, so scores are summed in one order on every run.
-	sort.Slice(order, func(a, b int) bool {
-		ia, ib := qs[order[a]].id, qs[order[b]].id
-		if da, db := ix.info[ia].dfP, ix.info[ib].dfP; da != db {
-			return da < db
-		}
-		return ia < ib
-	})
-	var common []int
+	order = ix.sortTerms(s, qs, order)
+	s.order = order
+	common := s.common[:0]
 	for _, qi := range order {
 		q := qs[qi]
 		ti := &ix.info[q.id]
@@ -294,6 +404,7 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 			s.ans[p.doc] += wa * p.w
 		}
 	}
+	s.common = common
 	if len(common) > 0 {
 		s.docTouched = pruneTouched(s.docTouched, s.doc, maxCandidates)
 		for _, qi := range common {
@@ -339,19 +450,20 @@ func (f *FAQ) search(qs []qterm, adj boost, foreign bool) result {
 			s.ans[e] += wa * weightIn(ix.entAns[e], ix.entAnsW[e], q.id)
 		}
 	}
-	var top []candidate
 	for _, e := range s.entTouched {
 		sc := float64(s.ent[e]) + secondPhrasingWeight*float64(s.ent2[e]) + float64(s.ans[e])
 		s.ent[e], s.ent2[e], s.ans[e], s.entSeen[e] = 0, 0, 0, false
-		if adj != nil {
-			sc *= adj(int(e))
+		if fu != nil {
+			sc *= f.followUpFactor(fu, int(e))
 		}
-		top = pushTop(top, candidate{int(e), sc})
+		if c := (candidate{int(e), sc}); c.score > 0 && (len(top) < topK || better(c, top[topK-1])) {
+			top = pushTop(top, c)
+		}
 	}
 	s.entTouched = s.entTouched[:0]
 
 	r := result{cands: top}
-	r.feat = f.features(qs, top)
+	r.feat = f.features(s, qs, top)
 	if foreign {
 		r.feat.Foreign = 1
 	}
@@ -412,7 +524,10 @@ func pushTop(top []candidate, c candidate) []candidate {
 	if len(top) == topK && !better(c, top[topK-1]) {
 		return top
 	}
-	i := sort.Search(len(top), func(i int) bool { return better(c, top[i]) })
+	i := 0
+	for i < len(top) && !better(c, top[i]) {
+		i++
+	}
 	if len(top) < topK {
 		top = append(top, candidate{})
 	}
@@ -428,7 +543,7 @@ func better(a, b candidate) bool {
 	return a.ent < b.ent
 }
 
-func (f *FAQ) features(qs []qterm, top []candidate) features {
+func (f *FAQ) features(s *scratch, qs []qterm, top []candidate) features {
 	var ft features
 	if len(top) == 0 {
 		return ft
@@ -437,6 +552,16 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 	var self, covered, unseenMass, contentMass, missedMass float64
 	nContent := 0
 	best := top[0].ent
+	// where marks the terms of the best entry: 1 in a phrasing, 2 only in the answer.
+	where := s.where
+	for _, id := range ix.entPhr[best] {
+		where[id] = 1
+	}
+	for _, id := range ix.entAns[best] {
+		if where[id] == 0 {
+			where[id] = 2
+		}
+	}
 	for _, q := range qs {
 		m := q.w * ix.baseIDF(q.id)
 		self += m
@@ -451,16 +576,22 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 		if q.id < 0 {
 			continue
 		}
-		switch {
-		case contains(ix.entPhr[best], q.id):
+		switch where[q.id] {
+		case 1:
 			covered += m
-		case contains(ix.entAns[best], q.id):
+		case 2:
 			covered += m / 2
 		default:
 			if content {
 				missedMass += m
 			}
 		}
+	}
+	for _, id := range ix.entPhr[best] {
+		where[id] = 0
+	}
+	for _, id := range ix.entAns[best] {
+		where[id] = 0
 	}
 	ft.Length = math.Min(1, float64(nContent)/20)
 	if self <= 0 {
@@ -474,23 +605,33 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 	}
 	// Recall reads the match from the phrasing's side: a long message that tells a story
 	// around a question still contains most of the phrasing, an off-topic one does not.
-	inQuery := make(map[int32]float64, len(qs))
+	inQuery := s.inQuery
 	for _, q := range qs {
 		if q.id >= 0 {
-			inQuery[q.id] = max(inQuery[q.id], q.w/kindWeight(q.kind, ix.text[q.id]))
+			if inQuery[q.id] == 0 {
+				s.inQueryIDs = append(s.inQueryIDs, q.id)
+			}
+			inQuery[q.id] = max(inQuery[q.id], q.w/ix.kw[q.id])
 		}
 	}
 	for _, d := range ix.entDocs[best] {
-		var have, all float64
+		var have float64
 		for _, id := range ix.docTerms[d] {
-			m := kindWeight(ix.info[id].kind, ix.text[id]) * ix.info[id].idfP
-			all += m
-			have += m * inQuery[id]
+			// A term not in the query adds nothing (m·0 = +0). Reading q once, for the
+			// test too, also keeps the product in registers, where a compiler that
+			// fuses multiply and add (GOAMD64=v3) fuses this sum.
+			if q := inQuery[id]; q != 0 {
+				have += ix.recallW[id] * q
+			}
 		}
-		if all > 0 {
+		if all := ix.docAll[d]; all > 0 {
 			ft.Recall = max(ft.Recall, have/all)
 		}
 	}
+	for _, id := range s.inQueryIDs {
+		inQuery[id] = 0
+	}
+	s.inQueryIDs = s.inQueryIDs[:0]
 	ft.Margin = 1
 	second := 0.0
 	if len(top) > 1 {
@@ -502,9 +643,10 @@ func (f *FAQ) features(qs []qterm, top []candidate) features {
 }
 
 func confidence(w []float64, ft features) float64 {
+	x := [...]float64{1, ft.Score, ft.Coverage, ft.Margin, ft.Unseen, ft.Recall, ft.Missed, ft.Length, ft.Gap, ft.Foreign}
 	var z float64
-	for i, x := range ft.vec() {
-		z += w[i] * x
+	for i := range x {
+		z += w[i] * x[i]
 	}
 	return 1 / (1 + math.Exp(-z))
 }
@@ -512,64 +654,71 @@ func confidence(w []float64, ft features) float64 {
 // resolve searches for the message alone and, when it reads as a follow-up or is weak
 // alone, again with the previous user turn mixed in.
 func (f *FAQ) resolve(req Request) result {
-	r := f.resolveTopic(req)
-	if isDirective(f.kb.Language, req.Message) {
+	s := f.ix.pool.Get().(*scratch)
+	defer f.ix.pool.Put(s)
+	defer s.release()
+	var norm string
+	norm, s.msg = f.tok.analyse(s.msg[:0], req.Message, &s.synBuf)
+	r := f.resolveTopic(s, req, norm)
+	if isNormalizedDirective(f.kb.Language, norm) {
 		r.directive, r.conf = true, 0
 	}
 	return r
 }
 
-// resolveTopic is resolve without the directive check.
-func (f *FAQ) resolveTopic(req Request) result {
-	foreign := f.foreign.names(req.Message)
-	alone := f.search(f.query([]string{req.Message}, []float64{1}), nil, foreign)
+// resolveTopic is resolve without the directive check, for a message whose normalised
+// text is norm and whose tokens are in s.msg.
+func (f *FAQ) resolveTopic(s *scratch, req Request, norm string) result {
+	foreign := f.foreign.names(norm, &s.namesBuf)
+	// The message's own search and the follow-up's share one allocation of candidates.
+	cands := make([]candidate, 0, 2*topK)
+	msgTerms := &s.terms[0]
+	msgTerms.add(f.ix, s.msg, 1)
+	alone := f.search(s, msgTerms.qs, nil, foreign, cands[:0:topK])
 	if len(req.History) == 0 {
 		return alone
 	}
 	prev := req.History[len(req.History)-1]
-	anaphoric := f.looksLikeFollowUp(req.Message)
+	anaphoric := f.looksLikeFollowUp(norm, s.msg)
 	if !anaphoric && alone.conf >= f.minConf {
 		return alone // a strong standalone question is not bent by history
 	}
-	prevTags := map[string]bool{}
-	prevEnt := map[int]bool{}
+	_, s.prev = f.tok.analyse(s.prev[:0], prev.User, &s.synBuf)
+	prevEnt := s.prevEnt[:0]
 	for _, c := range prev.Citations {
-		if i, ok := f.byID[c.ID]; ok {
-			prevEnt[i] = true
+		if i, ok := f.byID[c.ID]; ok && !slices.Contains(prevEnt, i) {
+			prevEnt = append(prevEnt, i)
 		}
 	}
 	if len(prevEnt) == 0 {
 		// The previous turn was not answered from an entry (a clarify): its topic is
 		// still the entry it ranked first, if that was plausible.
-		if p := f.search(f.query([]string{prev.User}, []float64{1}), nil, false); len(p.cands) > 0 && p.feat.Coverage >= plausibleCoverage {
-			prevEnt[p.cands[0].ent] = true
+		prevTerms := &s.terms[1]
+		prevTerms.add(f.ix, s.prev, 1)
+		if p := f.search(s, prevTerms.qs, nil, false, s.top[:0]); len(p.cands) > 0 && p.feat.Coverage >= plausibleCoverage {
+			prevEnt = append(prevEnt, p.cands[0].ent)
 		}
 	}
-	for i := range prevEnt {
-		for _, t := range f.kb.Entries[i].Tags {
-			prevTags[t] = true
-		}
-	}
-	adj := func(ent int) float64 {
-		m := 1.0
-		if prevEnt[ent] {
-			m -= repeatPenalty
-		}
-		for _, t := range f.kb.Entries[ent].Tags {
-			if prevTags[t] {
-				m += tagBoost
-				break
+	s.prevEnt = prevEnt
+	prevTags := s.prevTags[:0]
+	for _, i := range prevEnt {
+		for _, t := range f.entTags[i] {
+			if !slices.Contains(prevTags, t) {
+				prevTags = append(prevTags, t)
 			}
 		}
-		return m
 	}
-	both := f.search(f.query([]string{req.Message, prev.User}, []float64{1, historyWeight}), adj, foreign)
+	s.prevTags = prevTags
+	fu := &followUp{ents: prevEnt, tags: prevTags}
+	// The message's terms, then the previous turn's: what a query of both texts builds.
+	msgTerms.add(f.ix, s.prev, historyWeight)
+	both := f.search(s, msgTerms.qs, fu, foreign, cands[topK:topK:2*topK])
 	if anaphoric && len(both.cands) > 0 && both.conf < f.minConf && both.conf >= f.minConf-followUpSlack {
 		// The previous turn is evidence too: a follow-up whose best entry sits in the
 		// topic just answered (shares a tag, is not the same entry) is answered at a
 		// lower bar than a question out of the blue.
 		e := both.cands[0].ent
-		if !prevEnt[e] && shareTag(f.kb.Entries[e].Tags, prevTags) {
+		if !slices.Contains(prevEnt, e) && f.sharesTag(e, prevTags) {
 			both.conf = f.minConf
 		}
 	}
@@ -579,26 +728,23 @@ func (f *FAQ) resolveTopic(req Request) result {
 	return alone
 }
 
-func shareTag(tags []string, set map[string]bool) bool {
-	for _, t := range tags {
-		if set[t] {
-			return true
-		}
-	}
-	return false
-}
-
 // Markers that open a follow-up question ("那…", "要是…", "and for returns?").
 var (
 	zhFollowUp = []string{"那", "要是", "如果", "还有", "另外", "它", "这个", "那个", "这样", "然后", "还能", "还可以", "以后", "之后"}
 	enFollowUp = []string{"and", "what about", "how about", "what if", "also", "then", "same", "it", "that", "those", "them", "this"}
 )
 
-// looksLikeFollowUp reports whether a message is short or opens like a follow-up.
-func (f *FAQ) looksLikeFollowUp(msg string) bool {
-	m := strings.TrimSpace(normalize(msg))
+// looksLikeFollowUp reports whether a message is short or opens like a follow-up. norm
+// is its normalised text and toks its tokens.
+func (f *FAQ) looksLikeFollowUp(norm string, toks []token) bool {
+	m := strings.TrimSpace(norm)
+	if len(m) != len(norm) {
+		// The counts are the trimmed text's. When nothing was trimmed they are those of
+		// the message's tokens: normalising a normalised text changes nothing (TestFold).
+		toks = f.tok.tokenize(m)
+	}
 	cjk, words := 0, 0
-	for _, t := range f.tok.tokenize(m) {
+	for _, t := range toks {
 		switch t.kind {
 		case kindUnigram:
 			cjk++
@@ -615,8 +761,11 @@ func (f *FAQ) looksLikeFollowUp(msg string) bool {
 		}
 	}
 	for _, p := range enFollowUp {
-		if strings.HasPrefix(m, p+" ") || strings.HasPrefix(m, p+",") || strings.HasPrefix(m, p+"?") {
-			return true
+		// p followed by a space, a comma or a question mark.
+		if len(m) > len(p) && strings.HasPrefix(m, p) {
+			if c := m[len(p)]; c == ' ' || c == ',' || c == '?' {
+				return true
+			}
 		}
 	}
 	return false
@@ -650,15 +799,27 @@ func (f *FAQ) compose(r result) Answer {
 	if len(r.cands) == 0 || r.feat.Coverage < plausibleCoverage || r.directive {
 		return a
 	}
-	var b strings.Builder
-	b.WriteString(text.clarify)
+	n, size := 0, len(text.clarify)
 	for i, c := range r.cands {
 		if i == maxSuggestions || c.score < suggestRatio*r.cands[0].score {
 			break
 		}
+		n++
+		size += len("\n1. ") + len(f.kb.Entries[c.ent].Question)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(text.clarify)
+	if n > 0 {
+		a.Suggestions = make([]Citation, 0, n)
+	}
+	for i, c := range r.cands[:n] {
 		e := f.kb.Entries[c.ent]
 		a.Suggestions = append(a.Suggestions, Citation{ID: e.ID, Question: e.Question})
-		b.WriteString("\n" + strconv.Itoa(i+1) + ". " + e.Question)
+		b.WriteString("\n")
+		b.WriteString(strconv.Itoa(i + 1))
+		b.WriteString(". ")
+		b.WriteString(e.Question)
 	}
 	a.Text = b.String()
 	return a

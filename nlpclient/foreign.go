@@ -1,6 +1,9 @@
 package nlpclient
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // foreignNames are companies and products customers mention when asking about another
 // business: other banks and payment platforms, marketplaces, retailers and services. A
@@ -27,16 +30,20 @@ var foreignNames = map[string][]string{
 
 // foreignMatcher finds foreign names in a normalised message.
 type foreignMatcher struct {
-	zh    []string
-	words map[string]bool // single-word names
-	multi []string        // names of several words, matched with spaces around
+	zh    *literals // names with CJK, matched anywhere
+	words wordSet   // single-word names
+	multi [][]byte  // names of several words, matched with spaces around
+	// multiFirst holds the first words of multi: a message none of whose words is one
+	// cannot hold a name of several words.
+	multiFirst wordSet
 }
 
 // newForeignMatcher keeps the foreign names a knowledge base does not mention itself.
 // A name counts as mentioned when all its terms are in the index (phrasings or answers):
 // a cheap test that may keep a few names too many, never one the KB spells out.
 func newForeignMatcher(lang string, tok *tokenizer, ix *index) *foreignMatcher {
-	m := &foreignMatcher{words: map[string]bool{}}
+	m := &foreignMatcher{}
+	var zh, words, first []string
 	for _, n := range foreignNames[lang] {
 		n = normalize(n)
 		known := true
@@ -51,13 +58,17 @@ func newForeignMatcher(lang string, tok *tokenizer, ix *index) *foreignMatcher {
 		switch {
 		case known:
 		case strings.IndexFunc(n, isCJK) >= 0:
-			m.zh = append(m.zh, n)
+			zh = append(zh, n)
 		case strings.Contains(n, " "):
-			m.multi = append(m.multi, " "+n+" ")
+			m.multi = append(m.multi, []byte(" "+n+" "))
+			first = append(first, n[:strings.IndexByte(n, ' ')])
 		default:
-			m.words[n] = true
+			words = append(words, n)
 		}
 	}
+	m.zh = newLiterals(zh)
+	m.words = newWordSet(words)
+	m.multiFirst = newWordSet(first)
 	return m
 }
 
@@ -66,27 +77,149 @@ func isSeparator(r rune) bool {
 	return !isWordRune(r) && !isCJK(r) && r != '\'' && r != '+'
 }
 
-// names reports whether a message names a foreign company or product.
-func (m *foreignMatcher) names(msg string) bool {
-	s := normalize(msg)
-	for _, n := range m.zh {
-		if strings.Contains(s, n) {
+// names reports whether a normalised message names a foreign company or product. buf
+// is reused to join the message's words.
+func (m *foreignMatcher) names(s string, buf *[]byte) bool {
+	if m.zh.any(s) {
+		return true
+	}
+	// The words of s are its fields between separators (strings.FieldsFunc); several-word
+	// names are looked for in " " + strings.Join(words, " ") + " ", which holds " n " only
+	// if n's first word is one of the words.
+	joined := append((*buf)[:0], ' ')
+	found, multi, start := false, false, -1
+	word := func(w string) {
+		if t := strings.TrimSuffix(w, "'s"); m.words.has(w) || (len(t) < len(w) && m.words.has(t)) {
+			found = true
+		}
+		if len(m.multi) > 0 {
+			multi = multi || m.multiFirst.has(w)
+			if len(joined) > 1 {
+				joined = append(joined, ' ')
+			}
+			joined = append(joined, w...)
+		}
+	}
+	for i, r := range s {
+		switch {
+		case !isSeparator(r):
+			if start < 0 {
+				start = i
+			}
+		case start >= 0:
+			word(s[start:i])
+			start = -1
+		}
+		if found {
 			return true
 		}
 	}
-	words := strings.FieldsFunc(s, isSeparator)
-	for _, w := range words {
-		if m.words[w] || m.words[strings.TrimSuffix(w, "'s")] {
+	if start >= 0 {
+		if word(s[start:]); found {
 			return true
 		}
 	}
-	if len(m.multi) > 0 {
-		joined := " " + strings.Join(words, " ") + " "
+	joined = append(joined, ' ')
+	*buf = joined
+	if multi {
 		for _, n := range m.multi {
-			if strings.Contains(joined, n) {
+			if bytes.Contains(joined, n) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// literals finds which of a fixed set of strings occur in a text, in one pass over it:
+// at each offset only the strings whose first two bytes hash to the bucket of the two
+// bytes there, and whose third byte (if any) is the next byte, are compared.
+type literals struct {
+	strs []string
+	tiny []int32 // strings shorter than two bytes
+	// start[b]..start[b+1] are the entries of bucket b.
+	start   [literalBuckets + 1]uint16
+	entries []literalEntry
+}
+
+type literalEntry struct {
+	str   int32
+	third int16 // the string's third byte, or -1 when it has two
+}
+
+const literalBuckets = 1024
+
+func literalBucket(a, b byte) uint32 {
+	return (uint32(a)<<8 | uint32(b)) * 2654435761 >> (32 - 10) // 10 bits: literalBuckets
+}
+
+func newLiterals(strs []string) *literals {
+	if len(strs) >= 1<<15 {
+		panic("newLiterals: too many strings")
+	}
+	l := &literals{strs: strs}
+	var count [literalBuckets]uint16
+	for i, s := range strs {
+		if len(s) < 2 {
+			l.tiny = append(l.tiny, int32(i))
+			continue
+		}
+		count[literalBucket(s[0], s[1])]++
+	}
+	for b := range literalBuckets {
+		l.start[b+1] = l.start[b] + count[b]
+	}
+	l.entries = make([]literalEntry, l.start[literalBuckets])
+	next := l.start
+	for i, s := range strs {
+		if len(s) < 2 {
+			continue
+		}
+		e := literalEntry{str: int32(i), third: -1}
+		if len(s) > 2 {
+			e.third = int16(s[2])
+		}
+		b := literalBucket(s[0], s[1])
+		l.entries[next[b]] = e
+		next[b]++
+	}
+	return l
+}
+
+// any reports whether one of the strings occurs in s, as strings.Contains would.
+func (l *literals) any(s string) bool {
+	return l.scan(s, nil)
+}
+
+// mark sets found[i] for each string i that occurs in s, as strings.Contains would
+// find it, and reports whether any does.
+func (l *literals) mark(s string, found []bool) bool {
+	return l.scan(s, found)
+}
+
+func (l *literals) scan(s string, found []bool) bool {
+	hit := false
+	for _, k := range l.tiny {
+		if str := l.strs[k]; str == "" || strings.IndexByte(s, str[0]) >= 0 {
+			if found == nil {
+				return true
+			}
+			found[k], hit = true, true
+		}
+	}
+	for i := 0; i+1 < len(s); i++ {
+		b := literalBucket(s[i], s[i+1])
+		for _, e := range l.entries[l.start[b]:l.start[b+1]] {
+			if e.third >= 0 && (i+2 >= len(s) || s[i+2] != byte(e.third)) {
+				continue
+			}
+			if strings.HasPrefix(s[i:], l.strs[e.str]) {
+				if found == nil {
+					return true
+				}
+				found[e.str], hit = true, true
+			}
+		}
+	}
+	return hit
 }

@@ -1,9 +1,11 @@
 package nlpclient
 
 import (
+	"cmp"
 	"math"
+	"math/bits"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 )
 
@@ -70,12 +72,22 @@ type index struct {
 	// deletes maps every one-letter deletion of an indexed word to the words, for typo
 	// correction (the symmetric-delete method).
 	deletes map[string][]int32
+	// kw holds each term's kindWeight, and recallW that times its phrasing IDF; docAll
+	// holds each phrasing document's sum of recallW, added in the order of its terms.
+	// FAQ.features reads them for every query.
+	kw      []float64
+	recallW []float64
+	docAll  []float64
+	// keyIDBits and keyIndexBits are the bits sortTerms gives a term id and an index in
+	// its query, under the bits of the document frequency.
+	keyIDBits, keyIndexBits uint
 
 	pool sync.Pool // *scratch
 }
 
-// scratch holds per-query accumulators, reused through index.pool so a query allocates
-// little and touches only the documents its terms reach.
+// scratch holds per-request buffers and accumulators, reused through index.pool so a
+// request allocates little and touches only the documents its terms reach. Everything
+// in it is cleared, or overwritten before it is read, by the request using it.
 type scratch struct {
 	doc        []float32
 	docTouched []int32
@@ -84,6 +96,36 @@ type scratch struct {
 	ans        []float32 // answer score per entry
 	entTouched []int32
 	entSeen    []bool
+	order      []int // query terms in the order search adds them
+	keys       []uint64
+	common     []int
+	// inQuery holds, per term, its weight in the query for FAQ.features; inQueryIDs the
+	// terms to clear.
+	inQuery    []float64
+	inQueryIDs []int32
+	where      []uint8     // per term, for FAQ.features
+	top        []candidate // the candidates of a search no caller keeps
+	// terms build the query of the message and, in a follow-up, of the previous turn.
+	terms [2]termSet
+	// msg and prev hold the tokens of the message and of the previous user turn.
+	msg, prev []token
+	synBuf    byteWriter // for tokenizer.analyse
+	namesBuf  []byte     // for foreignMatcher.names
+	prevEnt   []int      // entries of the previous turn
+	prevTags  []int32    // their tags
+}
+
+// release clears what a request left in s of its texts, so that a pooled scratch holds
+// no message.
+func (s *scratch) release() {
+	clear(s.msg)
+	clear(s.prev)
+	clear(s.synBuf.b)
+	clear(s.namesBuf)
+	s.msg, s.prev, s.synBuf.b, s.namesBuf = s.msg[:0], s.prev[:0], s.synBuf.b[:0], s.namesBuf[:0]
+	for i := range s.terms {
+		s.terms[i].reset()
+	}
 }
 
 func buildIndex(tok *tokenizer, entries []Entry) *index {
@@ -99,9 +141,10 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 		id, ok := ix.terms[t.text]
 		if !ok {
 			id = int32(len(ix.info))
-			ix.terms[t.text] = id
+			text := strings.Clone(t.text) // not the rest of the text it was cut from
+			ix.terms[text] = id
 			ix.info = append(ix.info, termInfo{kind: t.kind})
-			ix.text = append(ix.text, t.text)
+			ix.text = append(ix.text, text)
 		}
 		return id
 	}
@@ -209,16 +252,94 @@ func buildIndex(tok *tokenizer, entries []Entry) *index {
 			}
 		}
 	}
+	ix.kw = make([]float64, len(ix.info))
+	ix.recallW = make([]float64, len(ix.info))
+	for id, ti := range ix.info {
+		ix.kw[id] = kindWeight(ti.kind, ix.text[id])
+		ix.recallW[id] = kindWeight(ti.kind, ix.text[id]) * ti.idfP
+	}
+	// Summed term by term in the document's order, a product at a time.
+	ix.docAll = make([]float64, len(phr))
+	for d, ids := range ix.docTerms {
+		var all float64
+		for _, id := range ids {
+			all += kindWeight(ix.info[id].kind, ix.text[id]) * ix.info[id].idfP
+		}
+		ix.docAll[d] = all
+	}
+	maxDF := int32(0)
+	for _, ti := range ix.info {
+		maxDF = max(maxDF, ti.dfP)
+	}
+	ix.keyIDBits = uint(bits.Len(uint(len(ix.info))))
+	ix.keyIndexBits = 64 - ix.keyIDBits - uint(bits.Len(uint(maxDF)))
+	ix.keyIndexBits = min(ix.keyIndexBits, 31)
 	ix.pool.New = func() any {
-		return &scratch{
+		s := &scratch{
 			doc:     make([]float32, len(phr)),
 			ent:     make([]float32, len(entries)),
 			ent2:    make([]float32, len(entries)),
 			ans:     make([]float32, len(entries)),
 			entSeen: make([]bool, len(entries)),
+			inQuery: make([]float64, len(ix.info)),
+			where:   make([]uint8, len(ix.info)),
+			top:     make([]candidate, 0, topK),
 		}
+		for i := range s.terms {
+			s.terms[i].slot = make([]int32, len(ix.info))
+		}
+		return s
 	}
 	return ix
+}
+
+// sortTerms sorts order, indices of known terms in qs, by document frequency and then
+// term id, as
+//
+//	slices.SortFunc(order, func(a, b int) int {
+//		ia, ib := qs[a].id, qs[b].id
+//		if da, db := ix.info[ia].dfP, ix.info[ib].dfP; da != db {
+//			return cmp.Compare(da, db)
+//		}
+//		return cmp.Compare(ia, ib)
+//	})
+//
+// does. When no term is in qs twice the order is total and any sort gives it: this one
+// sorts integer keys (frequency, id, index) instead, without calling a comparison. A
+// term is in qs twice only through typo correction (a word and a typo of it, or two
+// typos of one word); then that sort, on whose order of equal elements the sum of
+// scores depends, sorts instead.
+func (ix *index) sortTerms(s *scratch, qs []qterm, order []int) []int {
+	if len(qs) > 1<<ix.keyIndexBits {
+		return ix.sortTermsFunc(qs, order)
+	}
+	keys := s.keys[:0]
+	for _, qi := range order {
+		id := qs[qi].id
+		keys = append(keys, uint64(ix.info[id].dfP)<<(ix.keyIDBits+ix.keyIndexBits)|uint64(id)<<ix.keyIndexBits|uint64(qi))
+	}
+	slices.Sort(keys)
+	s.keys = keys
+	for i := 1; i < len(keys); i++ {
+		if keys[i]>>ix.keyIndexBits == keys[i-1]>>ix.keyIndexBits {
+			return ix.sortTermsFunc(qs, order) // a term twice
+		}
+	}
+	for i, k := range keys {
+		order[i] = int(k & (1<<ix.keyIndexBits - 1))
+	}
+	return order
+}
+
+func (ix *index) sortTermsFunc(qs []qterm, order []int) []int {
+	slices.SortFunc(order, func(a, b int) int {
+		ia, ib := qs[a].id, qs[b].id
+		if da, db := ix.info[ia].dfP, ix.info[ib].dfP; da != db {
+			return cmp.Compare(da, db)
+		}
+		return cmp.Compare(ia, ib)
+	})
+	return order
 }
 
 // weightIn returns the weight of term id in a document given by its ascending term ids
@@ -239,11 +360,6 @@ func sortedUnique(ids []int32) []int32 {
 		}
 	}
 	return out
-}
-
-func contains(sorted []int32, id int32) bool {
-	i := sort.Search(len(sorted), func(i int) bool { return sorted[i] >= id })
-	return i < len(sorted) && sorted[i] == id
 }
 
 // baseIDF is the weight a term carries in confidence features: its phrasing IDF, or the
@@ -287,29 +403,36 @@ func (ix *index) correct(w string) int32 {
 		maxDist = 2
 	}
 	best, bestDist, bestDF := int32(-1), maxDist+1, int32(-1)
-	try := func(id int32, cand string) {
-		d := osaDistance(w, cand, maxDist)
+	// The best is the least by distance, then frequency, then id, so the order the
+	// candidates arrive in does not matter; seen only saves measuring one twice.
+	var seenBuf [32]int32
+	seen := seenBuf[:0]
+	try := func(id int32) {
+		if slices.Contains(seen, id) {
+			return
+		}
+		seen = append(seen, id)
+		d := osaDistance(w, ix.text[id], maxDist)
 		df := ix.info[id].dfP + ix.info[id].dfA
-		// Ties go to the lower term id: the candidates arrive in map order.
 		if d < bestDist || (d == bestDist && (df > bestDF || (df == bestDF && id < best))) {
 			best, bestDist, bestDF = id, d, df
 		}
 	}
-	seen := map[int32]bool{}
-	check := func(ids []int32) {
-		for _, id := range ids {
-			if !seen[id] {
-				seen[id] = true
-				try(id, ix.text[id])
-			}
-		}
+	for _, id := range ix.deletes[w] {
+		try(id)
 	}
-	check(ix.deletes[w])
-	for _, d := range deletions(w) {
-		if id, ok := ix.terms[d]; ok && ix.info[id].kind == kindWord {
-			check([]int32{id})
+	var buf [24]byte // correctable words are at most 24 letters
+	for i := 0; i < len(w); i++ {
+		if i > 0 && w[i] == w[i-1] {
+			continue // same deletion as the previous one
 		}
-		check(ix.deletes[d])
+		d := append(append(buf[:0], w[:i]...), w[i+1:]...)
+		if id, ok := ix.terms[string(d)]; ok && ix.info[id].kind == kindWord {
+			try(id)
+		}
+		for _, id := range ix.deletes[string(d)] {
+			try(id)
+		}
 	}
 	if bestDist > maxDist {
 		return -1
@@ -323,9 +446,13 @@ func osaDistance(a, b string, limit int) int {
 	if d := len(a) - len(b); d > limit || -d > limit {
 		return limit + 1
 	}
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+	var rows [3][32]int
+	var prev2, prev, cur []int
+	if n := len(b) + 1; n <= len(rows[0]) {
+		prev2, prev, cur = rows[0][:n], rows[1][:n], rows[2][:n]
+	} else {
+		prev2, prev, cur = make([]int, n), make([]int, n), make([]int, n)
+	}
 	for j := range prev {
 		prev[j] = j
 	}

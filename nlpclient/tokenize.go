@@ -1,6 +1,8 @@
 package nlpclient
 
 import (
+	"io"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -49,11 +51,49 @@ var tradToSimp = func() map[rune]rune {
 	return m
 }()
 
+// tradKeys holds the keys of tradToSimp, so that a character with no traditional form
+// (most of a simplified text) skips the map.
+var tradKeys = func() runeSet {
+	var rs []rune
+	for r := range tradToSimp {
+		rs = append(rs, r)
+	}
+	return newRuneSet(rs)
+}()
+
+// runeSet is a set of runes held as a bitmap over the range they span.
+type runeSet struct {
+	lo, hi rune
+	bits   []uint64
+}
+
+func newRuneSet(rs []rune) runeSet {
+	if len(rs) == 0 {
+		return runeSet{lo: 1, hi: 0}
+	}
+	s := runeSet{lo: slices.Min(rs), hi: slices.Max(rs)}
+	s.bits = make([]uint64, (s.hi-s.lo)/64+1)
+	for _, r := range rs {
+		s.bits[(r-s.lo)/64] |= 1 << ((r - s.lo) % 64)
+	}
+	return s
+}
+
+func (s *runeSet) has(r rune) bool {
+	return r >= s.lo && r <= s.hi && s.bits[(r-s.lo)/64]&(1<<((r-s.lo)%64)) != 0
+}
+
 // fold maps a rune to the form matching compares: full-width ASCII and the ideographic
 // space become their half-width forms (the part of NFKC that customers' input methods
 // produce), common traditional characters their simplified forms, and letters are
 // lower-cased.
 func fold(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
 	switch {
 	case r >= 0xFF01 && r <= 0xFF5E:
 		r -= 0xFEE0
@@ -62,18 +102,47 @@ func fold(r rune) rune {
 	case r == '’' || r == '‘' || r == 'ʼ':
 		r = '\''
 	case r >= 0x4E00:
-		if s, ok := tradToSimp[r]; ok {
-			return s
+		if tradKeys.has(r) {
+			return tradToSimp[r]
+		}
+		if r <= 0x9FFF {
+			return r // a CJK unified ideograph has no case
 		}
 	}
 	return unicode.ToLower(r)
 }
 
-// normalize folds a text rune by rune; invalid UTF-8 becomes spaces.
+// normalize folds a text rune by rune; invalid UTF-8 becomes spaces. A text that folding
+// leaves as it is (most messages) is returned without a copy.
 func normalize(s string) string {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				return normalizeFrom(s, i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size <= 1) || fold(r) != r {
+			return normalizeFrom(s, i)
+		}
+		i += size
+	}
+	return s
+}
+
+// normalizeFrom is normalize of s whose first i bytes fold to themselves.
+func normalizeFrom(s string, i int) string {
 	var b strings.Builder
 	b.Grow(len(s))
+	b.WriteString(s[:i])
+	s = s[i:]
 	for i, r := range s {
+		if r < utf8.RuneSelf {
+			b.WriteByte(byte(fold(r)))
+			continue
+		}
 		if r == utf8.RuneError {
 			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
 				b.WriteByte(' ')
@@ -88,27 +157,28 @@ func normalize(s string) string {
 // isCJK reports whether r is written without spaces between words, so it is indexed by
 // character n-grams instead of words.
 func isCJK(r rune) bool {
+	switch {
+	case r < 0x2E80:
+		return false // below the CJK radicals there is no Han, Hiragana or Katakana
+	case r >= 0x4E00 && r <= 0x9FFF:
+		return true // the CJK unified ideographs are all Han
+	}
 	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
 }
 
 func isWordRune(r rune) bool {
-	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !isCJK(r)
+	if r < utf8.RuneSelf {
+		return ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+	}
+	return !isCJK(r) && (unicode.IsLetter(r) || unicode.IsDigit(r))
 }
 
 // cjkStop holds function characters that say little on their own; they still take part
 // in bigrams, where they do carry meaning (一类, 不动户).
-var cjkStop = func() map[rune]bool {
-	m := make(map[rune]bool)
-	for _, r := range "的了吗呢吧啊呀嘛哦么我你您们是在和与就都也很这那个些啥咋" {
-		m[r] = true
-	}
-	return m
-}()
+var cjkStop = newRuneSet([]rune("的了吗呢吧啊呀嘛哦么我你您们是在和与就都也很这那个些啥咋"))
 
 // englishStop holds English words that carry no topic (after apostrophes are dropped).
-var englishStop = func() map[string]bool {
-	m := make(map[string]bool)
-	for _, w := range strings.Fields(`a an the and or but if then so of to in on at by for with from
+var englishStop = newWordSet(strings.Fields(`a an the and or but if then so of to in on at by for with from
 		as into about over after before up down out off than too very just also
 		i me my mine myself we us our ours you your yours he him his she her it its they them their
 		this that these those there here what which who whom whose when where why how
@@ -117,11 +187,57 @@ var englishStop = func() map[string]bool {
 		im ive id ill youre youve whats thats theres dont doesnt didnt cant wont isnt arent
 		hi hello hey please thanks thank any some all each other such own same
 		get got gets getting let lets want wanted like would some something anything
-		one now still yet again really actually totally already`) {
-		m[w] = true
+		one now still yet again really actually totally already`))
+
+// wordSet is a set of strings for membership tests on the hot path, where a map's hash
+// costs more than the test: an open-addressed table hashed on a word's length and
+// first, middle and last bytes.
+type wordSet struct {
+	slots []string // a power of two of them; "" is an empty slot
+	empty bool     // whether "" is in the set
+}
+
+func newWordSet(words []string) wordSet {
+	n := 8
+	for n < 4*len(words) {
+		n *= 2
 	}
-	return m
-}()
+	s := wordSet{slots: make([]string, n)}
+	for _, w := range words {
+		if w == "" {
+			s.empty = true
+			continue
+		}
+		i := s.slot(w)
+		for s.slots[i] != "" && s.slots[i] != w {
+			i = (i + 1) & (len(s.slots) - 1)
+		}
+		s.slots[i] = w
+	}
+	return s
+}
+
+func (s *wordSet) slot(w string) int {
+	h := uint64(len(w))*0x9E3779B97F4A7C15 ^ uint64(w[0])<<7 ^ uint64(w[len(w)/2])<<21 ^ uint64(w[len(w)-1])<<35
+	h ^= h >> 29
+	h *= 0xBF58476D1CE4E5B9
+	h ^= h >> 32
+	return int(h) & (len(s.slots) - 1)
+}
+
+func (s *wordSet) has(w string) bool {
+	if w == "" {
+		return s.empty
+	}
+	for i := s.slot(w); ; i = (i + 1) & (len(s.slots) - 1) {
+		switch s.slots[i] {
+		case w:
+			return true
+		case "":
+			return false
+		}
+	}
+}
 
 // stem strips common English inflections. It does not need to produce real words, only
 // the same stem for the forms a customer and a knowledge base use for one word.
@@ -174,8 +290,10 @@ func isASCIILower(w string) bool {
 // tokenizer turns text into tokens for one knowledge base: its synonym groups are folded
 // into the first word of each group before and after splitting.
 type tokenizer struct {
-	// cjkSyn replaces CJK synonyms in the normalised text, longest first.
-	cjkSyn *strings.Replacer
+	// cjkSyn replaces CJK synonyms in the normalised text, longest first; cjkKeys finds
+	// whether there is any to replace.
+	cjkSyn  *strings.Replacer
+	cjkKeys *literals
 	// wordSyn maps a sequence of stemmed words (joined by a space) to its replacement.
 	wordSyn map[string][]string
 	// maxSynWords is the longest word sequence in wordSyn.
@@ -216,10 +334,13 @@ func newTokenizer(groups [][]string) *tokenizer {
 		// strings.Replacer prefers the earlier pair at one position: longest first.
 		sort.SliceStable(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
 		args := make([]string, 0, 2*len(pairs))
+		keys := make([]string, 0, len(pairs))
 		for _, p := range pairs {
 			args = append(args, p[0], p[1])
+			keys = append(keys, p[0])
 		}
 		t.cjkSyn = strings.NewReplacer(args...)
+		t.cjkKeys = newLiterals(keys)
 	}
 	return t
 }
@@ -229,7 +350,7 @@ func (t *tokenizer) words(s string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return !isWordRune(r) && r != '\'' }) {
 		w := strings.ReplaceAll(f, "'", "")
-		if w == "" || englishStop[w] {
+		if w == "" || englishStop.has(w) {
 			continue
 		}
 		out = append(out, stem(w))
@@ -240,64 +361,122 @@ func (t *tokenizer) words(s string) []string {
 // tokenize splits a text into CJK unigrams and bigrams and stemmed words. Punctuation
 // separates; runs of letters and digits inside Chinese text stay whole words.
 func (t *tokenizer) tokenize(text string) []token {
-	s := normalize(text)
+	_, toks := t.analyse(nil, text, nil)
+	return toks
+}
+
+// analyse appends the tokens of text to toks, as tokenize does, and returns its
+// normalised form (before synonyms are folded) with them. A non-nil buf is reused to
+// fold synonyms without allocating when none occurs.
+func (t *tokenizer) analyse(toks []token, text string, buf *byteWriter) (string, []token) {
+	norm := normalize(text)
+	s := norm
 	if t.cjkSyn != nil {
-		s = t.cjkSyn.Replace(s)
+		s = t.replaceSynonyms(s, buf)
 	}
 	var (
-		toks      []token
-		words     []string // pending word run, flushed through the synonym table
-		prev      rune     // previous CJK rune in the current run, or 0
+		wordsBuf  [8]string
+		words     = wordsBuf[:0] // pending word run, flushed through the synonym table
+		prev      = -1           // offset of the previous CJK rune in the current run, or -1
 		wordStart = -1
 	)
-	flushWords := func() {
-		toks = t.appendWords(toks, words)
-		words = words[:0]
-	}
-	endWord := func(i int) {
-		if wordStart < 0 {
-			return
-		}
-		w := strings.ReplaceAll(s[wordStart:i], "'", "")
-		wordStart = -1
-		if w == "" || englishStop[w] {
-			return
-		}
-		words = append(words, stem(w))
-	}
 	for i, r := range s {
 		switch {
 		case isWordRune(r) || (r == '\'' && wordStart >= 0):
 			if wordStart < 0 {
 				wordStart = i
 			}
-			prev = 0
+			prev = -1
 		case isCJK(r):
-			endWord(i)
-			flushWords()
-			if !cjkStop[r] {
-				toks = append(toks, token{string(r), kindUnigram})
+			if wordStart >= 0 {
+				words = appendWord(words, s[wordStart:i])
+				wordStart = -1
 			}
-			if prev != 0 {
-				toks = append(toks, token{string([]rune{prev, r}), kindBigram})
+			if len(words) > 0 {
+				toks = t.appendWords(toks, words)
+				words = words[:0]
 			}
-			prev = r
+			end := i + utf8.RuneLen(r)
+			if !cjkStop.has(r) {
+				toks = append(toks, token{s[i:end], kindUnigram})
+			}
+			if prev >= 0 {
+				toks = append(toks, token{s[prev:end], kindBigram})
+			}
+			prev = i
 		default:
-			endWord(i)
-			prev = 0
+			if wordStart >= 0 {
+				words = appendWord(words, s[wordStart:i])
+				wordStart = -1
+			}
+			prev = -1
 		}
 	}
-	endWord(len(s))
-	flushWords()
-	return toks
+	if wordStart >= 0 {
+		words = appendWord(words, s[wordStart:])
+	}
+	if len(words) > 0 {
+		toks = t.appendWords(toks, words)
+	}
+	return norm, toks
+}
+
+// appendWord appends the stem of a run of word runes and apostrophes, unless it is a
+// stop word.
+func appendWord(words []string, w string) []string {
+	if strings.IndexByte(w, '\'') >= 0 {
+		w = strings.ReplaceAll(w, "'", "")
+	}
+	if w == "" || englishStop.has(w) {
+		return words
+	}
+	return append(words, stem(w))
+}
+
+// replaceSynonyms folds CJK synonyms in s. With buf it writes into buf and returns s
+// itself when nothing was replaced; the result is what cjkSyn.Replace returns.
+func (t *tokenizer) replaceSynonyms(s string, buf *byteWriter) string {
+	if !t.cjkKeys.any(s) {
+		return s // nothing to replace
+	}
+	if buf == nil {
+		return t.cjkSyn.Replace(s)
+	}
+	buf.b = buf.b[:0]
+	t.cjkSyn.WriteString(buf, s) // never fails: byteWriter does not
+	if string(buf.b) == s {
+		return s
+	}
+	return string(buf.b)
+}
+
+// byteWriter appends what is written to b.
+type byteWriter struct{ b []byte }
+
+var _ io.StringWriter = (*byteWriter)(nil)
+
+func (w *byteWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *byteWriter) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
 }
 
 // appendWords appends word tokens, replacing synonym sequences (longest first).
 func (t *tokenizer) appendWords(toks []token, words []string) []token {
+	var keyBuf [64]byte
 	for i := 0; i < len(words); {
 		matched := false
 		for n := min(t.maxSynWords, len(words)-i); n >= 1; n-- {
-			if rep, ok := t.wordSyn[strings.Join(words[i:i+n], " ")]; ok {
+			// The key is strings.Join(words[i:i+n], " "), built without allocating.
+			key := append(keyBuf[:0], words[i]...)
+			for _, w := range words[i+1 : i+n] {
+				key = append(append(key, ' '), w...)
+			}
+			if rep, ok := t.wordSyn[string(key)]; ok {
 				for _, w := range rep {
 					toks = append(toks, token{w, kindWord})
 				}
