@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,7 @@ const benchTenant = "qinghe-bank" // the tenant the bank knowledge base belongs 
 
 // fengdaOpts are the knobs a scenario sets on the Fengda under test.
 type fengdaOpts struct {
+	bin      string // the binary; empty for the one under test
 	store    string // memory | redis
 	model    string // address of the model stand-in; empty for the built-in FAQ engine
 	workers  int
@@ -170,7 +172,7 @@ tenants:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := start(name, b.fengda, []string{"-config", path}, b.fengdaEnv, addr, "/readyz", filepath.Join(b.dir, name+".log"))
+	p, err := start(name, cmp.Or(o.bin, b.fengda), []string{"-config", path}, b.fengdaEnv, addr, "/readyz", filepath.Join(b.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}

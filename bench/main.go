@@ -29,9 +29,12 @@ type bench struct {
 	root, dir string // the repository; a scratch directory for configs and logs
 	self      string // this program, run again for each baseline role
 	fengda    string // the binary under test
-	fengdaEnv []string
-	redisURL  string
-	logLevel  string
+	// against is a revision of Fengda to measure beside the binary under test
+	// (-against), and againstBin that revision built.
+	against, againstBin string
+	fengdaEnv           []string
+	redisURL            string
+	logLevel            string
 
 	duration, warmup time.Duration
 	rounds           int
@@ -79,6 +82,7 @@ func run(args []string) error {
 	fl.StringVar(&b.logLevel, "log-level", "info", "Fengda's log level (its log goes to a file, as in production)")
 	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of Fengda, taken during its first measured window, to this file")
 	fl.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
+	fl.StringVar(&b.against, "against", "", "faq, llm, latency, stream: also measure Fengda built at this git revision, in the same interleaved rounds")
 	role := fl.String("role", "", "internal: serve as hello | proxy | model on -addr")
 	addr := fl.String("addr", "", "internal: the role's listen address")
 	upstream := fl.String("upstream", "", "internal: proxy's upstream URL")
@@ -171,7 +175,13 @@ func (b *bench) setup() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: building Fengda; configs and logs in %s\n", b.dir)
-	b.fengda, err = buildFengda(root, b.dir)
+	if b.fengda, err = buildFengda(root, b.dir); err != nil {
+		return err
+	}
+	if b.against != "" {
+		fmt.Fprintf(os.Stderr, "bench: building Fengda at %s\n", b.against)
+		b.againstBin, err = buildRevision(root, b.dir, b.against)
+	}
 	return err
 }
 

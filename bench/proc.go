@@ -167,9 +167,40 @@ func moduleRoot() (string, error) {
 
 // buildFengda builds the binary under test into dir.
 func buildFengda(root, dir string) (string, error) {
-	bin := filepath.Join(dir, "fengda")
+	return goBuild(root, filepath.Join(dir, "fengda"))
+}
+
+// buildRevision builds Fengda as it was at git revision rev, from a copy of that
+// revision's tree in dir.
+func buildRevision(root, dir, rev string) (string, error) {
+	src := filepath.Join(dir, "src-against")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.Command("git", "-C", root, "archive", "--format=tar", rev)
+	archive.Stderr = os.Stderr
+	tar := exec.Command("tar", "-x", "-C", src)
+	tar.Stderr = os.Stderr
+	var err error
+	if tar.Stdin, err = archive.StdoutPipe(); err != nil {
+		return "", err
+	}
+	if err := tar.Start(); err != nil {
+		return "", fmt.Errorf("tar: %w", err)
+	}
+	if err := archive.Run(); err != nil {
+		_ = tar.Wait()
+		return "", fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	if err := tar.Wait(); err != nil {
+		return "", fmt.Errorf("tar: %w", err)
+	}
+	return goBuild(src, filepath.Join(dir, "fengda-against"))
+}
+
+func goBuild(src, bin string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = root
+	cmd.Dir = src
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build: %w", err)

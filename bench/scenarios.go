@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,37 @@ type target struct {
 	proc    *proc  // whose CPU time is counted
 	admin   string // Fengda's pprof listener, when profiling
 	newUser func(i int) user
+}
+
+// againstTarget starts, when -against is set, Fengda built at that revision with the
+// options of the target named name, and returns the target to measure it by, named
+// name@revision, and a function that deletes its Redis keys. It returns no target
+// without -against.
+func (b *bench) againstTarget(name string, o fengdaOpts, stream bool) ([]target, func(), error) {
+	if b.againstBin == "" {
+		return nil, func() {}, nil
+	}
+	o.bin = b.againstBin
+	f, err := b.fengdaChild(name+"@"+b.against, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []target{{name: f.proc.name, proc: f.proc, newUser: fengdaUsers(f, stream)}}, func() { b.cleanRedis(f.prefix) }, nil
+}
+
+// compareAgainst adds, when -against is set, the figures of the Fengda under test as
+// ratios to the same Fengda at that revision: throughput and CPU per request.
+func (b *bench) compareAgainst(rep *Report, names ...string) {
+	if b.againstBin == "" {
+		return
+	}
+	for _, n := range names {
+		old := n + "@" + b.against
+		rep.Figures[n+"_rps_vs_against"] = rep.ratio(n, old, rps)
+		rep.Figures[n+"_cpu_vs_against"] = rep.ratio(n, old, func(r Run) float64 { return r.CPU })
+		rep.Figures[n+"_p99_vs_against"] = rep.ratio(n, old, p99)
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("*_vs_against: the Fengda under test over the same Fengda built at %s, same rounds", b.against))
 }
 
 // compare runs every target for the same window, in interleaved rounds, and adds the
@@ -107,25 +139,38 @@ func scenarioFAQ(ctx context.Context, b *bench) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem, err := b.fengdaChild("fengda-memory", fengdaOpts{store: "memory", workers: 64, backlog: 1024})
+	memOpts := fengdaOpts{store: "memory", workers: 64, backlog: 1024}
+	mem, err := b.fengdaChild("fengda-memory", memOpts)
 	if err != nil {
 		return nil, err
 	}
-	red, err := b.fengdaChild("fengda-redis", fengdaOpts{store: "redis", workers: 64, backlog: 1024})
+	redOpts := fengdaOpts{store: "redis", workers: 64, backlog: 1024}
+	red, err := b.fengdaChild("fengda-redis", redOpts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.cleanRedis(red.prefix)
-	rep := newReport("faq", fmt.Sprintf("built-in FAQ engine (bank KB), JWT, rate limit, %d-turn sessions; %s; %d clients × %s",
-		turnsPerSession, b.mode(), clients, b.duration), b.rounds)
-	err = b.compare(ctx, rep, clients, []target{
-		{name: "hello", proc: hello, newUser: func(int) user { return &helloUser{c: newConn(hello.addr, 0)} }},
-		{name: "fengda-memory", proc: mem.proc, admin: mem.admin, newUser: fengdaUsers(mem, false)},
-		{name: "fengda-redis", proc: red.proc, admin: red.admin, newUser: fengdaUsers(red, false)},
-	})
+	oldMem, cleanMem, err := b.againstTarget("fengda-memory", memOpts, false)
 	if err != nil {
 		return nil, err
 	}
+	defer cleanMem()
+	oldRed, cleanRed, err := b.againstTarget("fengda-redis", redOpts, false)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanRed()
+	rep := newReport("faq", fmt.Sprintf("built-in FAQ engine (bank KB), JWT, rate limit, %d-turn sessions; %s; %d clients × %s",
+		turnsPerSession, b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, slices.Concat([]target{
+		{name: "hello", proc: hello, newUser: func(int) user { return &helloUser{c: newConn(hello.addr, 0)} }},
+		{name: "fengda-memory", proc: mem.proc, admin: mem.admin, newUser: fengdaUsers(mem, false)},
+		{name: "fengda-redis", proc: red.proc, admin: red.admin, newUser: fengdaUsers(red, false)},
+	}, oldMem, oldRed))
+	if err != nil {
+		return nil, err
+	}
+	b.compareAgainst(rep, "fengda-memory", "fengda-redis")
 	rep.check("throughput fengda-memory / hello", rep.ratio("fengda-memory", "hello", rps), true, 0.6, "×")
 	rep.check("throughput fengda-redis / hello", rep.ratio("fengda-redis", "hello", rps), true, 0.35, "×")
 	return rep, nil
@@ -143,20 +188,27 @@ func scenarioLLM(ctx context.Context, b *bench) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := b.fengdaChild("fengda-llm", fengdaOpts{store: "redis", model: m.addr, workers: 256, backlog: 1024})
+	o := fengdaOpts{store: "redis", model: m.addr, workers: 256, backlog: 1024}
+	f, err := b.fengdaChild("fengda-llm", o)
 	if err != nil {
 		return nil, err
 	}
 	defer b.cleanRedis(f.prefix)
-	rep := newReport("llm", fmt.Sprintf("model stand-in answering at once (20 tokens, JSON), Redis store, JWT, rate limit; %s; %d clients × %s",
-		b.mode(), clients, b.duration), b.rounds)
-	err = b.compare(ctx, rep, clients, []target{
-		{name: "proxy", proc: px, newUser: modelUsers(px.addr, false)},
-		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
-	})
+	old, cleanOld, err := b.againstTarget("fengda-llm", o, false)
 	if err != nil {
 		return nil, err
 	}
+	defer cleanOld()
+	rep := newReport("llm", fmt.Sprintf("model stand-in answering at once (20 tokens, JSON), Redis store, JWT, rate limit; %s; %d clients × %s",
+		b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, slices.Concat([]target{
+		{name: "proxy", proc: px, newUser: modelUsers(px.addr, false)},
+		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
+	}, old))
+	if err != nil {
+		return nil, err
+	}
+	b.compareAgainst(rep, "fengda-llm")
 	rep.check("throughput fengda-llm / proxy", rep.ratio("fengda-llm", "proxy", rps), true, 0.8, "×")
 	return rep, nil
 }
@@ -169,18 +221,29 @@ func scenarioLatency(ctx context.Context, b *bench) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := b.fengdaChild("fengda-llm", fengdaOpts{store: "redis", model: m.addr, workers: 2 * clients, backlog: 1024})
+	o := fengdaOpts{store: "redis", model: m.addr, workers: 2 * clients, backlog: 1024}
+	f, err := b.fengdaChild("fengda-llm", o)
 	if err != nil {
 		return nil, err
 	}
 	defer b.cleanRedis(f.prefix)
-	rep := newReport("latency", fmt.Sprintf("model stand-in taking 50 ms (JSON), Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
-	err = b.compare(ctx, rep, clients, []target{
-		{name: "direct", proc: m, newUser: modelUsers(m.addr, false)},
-		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
-	})
+	old, cleanOld, err := b.againstTarget("fengda-llm", o, false)
 	if err != nil {
 		return nil, err
+	}
+	defer cleanOld()
+	rep := newReport("latency", fmt.Sprintf("model stand-in taking 50 ms (JSON), Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, slices.Concat([]target{
+		{name: "direct", proc: m, newUser: modelUsers(m.addr, false)},
+		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
+	}, old))
+	if err != nil {
+		return nil, err
+	}
+	b.compareAgainst(rep, "fengda-llm")
+	if old != nil {
+		rep.Figures["added_p50_ms_against"] = rep.diff(old[0].name, "direct", p50)
+		rep.Figures["added_p99_ms_against"] = rep.diff(old[0].name, "direct", p99)
 	}
 	rep.check("added p50 (ms)", rep.diff("fengda-llm", "direct", p50), false, 0.5, " ms")
 	rep.check("added p99 (ms)", rep.diff("fengda-llm", "direct", p99), false, 5, " ms")
@@ -196,18 +259,28 @@ func scenarioStream(ctx context.Context, b *bench) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := b.fengdaChild("fengda-stream", fengdaOpts{store: "redis", model: m.addr, workers: 2 * clients, backlog: 1024})
+	o := fengdaOpts{store: "redis", model: m.addr, workers: 2 * clients, backlog: 1024}
+	f, err := b.fengdaChild("fengda-stream", o)
 	if err != nil {
 		return nil, err
 	}
 	defer b.cleanRedis(f.prefix)
-	rep := newReport("stream", fmt.Sprintf("SSE, model stand-in streaming 20 tokens over 1 s, Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
-	err = b.compare(ctx, rep, clients, []target{
-		{name: "direct", proc: m, newUser: modelUsers(m.addr, true)},
-		{name: "fengda-stream", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, true)},
-	})
+	old, cleanOld, err := b.againstTarget("fengda-stream", o, true)
 	if err != nil {
 		return nil, err
+	}
+	defer cleanOld()
+	rep := newReport("stream", fmt.Sprintf("SSE, model stand-in streaming 20 tokens over 1 s, Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
+	err = b.compare(ctx, rep, clients, slices.Concat([]target{
+		{name: "direct", proc: m, newUser: modelUsers(m.addr, true)},
+		{name: "fengda-stream", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, true)},
+	}, old))
+	if err != nil {
+		return nil, err
+	}
+	b.compareAgainst(rep, "fengda-stream")
+	if old != nil {
+		rep.Figures["added_ttft_p99_ms_against"] = rep.diff(old[0].name, "direct", ttft99)
 	}
 	rep.Figures["added_ttft_p50_ms"] = rep.diff("fengda-stream", "direct", ttft50)
 	rep.check("added time to first token p99 (ms)", rep.diff("fengda-stream", "direct", ttft99), false, 5, " ms")
