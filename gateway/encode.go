@@ -1,13 +1,12 @@
 package gateway
 
 import (
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
 // The chat reply and the error body are written by hand rather than by json.Marshal:
@@ -87,15 +86,15 @@ func writeErrorJSON(w http.ResponseWriter, status int, d errorDetail) {
 func appendReplyJSON(dst []byte, r dialogue.Reply) ([]byte, bool) {
 	n := len(dst)
 	dst = append(dst, `{"session_id":`...)
-	dst = appendJSONString(dst, r.SessionID)
+	dst = jsonw.AppendString(dst, r.SessionID)
 	dst = append(dst, `,"turn_id":`...)
-	dst = appendJSONString(dst, r.TurnID)
+	dst = jsonw.AppendString(dst, r.TurnID)
 	dst = append(dst, `,"answer":`...)
-	dst = appendJSONString(dst, r.Answer)
+	dst = jsonw.AppendString(dst, r.Answer)
 	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, r.Source)
+	dst = jsonw.AppendString(dst, r.Source)
 	dst = append(dst, `,"confidence":`...)
-	dst, ok := appendJSONFloat(dst, r.Confidence)
+	dst, ok := jsonw.AppendFloat(dst, r.Confidence)
 	if !ok {
 		return dst[:n], false
 	}
@@ -107,7 +106,7 @@ func appendReplyJSON(dst []byte, r dialogue.Reply) ([]byte, bool) {
 		dst = append(dst, `,"incomplete":true`...)
 	}
 	dst = append(dst, `,"latency_ms":`...)
-	dst, ok = appendJSONFloat(dst, latencyMS(r.Latency))
+	dst, ok = jsonw.AppendFloat(dst, latencyMS(r.Latency))
 	if !ok {
 		return dst[:n], false
 	}
@@ -123,9 +122,9 @@ func appendCitationsJSON(dst []byte, cs []dialogue.Citation) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONString(dst, c.ID)
+		dst = jsonw.AppendString(dst, c.ID)
 		dst = append(dst, `,"question":`...)
-		dst = appendJSONString(dst, c.Question)
+		dst = jsonw.AppendString(dst, c.Question)
 		dst = append(dst, '}')
 	}
 	return append(dst, ']')
@@ -134,96 +133,10 @@ func appendCitationsJSON(dst []byte, cs []dialogue.Citation) []byte {
 // appendErrorJSON appends what json.Marshal(errorBody{Error: d}) returns.
 func appendErrorJSON(dst []byte, d errorDetail) []byte {
 	dst = append(dst, `{"error":{"code":`...)
-	dst = appendJSONString(dst, d.Code)
+	dst = jsonw.AppendString(dst, d.Code)
 	dst = append(dst, `,"message":`...)
-	dst = appendJSONString(dst, d.Message)
+	dst = jsonw.AppendString(dst, d.Message)
 	dst = append(dst, `,"request_id":`...)
-	dst = appendJSONString(dst, d.RequestID)
+	dst = jsonw.AppendString(dst, d.RequestID)
 	return append(dst, "}}"...)
-}
-
-// jsonHex are the digits of encoding/json's \u escapes: lower case.
-const jsonHex = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string exactly as json.Marshal writes it: <, >
-// and & escaped for HTML, U+2028 and U+2029 escaped for JavaScript, each byte of
-// invalid UTF-8 replaced by \ufffd, control characters as \b, \f, \n, \r, \t or \u00XX.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if htmlSafe(b) {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default: // other control characters, and <, > and &
-				dst = append(dst, '\\', 'u', '0', '0', jsonHex[b>>4], jsonHex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', jsonHex[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// htmlSafe reports whether an ASCII byte goes into a JSON string as it is: printable,
-// and not ", \, <, > or &.
-func htmlSafe(b byte) bool {
-	return b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
-}
-
-// appendJSONFloat appends f as json.Marshal writes a float64: like strconv's shortest
-// 'f' format, with exponents below 1e-6 and from 1e21 on, and no leading zero in a
-// negative exponent. It reports false for NaN and ±Inf, which json.Marshal refuses.
-func appendJSONFloat(dst []byte, f float64) ([]byte, bool) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return dst, false
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 becomes e-9
-		n := len(dst)
-		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
-			dst[n-2] = dst[n-1]
-			dst = dst[:n-1]
-		}
-	}
-	return dst, true
 }

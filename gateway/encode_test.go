@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
 // trickyStrings are texts whose JSON encoding has a special case.
@@ -104,9 +105,9 @@ func TestAppendJSONFloatMatchesMarshal(t *testing.T) {
 			if err != nil { // f * 3 overflows
 				continue
 			}
-			got, ok := appendJSONFloat(nil, v)
+			got, ok := jsonw.AppendFloat(nil, v)
 			if !ok || string(got) != string(want) {
-				t.Errorf("appendJSONFloat(%v) = %s, %v; want %s", v, got, ok, want)
+				t.Errorf("jsonw.AppendFloat(%v) = %s, %v; want %s", v, got, ok, want)
 			}
 		}
 	}

@@ -2,12 +2,13 @@ package nlpclient
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
 // The chat request is written, and the usual answers and stream events are read, by
@@ -60,7 +61,7 @@ func encodeChatRequest(r *chatRequest) ([]byte, error) {
 func appendChatRequest(dst []byte, r *chatRequest) ([]byte, bool) {
 	n := len(dst)
 	dst = append(dst, `{"model":`...)
-	dst = appendJSONString(dst, r.Model)
+	dst = jsonw.AppendString(dst, r.Model)
 	dst = append(dst, `,"messages":`...)
 	if r.Messages == nil {
 		dst = append(dst, "null"...)
@@ -71,15 +72,15 @@ func appendChatRequest(dst []byte, r *chatRequest) ([]byte, bool) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"role":`...)
-			dst = appendJSONString(dst, m.Role)
+			dst = jsonw.AppendString(dst, m.Role)
 			dst = append(dst, `,"content":`...)
-			dst = appendJSONString(dst, m.Content)
+			dst = jsonw.AppendString(dst, m.Content)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"temperature":`...)
-	dst, ok := appendJSONFloat(dst, r.Temperature)
+	dst, ok := jsonw.AppendFloat(dst, r.Temperature)
 	if !ok {
 		return dst[:n], false
 	}
@@ -88,86 +89,6 @@ func appendChatRequest(dst []byte, r *chatRequest) ([]byte, bool) {
 	dst = append(dst, `,"stream":`...)
 	dst = strconv.AppendBool(dst, r.Stream)
 	return append(dst, '}'), true
-}
-
-// jsonHex are the digits of encoding/json's \u escapes: lower case.
-const jsonHex = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string exactly as json.Marshal writes it: <, >
-// and & escaped for HTML, U+2028 and U+2029 escaped for JavaScript, each byte of
-// invalid UTF-8 replaced by \ufffd, control characters as \b, \f, \n, \r, \t or \u00XX.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default: // other control characters, and <, > and &
-				dst = append(dst, '\\', 'u', '0', '0', jsonHex[b>>4], jsonHex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', jsonHex[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// appendJSONFloat appends f as json.Marshal writes a float64: like strconv's shortest
-// 'f' format, with exponents below 1e-6 and from 1e21 on, and no leading zero in a
-// negative exponent. It reports false for NaN and ±Inf, which json.Marshal refuses.
-func appendJSONFloat(dst []byte, f float64) ([]byte, bool) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return dst, false
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 becomes e-9
-		n := len(dst)
-		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
-			dst[n-2] = dst[n-1]
-			dst = dst[:n-1]
-		}
-	}
-	return dst, true
 }
 
 // chatReply is what a caller reads of a chatResponse: the content of the first

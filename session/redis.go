@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fengda-ai/fengda/internal/jsonw"
 	"github.com/fengda-ai/fengda/tenant"
 	"github.com/redis/go-redis/v9"
 )
@@ -247,7 +248,7 @@ func (r *RedisStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, cli
 	var prefix []byte
 	if turnID != "" {
 		// A stored turn's text starts with its id, encoded as appendTurnJSON encodes it.
-		prefix = appendJSONString([]byte(`{"id":`), turnID)
+		prefix = jsonw.AppendString([]byte(`{"id":`), turnID)
 	}
 	res, err := loadRecentScript.Run(ctx, r.client, r.keys(ref), ref.User, n, prefix, clientMsgID).Slice()
 	if err != nil {

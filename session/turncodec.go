@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
 // This file reads and writes the JSON form of a Turn without reflection. Stored turns
@@ -16,18 +18,6 @@ import (
 // read back: encoding gives the bytes json.Marshal gives, and decoding gives the value
 // (and error) json.Unmarshal gives. Decoding takes a fast path only for input whose
 // every detail it understands, and hands anything else to encoding/json.
-
-// jsonSafe reports, for each ASCII byte, whether encoding/json writes it in a string
-// as itself. It leaves out control characters, the quote and the backslash, and the
-// HTML characters <, > and &, which json.Marshal escapes.
-var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
-	for c := ' '; c < utf8.RuneSelf; c++ {
-		safe[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return safe
-}()
-
-const hexDigits = "0123456789abcdef"
 
 // turnSizeHint returns a capacity that holds t's encoding unless its strings need
 // much escaping.
@@ -63,19 +53,19 @@ func appendTurnJSON(dst []byte, t *Turn) []byte {
 		return nil
 	}
 	b := append(dst, `{"id":`...)
-	b = appendJSONString(b, t.ID)
+	b = jsonw.AppendString(b, t.ID)
 	if t.ClientMsgID != "" {
 		b = append(b, `,"client_msg_id":`...)
-		b = appendJSONString(b, t.ClientMsgID)
+		b = jsonw.AppendString(b, t.ClientMsgID)
 	}
 	b = append(b, `,"user":`...)
-	b = appendJSONString(b, t.User)
+	b = jsonw.AppendString(b, t.User)
 	b = append(b, `,"answer":`...)
-	b = appendJSONString(b, t.Answer)
+	b = jsonw.AppendString(b, t.Answer)
 	b = append(b, `,"source":`...)
-	b = appendJSONString(b, t.Source)
+	b = jsonw.AppendString(b, t.Source)
 	b = append(b, `,"confidence":`...)
-	b = appendJSONFloat(b, t.Confidence)
+	b, _ = jsonw.AppendFloat(b, t.Confidence) // NaN and ±Inf were refused above
 	if len(t.Citations) > 0 {
 		b = append(b, `,"citations":`...)
 		b = appendCitations(b, t.Citations)
@@ -106,105 +96,12 @@ func appendCitations(b []byte, cs []Citation) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = appendJSONString(b, cs[i].ID)
+		b = jsonw.AppendString(b, cs[i].ID)
 		b = append(b, `,"question":`...)
-		b = appendJSONString(b, cs[i].Question)
+		b = jsonw.AppendString(b, cs[i].Question)
 		b = append(b, '}')
 	}
 	return append(b, ']')
-}
-
-// appendJSONString appends s as a JSON string escaped as json.Marshal escapes it: HTML
-// characters and U+2028, U+2029 as \u escapes, and each byte that is not valid UTF-8
-// as \ufffd.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if !jsonSafe[c] {
-				b = append(b, s[start:i]...)
-				b = appendJSONEscape(b, c)
-				start = i + 1
-			}
-			i++
-			continue
-		}
-		if plain3(s, i) {
-			i += 3
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// plain3 reports whether s[i:] starts with a valid three-byte UTF-8 sequence whose
-// lead byte is E3–EC, EE or EF: the common case of CJK text. Such a sequence is valid
-// whatever its two continuation bytes (RFC 3629, section 4), and U+2028 and U+2029
-// (lead byte E2) are not among them, so it is copied as it is.
-func plain3(s string, i int) bool {
-	if len(s)-i < 3 {
-		return false
-	}
-	c := s[i]
-	return c >= 0xE3 && c != 0xED && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 && c <= 0xEF
-}
-
-// appendJSONEscape appends the escape json.Marshal writes for the ASCII byte c.
-func appendJSONEscape(b []byte, c byte) []byte {
-	switch c {
-	case '\\', '"':
-		return append(b, '\\', c)
-	case '\b':
-		return append(b, '\\', 'b')
-	case '\f':
-		return append(b, '\\', 'f')
-	case '\n':
-		return append(b, '\\', 'n')
-	case '\r':
-		return append(b, '\\', 'r')
-	case '\t':
-		return append(b, '\\', 't')
-	}
-	return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-}
-
-// appendJSONFloat appends a finite f as json.Marshal writes a float64: strconv's
-// shortest 'f' form, or its 'e' form below 1e-6 and from 1e21, without a leading zero
-// in the exponent (1e-7, not 1e-07).
-func appendJSONFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-07 becomes e-7.
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
 
 // appendJSONTime appends t quoted as time.Time.MarshalJSON writes it. It reports false,
@@ -651,4 +548,15 @@ func (d *jsonReader) citation(c *Citation) bool {
 		}
 		return d.consume('}')
 	}
+}
+
+// plain3 reports whether s[i:] starts with a valid three-byte UTF-8 sequence whose
+// lead byte is E3–EC, EE or EF: the common case of CJK text, valid whatever its two
+// continuation bytes (RFC 3629, section 4).
+func plain3(s string, i int) bool {
+	if len(s)-i < 3 {
+		return false
+	}
+	c := s[i]
+	return c >= 0xE3 && c != 0xED && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 && c <= 0xEF
 }
