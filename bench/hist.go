@@ -15,7 +15,6 @@ const subBits = 7
 type Histogram struct {
 	counts [(64 - subBits) << subBits]uint64
 	n      uint64
-	sum    time.Duration
 	max    time.Duration
 }
 
@@ -44,7 +43,6 @@ func (h *Histogram) Record(d time.Duration) {
 	}
 	h.counts[bucketOf(uint64(d))]++
 	h.n++
-	h.sum += d
 	if d > h.max {
 		h.max = d
 	}
@@ -56,7 +54,6 @@ func (h *Histogram) Merge(o *Histogram) {
 		h.counts[i] += c
 	}
 	h.n += o.n
-	h.sum += o.sum
 	h.max = max(h.max, o.max)
 }
 
@@ -65,14 +62,6 @@ func (h *Histogram) Count() uint64 { return h.n }
 
 // Max is the largest record, exact.
 func (h *Histogram) Max() time.Duration { return h.max }
-
-// Mean is the average record.
-func (h *Histogram) Mean() time.Duration {
-	if h.n == 0 {
-		return 0
-	}
-	return h.sum / time.Duration(h.n)
-}
 
 // Quantile is the record at quantile q (0.5 for the median), within the bucket
 // precision; 0 when empty.

@@ -105,15 +105,8 @@ var directiveMatchers = func() map[string]*directiveMatcher {
 	return out
 }()
 
-// isDirective reports whether a message in the given language addresses the bot itself.
-func isDirective(lang, msg string) bool {
-	if _, ok := directiveMatchers[lang]; !ok {
-		return false
-	}
-	return isNormalizedDirective(lang, normalize(msg))
-}
-
-// isNormalizedDirective is isDirective of a normalised message.
+// isNormalizedDirective reports whether a normalised message in the given language
+// addresses the bot itself.
 func isNormalizedDirective(lang, m string) bool {
 	d, ok := directiveMatchers[lang]
 	if !ok {

@@ -55,3 +55,8 @@ func BenchmarkIsDirective(b *testing.B) {
 		isDirective(LangZH, msg)
 	}
 }
+
+// isDirective is isNormalizedDirective of a message not yet normalised.
+func isDirective(lang, msg string) bool {
+	return isNormalizedDirective(lang, normalize(msg))
+}

