@@ -2,8 +2,8 @@
 // engine (BM25 over a tenant's knowledge base, Chinese and English) and an
 // OpenAI-compatible model client (LLM) grounded on it, with its resilience policies.
 //
-// It must not import other Fengda packages (internal/jsonw, a JSON writer, aside):
-// callers pass plain values in and get plain values back.
+// It must not import other Fengda packages: callers pass plain values in and get plain
+// values back.
 package nlpclient
 
 import (

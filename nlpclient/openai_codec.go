@@ -7,8 +7,6 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
 // The chat request is written, and the usual answers and stream events are read, by
@@ -61,7 +59,7 @@ func encodeChatRequest(r *chatRequest) ([]byte, error) {
 func appendChatRequest(dst []byte, r *chatRequest) ([]byte, bool) {
 	n := len(dst)
 	dst = append(dst, `{"model":`...)
-	dst = jsonw.AppendString(dst, r.Model)
+	dst = appendJSONString(dst, r.Model)
 	dst = append(dst, `,"messages":`...)
 	if r.Messages == nil {
 		dst = append(dst, "null"...)
@@ -72,15 +70,15 @@ func appendChatRequest(dst []byte, r *chatRequest) ([]byte, bool) {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"role":`...)
-			dst = jsonw.AppendString(dst, m.Role)
+			dst = appendJSONString(dst, m.Role)
 			dst = append(dst, `,"content":`...)
-			dst = jsonw.AppendString(dst, m.Content)
+			dst = appendJSONString(dst, m.Content)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"temperature":`...)
-	dst, ok := jsonw.AppendFloat(dst, r.Temperature)
+	dst, ok := appendJSONFloat(dst, r.Temperature)
 	if !ok {
 		return dst[:n], false
 	}

@@ -1,6 +1,7 @@
 // Package jsonw writes JSON values exactly as encoding/json writes them, without
-// reflection, for the encoders of the hot path (the chat reply, the stored turn, the
-// model request). It imports nothing of Fengda's, so any package may use it.
+// reflection, for the encoders of the hot path: the chat reply (gateway) and the stored
+// turn (session). It imports nothing of Fengda's. nlpclient, which may import no other
+// Fengda package, keeps a copy for the model request (nlpclient/jsonwrite.go).
 package jsonw
 
 import (
