@@ -83,7 +83,7 @@ type EventKind int
 const (
 	EventMeta  EventKind = iota + 1 // SessionID and TurnID are known
 	EventDelta                      // Delta holds the next piece of the answer
-	EventDone                       // Reply holds the whole stored reply
+	EventDone                       // Reply points to the whole stored reply
 	EventError                      // Err says why the turn failed
 	// EventQueued ends the stream of a queued turn whose wait ran out: it is still in
 	// the queue, to be fetched later by TurnID.
@@ -99,6 +99,8 @@ type Event struct {
 	// result may take up to Spill.Wait rather than the usual turn deadline.
 	Queued bool
 	Delta  string
-	Reply  Reply
-	Err    error
+	// Reply is set on EventDone only. A pointer keeps an Event small: a stream's
+	// channel holds eventBuffer of them for as long as the stream is open.
+	Reply *Reply
+	Err   error
 }

@@ -629,7 +629,7 @@ func (e *Engine) deliver(j *job, r Reply) {
 	if duplicate {
 		e.emitPieces(j, r.Answer) // the stream of a retried turn replays the stored answer
 	}
-	e.emit(j, Event{Kind: EventDone, Reply: r})
+	e.emit(j, Event{Kind: EventDone, Reply: &r})
 }
 
 // fail delivers err as the turn's outcome.

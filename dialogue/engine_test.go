@@ -305,7 +305,7 @@ func TestStreamEvents(t *testing.T) {
 		case dialogue.EventDelta:
 			text.WriteString(ev.Delta)
 		case dialogue.EventDone:
-			done = ev.Reply
+			done = *ev.Reply
 		case dialogue.EventError:
 			t.Fatal(ev.Err)
 		}

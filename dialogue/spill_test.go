@@ -147,7 +147,7 @@ func doneOf(t *testing.T, ch <-chan dialogue.Event) dialogue.Reply {
 	for ev := range ch {
 		switch ev.Kind {
 		case dialogue.EventDone:
-			r = ev.Reply
+			r = *ev.Reply
 		case dialogue.EventError:
 			t.Errorf("stream: %v", ev.Err)
 		}

@@ -375,7 +375,10 @@ func (s *Server) sendEvent(sse *sseWriter, r *http.Request, ev dialogue.Event) (
 	case dialogue.EventDelta:
 		return false, sse.event("token", deltaJSON{Delta: ev.Delta})
 	case dialogue.EventDone:
-		return true, sse.event("done", toReplyJSON(ev.Reply))
+		if ev.Reply == nil {
+			return true, s.sseError(sse, r, errors.New("done event without its reply"))
+		}
+		return true, sse.event("done", toReplyJSON(*ev.Reply))
 	case dialogue.EventError:
 		return true, s.sseError(sse, r, ev.Err)
 	case dialogue.EventQueued:

@@ -220,7 +220,7 @@ func deltaEvent(s string) dialogue.Event {
 }
 
 func doneEvent() dialogue.Event {
-	return dialogue.Event{Kind: dialogue.EventDone, SessionID: fixedReply.SessionID, TurnID: fixedReply.TurnID, Reply: fixedReply}
+	return dialogue.Event{Kind: dialogue.EventDone, SessionID: fixedReply.SessionID, TurnID: fixedReply.TurnID, Reply: &fixedReply}
 }
 
 // streamOf returns a Stream function that sends evs with gap between them, then closes

@@ -241,9 +241,11 @@ var (
 	doneMarker = []byte("[DONE]")
 )
 
-// eventBuffers holds the line buffers of readStream.
+// eventBuffers holds the line buffers of readStream, which a stream keeps for as long as
+// it is open. An event line of a chat completion chunk is a few hundred bytes; the
+// scanner grows its buffer for a longer one, up to maxEventLine.
 var eventBuffers = sync.Pool{New: func() any {
-	b := make([]byte, 4<<10)
+	b := make([]byte, 1<<10)
 	return &b
 }}
 
