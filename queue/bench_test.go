@@ -32,3 +32,30 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAwaitReply measures what a spilled turn's request pays to wait for its
+// result: subscribing to the reply subject, the reply and the unsubscribe.
+func BenchmarkAwaitReply(b *testing.B) {
+	cfg := Config{Mode: ModeEmbedded, DataDir: b.TempDir()}
+	cfg.Defaults()
+	q, err := Open(context.Background(), cfg, []tenant.ID{tenantA}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = q.Drain(context.Background()) }()
+	data := []byte(`{"reply":{"answer":"ok"}}`)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		key := "k" + strconv.Itoa(i)
+		w, err := q.Await(tenantA, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := q.Reply(tenantA, key, data); err != nil {
+			b.Fatal(err)
+		}
+		if got, err := w.Wait(context.Background()); err != nil || len(got) != len(data) {
+			b.Fatalf("Wait = %q, %v", got, err)
+		}
+	}
+}

@@ -129,6 +129,10 @@ func Open(ctx context.Context, cfg Config, tenants []tenant.ID, log *zap.Logger)
 func (q *Queue) open(ctx context.Context) error {
 	opts := []nats.Option{
 		nats.Name("fengda"),
+		// Only Await subscribes synchronously, for one result each. nats.go's
+		// default channel for such a subscription holds 65,536 messages, half a
+		// MiB allocated and cleared for every spilled turn.
+		nats.SyncQueueLen(awaitQueueLen),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

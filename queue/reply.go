@@ -23,6 +23,9 @@ func (q *Queue) replySubject(t tenant.ID, key string) string {
 	return "_" + q.cfg.Subject + ".reply." + string(t) + "." + key
 }
 
+// awaitQueueLen is the buffer of a Waiter's subscription: it receives one message.
+const awaitQueueLen = 2
+
 // Waiter receives the first result published for one key.
 type Waiter struct {
 	sub  *nats.Subscription
