@@ -139,6 +139,8 @@ type Engine struct {
 	releaseWaiters context.CancelFunc
 	// spillWarned is when the last "queue unavailable" warning was logged (UnixNano).
 	spillWarned atomic.Int64
+	// recordWarned is when the last "queued record not stored" warning was logged.
+	recordWarned atomic.Int64
 
 	mu       sync.Mutex
 	pending  int                   // accepted turns not yet taken by a worker

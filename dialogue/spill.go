@@ -144,8 +144,12 @@ func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dialogue: encode queued turn: %w", err)
 	}
-	// Recorded before it is published, so that GET /v1/turns finds it from the start.
-	e.saveQueued(p)
+	// Recorded before it is published, so that GET /v1/turns finds it from the start;
+	// without the record the turn is refused rather than queued under an id that
+	// polling could never find.
+	if err := e.saveQueued(ctx, p); err != nil {
+		return nil, err
+	}
 	if p.w, err = q.Await(t.Tenant, turnID); err != nil {
 		return nil, e.spillFailed(t, err)
 	}
@@ -232,20 +236,32 @@ func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 	return Reply{Queued: true, SessionID: p.ref.Session, TurnID: p.turnID}, nil
 }
 
-// saveQueued records which session p's turn belongs to, so QueuedTurn finds it.
-func (e *Engine) saveQueued(p *spilled) {
+// saveQueued records which session p's turn belongs to, so QueuedTurn finds it. It
+// takes up to the store timeout, and no longer than the request.
+func (e *Engine) saveQueued(ctx context.Context, p *spilled) error {
 	ttl := time.Duration(0)
 	if tn, err := e.deps.Tenants.Get(p.ref.Tenant); err == nil {
 		ttl = tn.HistoryTTL
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StoreTimeout)
+	sctx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
 	defer cancel()
-	err := e.deps.Store.SaveQueued(ctx, session.QueuedTurn{Ref: p.ref, TurnID: p.turnID, ClientMsgID: p.cmid}, ttl)
-	if err != nil {
-		// The turn is still answered and stored; only polling by its id fails.
-		e.turnLog(p.turn).Error("queued turn not recorded; polling for it will answer 404",
+	err := e.deps.Store.SaveQueued(sctx, session.QueuedTurn{Ref: p.ref, TurnID: p.turnID, ClientMsgID: p.cmid}, ttl)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err() // the caller left or its deadline passed
+	}
+	// Once a second at most, as for the queue: in an outage every spilled turn fails here.
+	if now := time.Now().UnixNano(); now-e.recordWarned.Load() > int64(time.Second) {
+		e.recordWarned.Store(now)
+		e.turnLog(p.turn).Warn("turns not spilled: their queued record could not be stored, answering 503 unavailable",
 			zap.String("turn_id", p.turnID), zap.Error(err))
 	}
+	if !errors.Is(err, session.ErrUnavailable) {
+		err = fmt.Errorf("%w: record queued turn: %v", ErrUnavailable, err)
+	}
+	return err
 }
 
 // spillSubmit is Submit for a turn that found the backlog full.

@@ -51,6 +51,13 @@ func startSpill(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg que
 func startSpillLogged(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg queue.Config, spill dialogue.Spill,
 	a dialogue.Answerer, wrap func(queue.Handler) queue.Handler, log *zap.Logger) *spillRig {
 	t.Helper()
+	return startSpillOn(t, b, cfg, qcfg, spill, a, wrap, log, nil)
+}
+
+// startSpillOn is startSpillLogged with the engine's store wrapped by wrapStore, if set.
+func startSpillOn(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg queue.Config, spill dialogue.Spill,
+	a dialogue.Answerer, wrap func(queue.Handler) queue.Handler, log *zap.Logger, wrapStore func(dialogue.Store) dialogue.Store) *spillRig {
+	t.Helper()
 	p := b.Place(t)
 	qcfg.Mode, qcfg.DataDir, qcfg.URL, qcfg.Stream, qcfg.Subject = p.Mode, p.DataDir, p.URL, p.Stream, p.Subject
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -71,8 +78,12 @@ func startSpillLogged(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qc
 		r.mu.Unlock()
 	}
 	spill.Worked = func(tenant.ID) { r.worked.Add(1) }
+	var engineStore dialogue.Store = store
+	if wrapStore != nil {
+		engineStore = wrapStore(store)
+	}
 	r.e, err = dialogue.New(cfg, dialogue.Deps{
-		Store:     store,
+		Store:     engineStore,
 		Answerers: map[tenant.ID]dialogue.Answerer{bank: a, shop: a},
 		Tenants: tenants{
 			bank: {ID: bank, FallbackAnswer: "busy, try later"},
@@ -374,6 +385,49 @@ func TestSpillQueueFull(t *testing.T) {
 		}
 		if rig.count(dialogue.SpillFull) != full {
 			t.Errorf("full outcomes counted %d, want %d", rig.count(dialogue.SpillFull), full)
+		}
+	})
+}
+
+// unrecordedStore cannot write the record of a queued turn, as when the session store
+// times out on that one call.
+type unrecordedStore struct{ dialogue.Store }
+
+func (unrecordedStore) SaveQueued(context.Context, session.QueuedTurn, time.Duration) error {
+	return fmt.Errorf("%w: record refused by the test", session.ErrUnavailable)
+}
+
+// A turn whose queued record cannot be written is refused before it is published: its
+// 202 would carry a turn id that polling answers 404 for.
+func TestSpillUnrecordedTurnIsRefused(t *testing.T) {
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		a := &echo{gate: make(chan struct{}), started: make(chan string, 4)}
+		rig := startSpillOn(t, b, dialogue.Config{Workers: 1, Backlog: 1}, queue.Config{}, dialogue.Spill{Wait: 5 * time.Second}, a, nil,
+			zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), func(s dialogue.Store) dialogue.Store { return unrecordedStore{s} })
+		var release sync.Once
+		t.Cleanup(func() { release.Do(func() { close(a.gate) }) }) // before the rig stops
+		streams := fill(t, rig.e, a, 1)
+
+		_, err := rig.e.Submit(context.Background(), dialogue.Turn{Tenant: bank, User: "u1", Message: "hello", ClientMsgID: "c1"})
+		if !errors.Is(err, dialogue.ErrUnavailable) {
+			t.Fatalf("Submit = %v, want ErrUnavailable", err)
+		}
+		ch, err := rig.e.Stream(context.Background(), dialogue.Turn{Tenant: bank, User: "u1", Message: "hello again"})
+		if !errors.Is(err, dialogue.ErrUnavailable) || ch != nil {
+			t.Fatalf("Stream = %v, %v, want no stream and ErrUnavailable", ch, err)
+		}
+		stats, err := rig.q.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range stats {
+			if s.Pending != 0 || s.AckPending != 0 {
+				t.Errorf("tenant %s: %d pending, %d being worked; want nothing published", s.Tenant, s.Pending, s.AckPending)
+			}
+		}
+		release.Do(func() { close(a.gate) })
+		for _, s := range streams {
+			doneOf(t, s)
 		}
 	})
 }
