@@ -170,9 +170,13 @@ func (l Load) open(ctx context.Context) *Result {
 			defer u.close()
 			t := &tallies[i]
 			for at := range due {
+				late := time.Since(at) // a stall before the send counts, as for latency
 				o := u.exchange()
 				if at.Before(from) {
 					continue
+				}
+				if o.ttft > 0 {
+					o.ttft += late
 				}
 				t.add(o, time.Since(at))
 			}
