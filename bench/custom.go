@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -224,27 +225,58 @@ func scenarioBurst(ctx context.Context, b *bench) (*Report, error) {
 		rate = 15 * capacity
 	}
 	const maxWait = 2 * time.Second
-	m, err := b.model(latency, 20, 0)
-	if err != nil {
-		return nil, err
-	}
-	f, err := b.fengdaChild("fengda-burst", fengdaOpts{store: "redis", model: m.addr, workers: workers, backlog: workers, queue: "embedded", maxWait: maxWait})
-	if err != nil {
-		return nil, err
-	}
-	defer b.cleanRedis(f.prefix)
 	rep := newReport("burst", fmt.Sprintf("%.0f turns/s (%.0f× the %d workers' %.0f/s with a 100 ms model) for %s, JetStream spillover, Redis store, queue.max_wait %s",
 		rate, rate/capacity, workers, capacity, b.duration, maxWait), 1)
+	type target struct{ name, bin, suffix string }
+	targets := []target{{"fengda-burst", "", ""}}
+	if b.againstBin != "" {
+		// One after the other: a burst leaves minutes of queued work behind it.
+		targets = append(targets, target{"fengda-burst@" + b.against, b.againstBin, "_against"})
+	}
+	for _, t := range targets {
+		fmt.Fprintf(errOut, "bench: burst of %s\n", t.name)
+		m, err := b.model(latency, 20, 0)
+		if err != nil {
+			return nil, err
+		}
+		f, err := b.fengdaChild(t.name, fengdaOpts{bin: t.bin, store: "redis", model: m.addr, workers: workers, backlog: workers, queue: "embedded", maxWait: maxWait})
+		if err != nil {
+			return nil, err
+		}
+		err = burstRun(ctx, b, rep, f, t.name, t.suffix, rate, maxWait)
+		b.stopAll()
+		b.cleanRedis(f.prefix)
+		if err != nil {
+			return nil, err
+		}
+	}
+	rep.finish()
+	fig := rep.Figures
+	rep.check("refused (not 200 or 202)", fig["refused"], false, 0, "")
+	rep.check("lost (accepted, never answered)", fig["lost"], false, 0, "")
+	rep.check("duplicated (stored twice)", fig["duplicated"], false, 0, "")
+	rep.check("queued, answered, but not found by GET /v1/turns", fig["queued_not_pollable"], false, 0, "")
+	if b.againstBin != "" {
+		rep.Notes = append(rep.Notes, "*_against: the same burst against Fengda built at "+b.against+", run after it")
+	}
+	return rep, nil
+}
+
+// burstRun sends the burst to f, then checks every accepted turn: answered, stored
+// once, found by polling, when. Its figures go into rep with suffix.
+func burstRun(ctx context.Context, b *bench, rep *Report, f *fengdaRun, name, suffix string, rate float64, maxWait time.Duration) error {
 	var mu sync.Mutex
 	var turns []burstTurn
 	inflight := int(rate*(maxWait.Seconds()+1)) + 64
-	l := Load{Name: "fengda-burst", Clients: inflight, Rate: rate, Duration: b.duration, NewUser: func(i int) user {
+	l := Load{Name: name, Clients: inflight, Rate: rate, Duration: b.duration, NewUser: func(i int) user {
 		return &burstUser{c: newConn(f.addr, 0), token: f.token(i), id: i, mu: &mu, turns: &turns}
 	}}
 	began := time.Now()
 	res := l.Run(ctx)
-	rep.add("fengda-burst", runOf(res))
-	rep.finish()
+	rep.add(name, runOf(res))
+	if peak, err := f.peakRSS(); err == nil {
+		rep.Figures["rss_peak_mib"+suffix] = float64(peak) / (1 << 20)
+	}
 
 	// Every accepted turn is looked up in its session's history until answered.
 	var accepted, atOnce, queued, refused int
@@ -302,19 +334,47 @@ func scenarioBurst(ctx context.Context, b *bench) (*Report, error) {
 		}
 	}
 	lost = len(pending)
-	rep.Figures["sent"] = float64(len(turns))
-	rep.Figures["answered_at_once"] = float64(atOnce)
-	rep.Figures["queued_202"] = float64(queued)
-	rep.Figures["refused"] = float64(refused)
-	rep.Figures["answered"] = float64(accepted - lost)
-	rep.Figures["lost"] = float64(lost)
-	rep.Figures["duplicated"] = float64(duplicated)
-	rep.Figures["max_wait_s"] = maxWaitSeen.Seconds()
-	rep.Figures["all_answered_after_s"] = time.Since(began).Seconds()
-	rep.check("refused (not 200 or 202)", float64(refused), false, 0, "")
-	rep.check("lost (accepted, never answered)", float64(lost), false, 0, "")
-	rep.check("duplicated (stored twice)", float64(duplicated), false, 0, "")
-	return rep, nil
+	// A client of a queued turn polls GET /v1/turns/{id}: once all are answered, each
+	// must answer there too.
+	var unpollable atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range turns {
+		if t := &turns[i]; t.status == 202 {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if st, err := pollTurn(ctx, f.addr, t.token, t.turn); err != nil || st != http.StatusOK {
+					unpollable.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	rep.Figures["sent"+suffix] = float64(len(turns))
+	rep.Figures["answered_at_once"+suffix] = float64(atOnce)
+	rep.Figures["queued_202"+suffix] = float64(queued)
+	rep.Figures["refused"+suffix] = float64(refused)
+	rep.Figures["answered"+suffix] = float64(accepted - lost)
+	rep.Figures["lost"+suffix] = float64(lost)
+	rep.Figures["duplicated"+suffix] = float64(duplicated)
+	rep.Figures["queued_not_pollable"+suffix] = float64(unpollable.Load())
+	rep.Figures["max_wait_s"+suffix] = maxWaitSeen.Seconds()
+	rep.Figures["all_answered_after_s"+suffix] = time.Since(began).Seconds()
+	return nil
+}
+
+// pollTurn asks for a queued turn by its id, as its owner, and returns the status.
+func pollTurn(ctx context.Context, addr, token, turn string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/turns/"+turn, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
 }
 
 // lookupTurn counts the copies of a turn in its session's history, as its owner reads

@@ -84,7 +84,7 @@ func run(args []string) error {
 	fl.StringVar(&b.logLevel, "log-level", "info", "Fengda's log level (its log goes to a file, as in production)")
 	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of Fengda, taken during its first measured window, to this file")
 	fl.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
-	fl.StringVar(&b.against, "against", "", "faq, llm, latency, stream: also measure Fengda built at this git revision, in the same interleaved rounds")
+	fl.StringVar(&b.against, "against", "", "faq, llm, latency, stream: also measure Fengda built at this git revision, in the same interleaved rounds; burst: run the burst against it too, after")
 	role := fl.String("role", "", "internal: serve as hello | proxy | model on -addr")
 	addr := fl.String("addr", "", "internal: the role's listen address")
 	upstream := fl.String("upstream", "", "internal: proxy's upstream URL")

@@ -98,19 +98,25 @@ func (p *proc) stop() error {
 }
 
 // rss is the process's resident set size in bytes.
-func (p *proc) rss() (int64, error) {
+func (p *proc) rss() (int64, error) { return p.status("VmRSS:") }
+
+// peakRSS is the most memory the process has had resident since it started.
+func (p *proc) peakRSS() (int64, error) { return p.status("VmHWM:") }
+
+// status reads one size field of /proc/PID/status, in bytes.
+func (p *proc) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	s := bufio.NewScanner(bytes.NewReader(b))
 	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(s.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", field)
 }
 
 // cpu is the process's CPU time so far, user plus system.
