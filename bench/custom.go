@@ -50,38 +50,22 @@ func fdLimit() int {
 // scenarioConnections holds many SSE conversations open at once against a slow model
 // and reads Fengda's memory.
 func scenarioConnections(ctx context.Context, b *bench) (*Report, error) {
-	// Each conversation is one descriptor in the bench, and two in Fengda (the
-	// client's connection and its call to the model) and one in the model over
-	// HTTP/1.1. Over HTTP/2 the calls to the model share a connection per 250.
+	// Each conversation is one descriptor in the bench and the model, and two in
+	// Fengda (the client's connection and its call to the model).
 	limit := fdLimit()
-	fdsPerConv := 2
-	if b.modelHTTPS {
-		fdsPerConv = 1
-	}
 	n := b.conns
 	if n == 0 {
-		n = (limit - 512) / fdsPerConv
+		n = (limit - 512) / 2
 	}
-	if need := fdsPerConv*n + 256; need > limit {
+	if need := 2*n + 256; need > limit {
 		return nil, fmt.Errorf("%d conversations need about %d descriptors in Fengda; RLIMIT_NOFILE is %d (raise it with ulimit -n, or lower -conns)", n, need, limit)
 	}
 	gap := b.hold / 19
-	var extra []string
-	o := fengdaOpts{store: "memory", workers: n + 64, backlog: 1024, idle: gap + 5*time.Second, turn: b.hold + time.Minute}
-	if b.modelHTTPS {
-		cert, key, err := writeSelfSigned(b.dir)
-		if err != nil {
-			return nil, err
-		}
-		extra = []string{"-model-cert", cert, "-model-key", key}
-		o.modelCA = cert
-	}
-	m, err := b.model(0, 20, b.hold, extra...)
+	m, err := b.model(0, 20, b.hold)
 	if err != nil {
 		return nil, err
 	}
-	o.model = m.addr
-	f, err := b.fengdaChild("fengda-conns", o)
+	f, err := b.fengdaChild("fengda-conns", fengdaOpts{store: "memory", model: m.addr, workers: n + 64, backlog: 1024, idle: gap + 5*time.Second, turn: b.hold + time.Minute})
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +153,7 @@ sample:
 	if peakOpen < 50000 {
 		est := (float64(idle) + 50000*perConv) / (1 << 20)
 		rep.Figures["rss_at_50k_extrapolated_mib"] = est
-		rep.Notes = append(rep.Notes, fmt.Sprintf("50,000 conversations need about %d descriptors in one Fengda process; RLIMIT_NOFILE is %d here. At %.1f KiB a conversation, 50,000 would take about %.0f MiB (extrapolated, not measured).", 50000*fdsPerConv, limit, perConv/1024, est))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("50,000 conversations need about 100,000 descriptors in one Fengda process; RLIMIT_NOFILE is %d here. At %.1f KiB a conversation, 50,000 would take about %.0f MiB (extrapolated, not measured).", limit, perConv/1024, est))
 	}
 	for k, v := range errs {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("error %s ×%d", k, v))

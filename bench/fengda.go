@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +20,9 @@ const benchTenant = "qinghe-bank" // the tenant the bank knowledge base belongs 
 
 // fengdaOpts are the knobs a scenario sets on the Fengda under test.
 type fengdaOpts struct {
-	bin   string // the binary; empty for the one under test
-	store string // memory | redis
-	model string // address of the model stand-in; empty for the built-in FAQ engine
-	// modelCA, when set, is the certificate the model stand-in serves HTTPS with:
-	// Fengda calls it over HTTPS (HTTP/2) and trusts it through SSL_CERT_FILE.
-	modelCA  string
+	bin      string // the binary; empty for the one under test
+	store    string // memory | redis
+	model    string // address of the model stand-in; empty for the built-in FAQ engine
 	workers  int
 	backlog  int
 	queue    string // off | embedded
@@ -82,20 +78,16 @@ func (b *bench) startFengda(name string, o fengdaOpts) (*fengdaRun, error) {
 		if idle == 0 {
 			idle = 2 * time.Second
 		}
-		scheme := "http"
-		if o.modelCA != "" {
-			scheme = "https"
-		}
 		return fmt.Sprintf(`kind: openai
       kb: %q
       llm:
-        base_url: "%s://%s/v1"
+        base_url: "http://%s/v1"
         model: bench-model
         timeout: 5s
         first_token_timeout: 5s
         idle_timeout: %s
         max_concurrent: 100000
-        max_retries: 0`, kb, scheme, o.model, idle)
+        max_retries: 0`, kb, o.model, idle)
 	}
 	confs := o.tenants
 	if len(confs) == 0 {
@@ -180,11 +172,7 @@ tenants:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	env := b.fengdaEnv
-	if o.modelCA != "" {
-		env = append(slices.Clip(env), "SSL_CERT_FILE="+o.modelCA)
-	}
-	p, err := start(name, cmp.Or(o.bin, b.fengda), []string{"-config", path}, env, addr, "/readyz", filepath.Join(b.dir, name+".log"))
+	p, err := start(name, cmp.Or(o.bin, b.fengda), []string{"-config", path}, b.fengdaEnv, addr, "/readyz", filepath.Join(b.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}

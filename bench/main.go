@@ -42,7 +42,6 @@ type bench struct {
 	rate             float64
 	conns            int
 	hold             time.Duration
-	modelHTTPS       bool
 	cpuprofile       string
 	jsonOut          bool
 	out              io.Writer
@@ -79,7 +78,6 @@ func run(args []string) error {
 	fl.Float64Var(&b.rate, "rate", 0, "open loop: requests a second (0: the scenario's default mode)")
 	fl.IntVar(&b.conns, "conns", 0, "connections: concurrent SSE conversations (0: as many as the descriptor limit allows)")
 	fl.DurationVar(&b.hold, "hold", 30*time.Second, "connections: how long each conversation's stream lasts")
-	fl.BoolVar(&b.modelHTTPS, "model-https", false, "connections: the model stand-in serves HTTPS with HTTP/2, as hosted model APIs do, instead of plain HTTP/1.1")
 	fl.StringVar(&b.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for the redis-store runs")
 	fl.StringVar(&b.logLevel, "log-level", "info", "Fengda's log level (its log goes to a file, as in production)")
 	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of Fengda, taken during its first measured window, to this file")
@@ -92,8 +90,6 @@ func run(args []string) error {
 	fl.DurationVar(&m.Latency, "model-latency", 0, "internal: the model's wait before answering")
 	fl.IntVar(&m.Tokens, "model-tokens", 20, "internal: tokens in a model answer")
 	fl.DurationVar(&m.Over, "model-over", 0, "internal: the time a streamed answer's tokens are spread over")
-	fl.StringVar(&m.certFile, "model-cert", "", "internal: serve the model over HTTPS with this certificate")
-	fl.StringVar(&m.keyFile, "model-key", "", "internal: the certificate's key")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -103,9 +99,6 @@ func run(args []string) error {
 	_, ok := scenarios[*scenario]
 	if !ok && *scenario != "all" {
 		return fmt.Errorf("-scenario: want one of %s or all, got %q", strings.Join(mapsKeys(scenarios), ", "), *scenario)
-	}
-	if b.modelHTTPS && *scenario != "connections" {
-		return errors.New("-model-https is for -scenario connections only")
 	}
 	if b.rounds < 1 || b.duration <= 0 {
 		return errors.New("-rounds must be at least 1 and -duration positive")
@@ -222,8 +215,8 @@ func (b *bench) role(name string, args ...string) (*proc, error) {
 }
 
 // model starts the model stand-in.
-func (b *bench) model(latency time.Duration, tokens int, over time.Duration, extra ...string) (*proc, error) {
-	return b.role("model", append([]string{"-model-latency", latency.String(), "-model-tokens", fmt.Sprint(tokens), "-model-over", over.String()}, extra...)...)
+func (b *bench) model(latency time.Duration, tokens int, over time.Duration) (*proc, error) {
+	return b.role("model", "-model-latency", latency.String(), "-model-tokens", fmt.Sprint(tokens), "-model-over", over.String())
 }
 
 // fengdaChild starts Fengda and has it stopped with the other children.

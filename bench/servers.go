@@ -1,22 +1,13 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -57,9 +48,6 @@ type model struct {
 	Latency time.Duration
 	Tokens  int
 	Over    time.Duration
-	// certFile and keyFile, when set, make it serve HTTPS, with HTTP/2 as net/http
-	// offers it (up to 250 streams a connection).
-	certFile, keyFile string
 }
 
 // modelToken is one token of a model answer.
@@ -123,43 +111,5 @@ func sleepCtx(r *http.Request, d time.Duration) bool {
 
 func serveModel(ln net.Listener, m model) error {
 	srv := &http.Server{Handler: m, IdleTimeout: 2 * time.Minute}
-	if m.certFile != "" {
-		return srv.ServeTLS(ln, m.certFile, m.keyFile)
-	}
 	return srv.Serve(ln)
-}
-
-// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key into dir.
-func writeSelfSigned(dir string) (certFile, keyFile string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "bench model"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return "", "", err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", err
-	}
-	certFile, keyFile = filepath.Join(dir, "model-cert.pem"), filepath.Join(dir, "model-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return "", "", err
-	}
-	return certFile, keyFile, nil
 }
