@@ -1,12 +1,16 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/fengda-ai/fengda/dialogue"
 )
 
 // A tenant over its limit gets one access line of 429 a second, which says how many
@@ -57,5 +61,31 @@ func TestAccessLogThinsRefusals(t *testing.T) {
 	body := do(t, s.Handler(), request{method: "GET", path: "/metrics"}).Body.String()
 	if want := `fengda_http_requests_total{code="429",route="/v1/chat",tenant="slow"} 21`; !strings.Contains(body, want) {
 		t.Errorf("metrics lack %s: every 429 is counted", want)
+	}
+}
+
+// The access line of a 5xx says why, so that an operator reading it need not guess;
+// a 4xx's line carries no error.
+func TestAccessLineCarriesCauseOf5xx(t *testing.T) {
+	log, logs := observedLogger()
+	d := &fakeDialogue{submit: func(context.Context, dialogue.Turn) (dialogue.Reply, error) {
+		return dialogue.Reply{}, fmt.Errorf("store turn: %w: redis append: i/o timeout", dialogue.ErrUnavailable)
+	}}
+	s, _ := newTestServer(t, testConfig(), d, log)
+	if code := do(t, s.Handler(), request{method: "POST", path: "/v1/chat", header: bearer(tokenAcme), body: `{"message":"hi"}`}).Code; code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", code)
+	}
+	if code := do(t, s.Handler(), request{method: "POST", path: "/v1/chat", header: bearer(tokenAcme), body: `{"message":`}).Code; code != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", code)
+	}
+	lines := logs.FilterMessage("request").All()
+	if len(lines) != 2 {
+		t.Fatalf("%d access lines, want 2", len(lines))
+	}
+	if got, _ := lines[0].ContextMap()["error"].(string); !strings.Contains(got, "redis append: i/o timeout") {
+		t.Errorf("503 line error = %q, want the cause", got)
+	}
+	if got, ok := lines[1].ContextMap()["error"]; ok {
+		t.Errorf("400 line has error %q, want none", got)
 	}
 }

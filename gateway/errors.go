@@ -149,6 +149,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // internal error is logged.
 func (s *Server) classifyLogged(r *http.Request, err error) errorClass {
 	c := classify(err)
+	// An internal error is logged on a line of its own below, not on the access line.
+	if c.status >= 500 && !c.internal {
+		if info := infoFrom(r.Context()); info != nil {
+			info.cause = err
+		}
+	}
 	if c.internal {
 		info := infoFrom(r.Context())
 		s.log.Error("internal error",

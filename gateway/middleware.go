@@ -38,6 +38,9 @@ type requestInfo struct {
 	id         string
 	tenant     tenant.ID // set by authentication only
 	clientGone bool      // the client left before an answer could be written
+	// cause is why the request got a 503 or 504 (or its stream such an error event),
+	// for the access line. An internal error (500) is logged on its own line instead.
+	cause error
 }
 
 type infoKey struct{}
@@ -119,7 +122,8 @@ func plainToken(s string, max int) bool {
 
 // observe assigns the request id, then, once the request is done, writes the access
 // line and the request metrics. It never logs message text or credentials. Of the 429s
-// of one tenant, one line a second is written (refusalSampler).
+// of one tenant, one line a second is written (refusalSampler). The line of a 503 or 504
+// carries its cause as "error".
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -166,6 +170,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		if skipped > 0 {
 			fields = append(fields, zap.Int("refusals_not_logged", skipped))
+		}
+		if info.cause != nil {
+			fields = append(fields, zap.String("error", info.cause.Error()))
 		}
 		ce.Write(fields...)
 	})
