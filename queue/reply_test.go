@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -71,5 +73,41 @@ func TestAwaitReply(t *testing.T) {
 				t.Fatal("Await with a dotted key succeeded")
 			}
 		})
+	})
+}
+
+// A wait holds a buffer for the one result it receives, not nats.go's default of
+// 65,536 messages (half a MiB allocated for every spilled turn, which under a burst
+// took most of the process's CPU).
+func TestAwaitAllocatesLittle(t *testing.T) {
+	queuetest.ForEach(t, func(t *testing.T, b queuetest.Backend) {
+		q := open(t, config(t, b), tenantA)
+		const n = 100
+		cycle := func(i int) {
+			key := "small-" + strconv.Itoa(i)
+			w, err := q.Await(tenantA, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.Reply(tenantA, key, []byte("ok")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := w.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cycle(-1) // warm up
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			cycle(i)
+		}
+		runtime.ReadMemStats(&after)
+		// Everything the process allocated meanwhile counts, the embedded server's too.
+		if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 64<<10 {
+			t.Errorf("%d bytes allocated per wait, want under 64 KiB", per)
+		}
 	})
 }
