@@ -346,6 +346,9 @@ func TestInjectionCanary(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	metrics, _ := io.ReadAll(resp.Body)
+	if s := c.leaked(string(metrics)); s != "" {
+		t.Errorf("/metrics holds the canary %s", s)
+	}
 	for _, tn := range []string{"qinghe-bank", "northwind-shop"} {
 		want := fmt.Sprintf(`fengda_fallbacks_total{reason="prompt_leak",tenant="%s",upstream="127.0.0.1"} %d`, tn, 2*len(attempts))
 		if !strings.Contains(string(metrics), want) {
