@@ -26,15 +26,26 @@ var codecBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
+// streamTexts holds the buffers a streamed answer's text is kept in. A stream keeps its
+// buffer for as long as it is open, and an answer is usually shorter than a request,
+// so these start small and grow to the answers they hold.
+var streamTexts = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512)
+	return &b
+}}
+
 func getCodecBuffer() *[]byte { return codecBuffers.Get().(*[]byte) }
 
-// putCodecBuffer returns a buffer to the pool; b is what it now holds, grown or not.
-func putCodecBuffer(p *[]byte, b []byte) {
+// putCodecBuffer returns a buffer to codecBuffers; b is what it now holds, grown or not.
+func putCodecBuffer(p *[]byte, b []byte) { putBuffer(&codecBuffers, p, b) }
+
+// putBuffer returns a buffer to pool; b is what it now holds, grown or not.
+func putBuffer(pool *sync.Pool, p *[]byte, b []byte) {
 	if cap(b) > maxPooledBuffer {
 		return
 	}
 	*p = b[:0]
-	codecBuffers.Put(p)
+	pool.Put(p)
 }
 
 // encodeChatRequest returns what json.Marshal(r) returns.

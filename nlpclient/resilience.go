@@ -378,7 +378,7 @@ func (s *stream) delta(d []byte) error {
 		}
 		s.started = true
 		s.l.obs.FirstToken(time.Since(s.start))
-		s.buf = getCodecBuffer()
+		s.buf = streamTexts.Get().(*[]byte)
 		if s.guard != nil {
 			s.guard.text = *s.buf
 		} else {
@@ -413,7 +413,7 @@ func (s *stream) stop() {
 		s.idle.Stop()
 	}
 	if s.buf != nil {
-		putCodecBuffer(s.buf, s.textRead())
+		putBuffer(&streamTexts, s.buf, s.textRead())
 		s.buf = nil
 	}
 }
