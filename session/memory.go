@@ -267,33 +267,6 @@ func (m *MemoryStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Dura
 	return t, nil
 }
 
-// Lookup returns the retained turn whose ClientMsgID is clientMsgID, or ErrNotFound,
-// also when the session is missing, expired or another user's.
-func (m *MemoryStore) Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error) {
-	if err := checkRef(ref); err != nil {
-		return Turn{}, err
-	}
-	if clientMsgID == "" {
-		return Turn{}, ErrNotFound
-	}
-	now := m.now()
-	m.mu.Lock()
-	s := m.visible(ref, now)
-	if s == nil {
-		m.mu.Unlock()
-		return Turn{}, ErrNotFound
-	}
-	m.lru.MoveToFront(s.elem)
-	i := s.find(clientMsgID)
-	if i < 0 {
-		m.mu.Unlock()
-		return Turn{}, ErrNotFound
-	}
-	t := s.turns[i]
-	m.mu.Unlock()
-	return cloneTurn(t), nil
-}
-
 // Delete erases the session. It returns ErrNotFound if the session is missing, expired
 // or another user's.
 func (m *MemoryStore) Delete(ctx context.Context, ref Ref) error {

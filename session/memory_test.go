@@ -58,8 +58,8 @@ func TestMemoryStoreTTL(t *testing.T) {
 	wantNotFound(t, "LoadRecent at expiry", err)
 	_, err = s.Load(ctx, ref)
 	wantNotFound(t, "Load at expiry", err)
-	_, err = s.Lookup(ctx, ref, "m1")
-	wantNotFound(t, "Lookup at expiry", err)
+	_, err = lookup(ctx, s, ref, "m1")
+	wantNotFound(t, "lookup at expiry", err)
 	if s.Len() != 0 || s.Bytes() != 0 {
 		t.Errorf("after expiry: Len %d, Bytes %d; want 0, 0", s.Len(), s.Bytes())
 	}
@@ -251,7 +251,7 @@ func TestMemoryStoreBookkeeping(t *testing.T) {
 				case 2:
 					s.Load(ctx, ref)
 				case 3:
-					s.Lookup(ctx, ref, "1")
+					lookup(ctx, s, ref, "1")
 				case 4:
 					clock.Advance(time.Second)
 				case 5:

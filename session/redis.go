@@ -197,13 +197,6 @@ if at >= first then return {tail, at - first} end
 return {tail, turn or redis.call('LINDEX', KEYS[2], at)}
 `)
 
-// lookupScript: KEYS owner, turns, seq, idem; ARGV user, client msg id. Returns the
-// turn, or nil.
-var lookupScript = redis.NewScript(luaFind + `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-return find(ARGV[2]) or false
-`)
-
 // deleteScript: KEYS owner, turns, seq, idem; ARGV user. Returns 1 if deleted, 0 if the
 // session is missing or another user's.
 var deleteScript = redis.NewScript(`
@@ -323,27 +316,6 @@ func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Durat
 		return prev, nil
 	}
 	return Turn{}, fmt.Errorf("session: append: unexpected script reply %v", res)
-}
-
-// Lookup returns the retained turn whose ClientMsgID is clientMsgID. It returns
-// ErrNotFound if there is none or the session is missing or another user's, and an
-// error wrapping ErrUnavailable if Redis cannot answer.
-func (r *RedisStore) Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error) {
-	if err := checkRef(ref); err != nil {
-		return Turn{}, err
-	}
-	if clientMsgID == "" {
-		return Turn{}, ErrNotFound
-	}
-	s, err := lookupScript.Run(ctx, r.client, r.keys(ref), ref.User, clientMsgID).Text()
-	if err != nil {
-		return Turn{}, r.fail(ctx, "lookup", err)
-	}
-	var t Turn
-	if err := decodeTurnString(s, &t); err != nil {
-		return Turn{}, fmt.Errorf("session: lookup: decode turn: %w", err)
-	}
-	return t, nil
 }
 
 // Delete erases every key of the session. It returns ErrNotFound if the session is

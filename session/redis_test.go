@@ -238,9 +238,9 @@ func TestRedisStoreIdempotencyIsBounded(t *testing.T) {
 	}
 	for i := range n {
 		id := fmt.Sprintf("m%d", i)
-		_, err := s.Lookup(ctx, ref, id)
+		_, err := lookup(ctx, s, ref, id)
 		if retained := i >= n-contractMaxTurns; retained != (err == nil) {
-			t.Errorf("Lookup(%s): %v; retained %v", id, err, retained)
+			t.Errorf("lookup(%s): %v; retained %v", id, err, retained)
 		}
 	}
 }
@@ -308,7 +308,6 @@ func TestRedisStoreUnavailable(t *testing.T) {
 					return err
 				},
 				"Append": func(ctx context.Context) error { _, err := s.Append(ctx, ref, testTurn(1, "m1"), 0); return err },
-				"Lookup": func(ctx context.Context) error { _, err := s.Lookup(ctx, ref, "m1"); return err },
 				"Delete": func(ctx context.Context) error { return s.Delete(ctx, ref) },
 				"Ping":   func(ctx context.Context) error { return s.Ping(ctx) },
 			}

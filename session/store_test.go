@@ -17,7 +17,6 @@ type Store interface {
 	Load(ctx context.Context, ref Ref) ([]Turn, error)
 	LoadRecent(ctx context.Context, ref Ref, n int, turnID, clientMsgID string) (Recent, error)
 	Append(ctx context.Context, ref Ref, t Turn, ttl time.Duration) (Turn, error)
-	Lookup(ctx context.Context, ref Ref, clientMsgID string) (Turn, error)
 	Delete(ctx context.Context, ref Ref) error
 	SaveQueued(ctx context.Context, q QueuedTurn, ttl time.Duration) error
 	LoadQueued(ctx context.Context, t tenant.ID, user, turnID string) (QueuedTurn, error)
@@ -28,6 +27,21 @@ var (
 	_ Store = (*MemoryStore)(nil)
 	_ Store = (*RedisStore)(nil)
 )
+
+// lookup finds the retained turn whose ClientMsgID is clientMsgID as the engine does,
+// through LoadRecent: ErrNotFound when the session or the turn is not there.
+func lookup(ctx context.Context, s interface {
+	LoadRecent(ctx context.Context, ref Ref, n int, turnID, clientMsgID string) (Recent, error)
+}, ref Ref, clientMsgID string) (Turn, error) {
+	rec, err := s.LoadRecent(ctx, ref, 0, "", clientMsgID)
+	if err != nil {
+		return Turn{}, err
+	}
+	if rec.Found == nil {
+		return Turn{}, ErrNotFound
+	}
+	return *rec.Found, nil
+}
 
 // contractMaxTurns is the MaxTurns every store under the contract suite must have.
 const contractMaxTurns = 5
@@ -139,12 +153,12 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		if diff := cmp.Diff(mustLoad(t, s, ref), want); diff != "" {
 			t.Errorf("Load (-got +want):\n%s", diff)
 		}
-		// Lookup sees exactly the retained turns.
-		_, err := s.Lookup(ctx, ref, all[0].ClientMsgID)
-		wantNotFound(t, "Lookup of a trimmed turn", err)
-		got, err := s.Lookup(ctx, ref, want[0].ClientMsgID)
+		// A lookup by client message id sees exactly the retained turns.
+		_, err := lookup(ctx, s, ref, all[0].ClientMsgID)
+		wantNotFound(t, "lookup of a trimmed turn", err)
+		got, err := lookup(ctx, s, ref, want[0].ClientMsgID)
 		if err != nil || got.ID != want[0].ID {
-			t.Errorf("Lookup of the oldest retained turn: got %q, %v; want %q", got.ID, err, want[0].ID)
+			t.Errorf("lookup of the oldest retained turn: got %q, %v; want %q", got.ID, err, want[0].ID)
 		}
 	})
 
@@ -159,8 +173,8 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		wantNotFound(t, "Load", err)
 		_, err = s.Append(ctx, other, testTurn(2, "m2"), 0)
 		wantNotFound(t, "Append", err)
-		_, err = s.Lookup(ctx, other, "m1")
-		wantNotFound(t, "Lookup", err)
+		_, err = lookup(ctx, s, other, "m1")
+		wantNotFound(t, "lookup", err)
 		wantNotFound(t, "Delete", s.Delete(ctx, other))
 		if diff := cmp.Diff(mustLoad(t, s, ref), []Turn{turn}); diff != "" {
 			t.Errorf("owner's Load after the intruder (-got +want):\n%s", diff)
@@ -176,8 +190,8 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		mustAppend(t, s, a, ta)
 		_, err := s.Load(ctx, b)
 		wantNotFound(t, "Load in the other tenant", err)
-		_, err = s.Lookup(ctx, b, "m1")
-		wantNotFound(t, "Lookup in the other tenant", err)
+		_, err = lookup(ctx, s, b, "m1")
+		wantNotFound(t, "lookup in the other tenant", err)
 		wantNotFound(t, "Delete in the other tenant", s.Delete(ctx, b))
 		if got := mustAppend(t, s, b, tb); got.ID != tb.ID {
 			t.Errorf("Append in the other tenant with the same client msg id returned turn %q, want its own %q", got.ID, tb.ID)
@@ -267,8 +281,8 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		_, err := s.Load(ctx, ref)
 		wantNotFound(t, "Load after Delete", err)
-		_, err = s.Lookup(ctx, ref, "m1")
-		wantNotFound(t, "Lookup after Delete", err)
+		_, err = lookup(ctx, s, ref, "m1")
+		wantNotFound(t, "lookup after Delete", err)
 		wantNotFound(t, "second Delete", s.Delete(ctx, ref))
 		// The idempotency data went too: the same client msg id stores a new turn.
 		again := testTurn(2, "m1")
@@ -286,19 +300,19 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		want := testTurn(1, "m1")
 		mustAppend(t, s, ref, want)
 		mustAppend(t, s, ref, testTurn(2, "m2"))
-		got, err := s.Lookup(ctx, ref, "m1")
+		got, err := lookup(ctx, s, ref, "m1")
 		if err != nil {
-			t.Fatalf("Lookup: %v", err)
+			t.Fatalf("lookup: %v", err)
 		}
 		if diff := cmp.Diff(got, want); diff != "" {
-			t.Errorf("Lookup (-got +want):\n%s", diff)
+			t.Errorf("lookup (-got +want):\n%s", diff)
 		}
-		_, err = s.Lookup(ctx, ref, "unknown")
-		wantNotFound(t, "Lookup of an unknown id", err)
-		_, err = s.Lookup(ctx, ref, "")
-		wantNotFound(t, "Lookup of an empty id", err)
-		_, err = s.Lookup(ctx, testRef("acme", "u1"), "m1")
-		wantNotFound(t, "Lookup in a missing session", err)
+		_, err = lookup(ctx, s, ref, "unknown")
+		wantNotFound(t, "lookup of an unknown id", err)
+		_, err = lookup(ctx, s, ref, "")
+		wantNotFound(t, "lookup of an empty id", err)
+		_, err = lookup(ctx, s, testRef("acme", "u1"), "m1")
+		wantNotFound(t, "lookup in a missing session", err)
 	})
 
 	t.Run("load recent", func(t *testing.T) {
