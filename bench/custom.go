@@ -116,6 +116,9 @@ func scenarioConnections(ctx context.Context, b *bench) (*Report, error) {
 	var peakRSS int64
 	var peakOpen int64
 	var peakGoroutines float64
+	profiled := false
+	var prof sync.WaitGroup
+	defer prof.Wait()
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -132,6 +135,10 @@ sample:
 			}
 			if o > peakOpen {
 				peakOpen = o
+				if b.memprofile != "" && !profiled && o >= int64(n)*95/100 {
+					profiled = true // once, with nearly every conversation open
+					prof.Go(func() { b.heapProfile(ctx, f.proc.name, f.admin) })
+				}
 				if g, err := metric(ctx, "http://"+f.addr+"/metrics", "go_goroutines"); err == nil {
 					peakGoroutines = g
 				}

@@ -52,7 +52,7 @@ type fengdaRun struct {
 	*proc
 	secrets  map[tenant.ID]string
 	prefix   string // its Redis key prefix
-	admin    string // its pprof listener, when -cpuprofile asks for one
+	admin    string // its pprof listener, when -cpuprofile or -memprofile asks for one
 	registry *tenant.Registry
 }
 
@@ -162,7 +162,7 @@ tenants:
 %s`, addr, turn, o.store, b.redisURL, prefix, o.workers, o.backlog, queue, filepath.Join(b.dir, name+"-jetstream"),
 		"BENCH_"+randomHex(4), "bench."+randomHex(4), maxWait, rateStore, level, tenantsYAML.String())
 	admin := ""
-	if b.cpuprofile != "" {
+	if b.cpuprofile != "" || b.memprofile != "" {
 		if admin, err = freeAddr(); err != nil {
 			return nil, err
 		}

@@ -43,6 +43,7 @@ type bench struct {
 	conns            int
 	hold             time.Duration
 	cpuprofile       string
+	memprofile       string
 	jsonOut          bool
 	out              io.Writer
 
@@ -81,6 +82,7 @@ func run(args []string) error {
 	fl.StringVar(&b.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for the redis-store runs")
 	fl.StringVar(&b.logLevel, "log-level", "info", "Fengda's log level (its log goes to a file, as in production)")
 	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of Fengda, taken during its first measured window, to this file")
+	fl.StringVar(&b.memprofile, "memprofile", "", "write a heap profile of Fengda, taken at the end of its first measured window (connections: when the most conversations are open), to this file")
 	fl.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
 	fl.StringVar(&b.against, "against", "", "faq, llm, latency, stream: also measure Fengda built at this git revision, in the same interleaved rounds; burst: run the burst against it too, after")
 	role := fl.String("role", "", "internal: serve as hello | proxy | model on -addr")

@@ -67,8 +67,17 @@ func (b *bench) compare(ctx context.Context, rep *Report, clients int, targets [
 			var cpu0 atomic.Int64
 			mark := time.AfterFunc(b.warmup, func() { cpu0.Store(int64(t.proc.cpu())) })
 			var prof sync.WaitGroup
-			if round == 0 && t.admin != "" {
+			if round == 0 && t.admin != "" && b.cpuprofile != "" {
 				prof.Go(func() { b.profile(ctx, t) })
+			}
+			if round == 0 && t.admin != "" && b.memprofile != "" {
+				// Near the end of the measured window, while the load still runs.
+				at := time.Now().Add(b.warmup + b.duration*9/10)
+				prof.Go(func() {
+					if sleepUntil(ctx, at); ctx.Err() == nil {
+						b.heapProfile(ctx, t.name, t.admin)
+					}
+				})
 			}
 			res := l.Run(ctx)
 			mark.Stop()
@@ -94,25 +103,37 @@ func (b *bench) profile(ctx context.Context, t target) {
 		return
 	}
 	secs := max(int(b.duration.Seconds()), 1)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.admin, secs), nil)
+	b.saveProfile(ctx, t.name, "CPU", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.admin, secs), b.cpuprofile)
+}
+
+// heapProfile saves a heap profile of the Fengda named name, taken now from its admin
+// listener, to -memprofile with the name added before the extension.
+func (b *bench) heapProfile(ctx context.Context, name, admin string) {
+	b.saveProfile(ctx, name, "heap", "http://"+admin+"/debug/pprof/heap", b.memprofile)
+}
+
+// saveProfile fetches the profile at url into file, with name added before its
+// extension, and says where it is.
+func (b *bench) saveProfile(ctx context.Context, name, kind, url, file string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintf(errOut, "bench: profile of %s: %v\n", t.name, err)
+		fmt.Fprintf(errOut, "bench: %s profile of %s: %v\n", kind, name, err)
 		return
 	}
 	defer resp.Body.Close()
-	ext := filepath.Ext(b.cpuprofile)
-	path := strings.TrimSuffix(b.cpuprofile, ext) + "-" + t.name + ext
+	ext := filepath.Ext(file)
+	path := strings.TrimSuffix(file, ext) + "-" + name + ext
 	out, err := os.Create(path)
 	if err == nil {
 		_, err = io.Copy(out, resp.Body)
 		err = errors.Join(err, out.Close())
 	}
 	if err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(errOut, "bench: profile of %s: %v %s\n", t.name, err, resp.Status)
+		fmt.Fprintf(errOut, "bench: %s profile of %s: %v %s\n", kind, name, err, resp.Status)
 		return
 	}
-	fmt.Fprintf(errOut, "bench: CPU profile of %s in %s (go tool pprof -top %s)\n", t.name, path, path)
+	fmt.Fprintf(errOut, "bench: %s profile of %s in %s (go tool pprof -top %s)\n", kind, name, path, path)
 }
 
 func fengdaUsers(f *fengdaRun, stream bool) func(int) user {
