@@ -84,6 +84,13 @@ func run(args []string) error {
 	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of Fengda, taken during its first measured window, to this file")
 	fl.StringVar(&b.memprofile, "memprofile", "", "write a heap profile of Fengda, taken at the end of its first measured window (connections: when the most conversations are open), to this file")
 	fl.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
+	fl.Func("fengda-env", "KEY=VALUE added to the environment of every Fengda under test (repeatable), e.g. GOGC=200", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		b.fengdaEnv = append(b.fengdaEnv, v)
+		return nil
+	})
 	fl.StringVar(&b.against, "against", "", "faq, llm, latency, stream: also measure Fengda built at this git revision, in the same interleaved rounds; burst: run the burst against it too, after")
 	role := fl.String("role", "", "internal: serve as hello | proxy | model on -addr")
 	addr := fl.String("addr", "", "internal: the role's listen address")
