@@ -17,7 +17,7 @@ import (
 )
 
 // NewHTTPClient returns the client meant to be shared by every upstream: connections are
-// kept alive (up to 64 idle per host, so a burst does not dial again), HTTP/2 is used
+// kept alive (up to 512 idle per host, so a burst does not dial again), HTTP/2 is used
 // when the server offers it, and dialing and TLS handshakes are bounded. It has no
 // overall timeout: each call's deadline comes from its context, and a stream may
 // legitimately last longer than any single figure.
@@ -37,6 +37,12 @@ func NewHTTPClient() *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   3 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		// A connection keeps its read buffer for as long as it lives, and a streamed
+		// answer holds one open for the whole answer while it reads events of a few
+		// hundred bytes: 2 KiB instead of 4 holds a JSON answer's usual size and is
+		// 1.5 KiB less per open conversation (bench connections scenario). Longer
+		// headers and bodies are still read whole, in more reads.
+		ReadBufferSize: 2 << 10,
 	}}
 }
 
