@@ -463,3 +463,49 @@ func sleepUntil(ctx context.Context, t time.Time) {
 	case <-ctx.Done():
 	}
 }
+
+// floorSamples is how many round trips each floor is the median of.
+const floorSamples = 2000
+
+// latencyFloor measures, one request at a time, what the loopback costs the path a
+// turn takes beyond calling the model directly: one more HTTP round trip (the client
+// to Fengda; the bare handler's median) and two Redis round trips (PING's median). Their
+// sum is the least a Fengda turn can add on this machine with nothing else running.
+func (b *bench) latencyFloor(ctx context.Context, rep *Report) error {
+	hello, err := b.role("hello")
+	if err != nil {
+		return err
+	}
+	res := Load{Name: "hello", Clients: 1, Duration: time.Second, Warmup: 200 * time.Millisecond,
+		NewUser: func(int) user { return &helloUser{c: newConn(hello.addr, 0)} }}.Run(ctx)
+	if res.OK == 0 {
+		return fmt.Errorf("latency floor: the bare handler answered nothing (%v)", res.Errors)
+	}
+	httpRTT := res.Latency.Quantile(0.5)
+
+	opt, err := redis.ParseURL(b.redisURL)
+	if err != nil {
+		return err
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	var h Histogram
+	for i := range floorSamples + floorSamples/10 {
+		t := time.Now()
+		if err := c.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("latency floor: redis: %w", err)
+		}
+		if i >= floorSamples/10 { // the first tenth warms up
+			h.Record(time.Since(t))
+		}
+	}
+	redisRTT := h.Quantile(0.5)
+
+	floor := httpRTT + 2*redisRTT
+	rep.Figures["floor_http_rtt_p50_ms"] = ms(httpRTT)
+	rep.Figures["floor_redis_rtt_p50_ms"] = ms(redisRTT)
+	rep.Figures["floor_added_p50_ms"] = ms(floor)
+	rep.Notes = append(rep.Notes, fmt.Sprintf("floor: one request at a time, an HTTP round trip to the bare handler takes %.3f ms and a Redis PING %.3f ms (medians); a turn's one more hop and two Redis round trips add at least %.3f ms on this machine", ms(httpRTT), ms(redisRTT), ms(floor)))
+	fmt.Fprintf(errOut, "bench: latency floor: HTTP round trip %.3f ms, Redis round trip %.3f ms: at least %.3f ms added\n", ms(httpRTT), ms(redisRTT), ms(floor))
+	return nil
+}

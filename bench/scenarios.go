@@ -254,6 +254,9 @@ func scenarioLatency(ctx context.Context, b *bench) (*Report, error) {
 	}
 	defer cleanOld()
 	rep := newReport("latency", fmt.Sprintf("model stand-in taking 50 ms (JSON), Redis store; %s; %d clients × %s", b.mode(), clients, b.duration), b.rounds)
+	if err := b.latencyFloor(ctx, rep); err != nil {
+		return nil, err
+	}
 	err = b.compare(ctx, rep, clients, slices.Concat([]target{
 		{name: "direct", proc: m, newUser: modelUsers(m.addr, false)},
 		{name: "fengda-llm", proc: f.proc, admin: f.admin, newUser: fengdaUsers(f, false)},
