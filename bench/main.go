@@ -81,8 +81,8 @@ func run(args []string) error {
 	fl.DurationVar(&b.hold, "hold", 30*time.Second, "connections: how long each conversation's stream lasts")
 	fl.StringVar(&b.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for the redis-store runs")
 	fl.StringVar(&b.logLevel, "log-level", "info", "Fengda's log level (its log goes to a file, as in production)")
-	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of Fengda, taken during its first measured window, to this file")
-	fl.StringVar(&b.memprofile, "memprofile", "", "write a heap profile of Fengda, taken at the end of its first measured window (connections: when the most conversations are open), to this file")
+	fl.StringVar(&b.cpuprofile, "cpuprofile", "", "faq, llm, latency, stream: write a CPU profile of Fengda, taken during its first measured window, to this file")
+	fl.StringVar(&b.memprofile, "memprofile", "", "faq, llm, latency, stream, connections: write a heap profile of Fengda, taken near the end of its first measured window (connections: with nearly every conversation open), to this file")
 	fl.BoolVar(&b.jsonOut, "json", false, "print the report as JSON")
 	fl.Func("fengda-env", "KEY=VALUE added to the environment of every Fengda under test (repeatable), e.g. GOGC=200", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
