@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,6 +46,9 @@ type Check struct {
 	Value  float64 `json:"value"`
 	Target string  `json:"target"`
 	Holds  bool    `json:"holds"`
+	// Rounds are the figure of each round, in order, when Value is their median: how
+	// far they spread says how much one run on this machine can be trusted.
+	Rounds []float64 `json:"rounds,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -91,26 +95,36 @@ func (rep *Report) field(name string, f func(Run) float64) float64 {
 	return median(xs)
 }
 
-// ratio is the median over rounds of a's figure divided by b's in the same round.
-func (rep *Report) ratio(a, b string, f func(Run) float64) float64 {
+// ratios is, for each round, a's figure divided by b's in the same round.
+func (rep *Report) ratios(a, b string, f func(Run) float64) []float64 {
 	var xs []float64
 	for i, ra := range rep.Runs[a] {
 		if i < len(rep.Runs[b]) && f(rep.Runs[b][i]) != 0 {
 			xs = append(xs, f(ra)/f(rep.Runs[b][i]))
 		}
 	}
-	return median(xs)
+	return xs
 }
 
-// diff is the median over rounds of a's figure minus b's in the same round.
-func (rep *Report) diff(a, b string, f func(Run) float64) float64 {
+// ratio is the median over rounds of a's figure divided by b's in the same round.
+func (rep *Report) ratio(a, b string, f func(Run) float64) float64 {
+	return median(rep.ratios(a, b, f))
+}
+
+// diffs is, for each round, a's figure minus b's in the same round.
+func (rep *Report) diffs(a, b string, f func(Run) float64) []float64 {
 	var xs []float64
 	for i, ra := range rep.Runs[a] {
 		if i < len(rep.Runs[b]) {
 			xs = append(xs, f(ra)-f(rep.Runs[b][i]))
 		}
 	}
-	return median(xs)
+	return xs
+}
+
+// diff is the median over rounds of a's figure minus b's in the same round.
+func (rep *Report) diff(a, b string, f func(Run) float64) float64 {
+	return median(rep.diffs(a, b, f))
 }
 
 func (rep *Report) check(name string, v float64, atLeast bool, target float64, unit string) {
@@ -121,6 +135,13 @@ func (rep *Report) check(name string, v float64, atLeast bool, target float64, u
 		c.Target, c.Holds = fmt.Sprintf("≤ %g%s", target, unit), v <= target
 	}
 	rep.Checks = append(rep.Checks, c)
+}
+
+// checkRounds is check of the median of rounds, the figure of each round, which the
+// check keeps and prints beside it.
+func (rep *Report) checkRounds(name string, rounds []float64, atLeast bool, target float64, unit string) {
+	rep.check(name, median(rounds), atLeast, target, unit)
+	rep.Checks[len(rep.Checks)-1].Rounds = rounds
 }
 
 // finish computes the medians of every target.
@@ -178,7 +199,15 @@ func (rep *Report) print(w io.Writer) {
 		if !c.Holds {
 			verdict = "DOES NOT HOLD"
 		}
-		fmt.Fprintf(w, "check %-40s %10.3f  target %-10s %s\n", c.Name, c.Value, c.Target, verdict)
+		rounds := ""
+		if len(c.Rounds) > 1 {
+			parts := make([]string, len(c.Rounds))
+			for i, x := range c.Rounds {
+				parts[i] = strconv.FormatFloat(x, 'f', 3, 64)
+			}
+			rounds = "  (rounds: " + strings.Join(parts, ", ") + ")"
+		}
+		fmt.Fprintf(w, "check %-40s %10.3f  target %-10s %s%s\n", c.Name, c.Value, c.Target, verdict, rounds)
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
