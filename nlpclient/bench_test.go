@@ -77,7 +77,7 @@ func BenchmarkFAQReferences(b *testing.B) {
 
 // followUpRequests returns the written follow-ups of a knowledge base (testdata/eval-synth),
 // each with its first question and the engine's answer to it as history.
-func followUpRequests(b *testing.B, f *FAQ, name string) []Request {
+func followUpRequests(b testing.TB, f *FAQ, name string) []Request {
 	b.Helper()
 	_, fus := loadSets(b, "eval-synth", name)
 	reqs := make([]Request, len(fus))

@@ -62,7 +62,7 @@ func (t cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // benchLLM returns an LLM of the bank's knowledge base that calls client.
-func benchLLM(b *testing.B, baseURL string, client *http.Client, prompt string) *LLM {
+func benchLLM(b testing.TB, baseURL string, client *http.Client, prompt string) *LLM {
 	b.Helper()
 	l, err := NewLLM(LLMConfig{BaseURL: baseURL, Model: "bench-model", SystemPrompt: prompt}, LLMDeps{Client: client, FAQ: NewSwap(newTestFAQ(b, "bank-zh"))})
 	if err != nil {

@@ -54,7 +54,7 @@ func benchLoad(b *testing.B, s Store) {
 	}
 }
 
-func newBenchMemoryStore(b *testing.B) *MemoryStore {
+func newBenchMemoryStore(b testing.TB) *MemoryStore {
 	s, err := NewMemoryStore(MemoryConfig{})
 	if err != nil {
 		b.Fatal(err)

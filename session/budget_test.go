@@ -1,0 +1,70 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"runtime/debug"
+	"strconv"
+	"testing"
+
+	"github.com/fengda-ai/fengda/internal/race"
+)
+
+// The allocation budgets of the session store's hot path (see the same test in
+// nlpclient): held so that a change adding allocations fails here; raise a budget with
+// the benchmark's figure if the change is worth it.
+func TestAllocationBudgets(t *testing.T) {
+	if race.Enabled {
+		t.Skip("allocation counts differ under the race detector; .ci/run checks them without it")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	ctx := context.Background()
+	turn := codecBenchTurn()
+	data, err := json.Marshal(turn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := string(data)
+	mem := newBenchMemoryStore(t)
+	ref := testRef("acme", "u1")
+	turns := make([]Turn, 200) // more than AllocsPerRun's calls: each is a new turn
+	for i := range turns {
+		turns[i] = benchTurn(i)
+		turns[i].ClientMsgID = strconv.Itoa(i)
+	}
+	n := 0
+	for _, b := range []struct {
+		name   string // and the benchmark that measures it
+		budget float64
+		run    func()
+	}{
+		{"stored turn encoded (BenchmarkTurnCodec/encode/fast)", 1, func() {
+			if _, err := encodeTurn(make([]byte, 0, turnSizeHint(&turn)), &turn); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"stored turn decoded (BenchmarkTurnCodec/decode/fast)", 1, func() {
+			var got Turn
+			if err := decodeTurnString(reply, &got); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"memory store, turn appended (BenchmarkMemoryStoreAppend)", 2, func() {
+			if _, err := mem.Append(ctx, ref, turns[n], 0); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}},
+		{"memory store, the newest turn read and a client message id looked for (LoadRecent)", 3, func() {
+			if _, err := mem.LoadRecent(ctx, ref, 1, "", "m-new"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		if got := testing.AllocsPerRun(100, b.run); got > b.budget {
+			t.Errorf("%s: %.2f allocations, budget %g", b.name, got, b.budget)
+		} else {
+			t.Logf("%s: %.2f allocations, budget %g", b.name, got, b.budget)
+		}
+	}
+}
