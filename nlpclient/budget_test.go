@@ -3,28 +3,17 @@ package nlpclient
 import (
 	"context"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"testing"
 
-	"github.com/fengda-ai/fengda/internal/race"
+	"github.com/fengda-ai/fengda/internal/allocbudget"
 )
 
-// The hot path's allocation budgets: what each step of answering a turn allocates now
-// (the benchmarks named beside each, with -benchmem, measure the same), held so that a
-// change adding allocations to it fails here. If the change is worth its allocations,
-// raise the budget with the benchmark's figure in the same commit.
-//
-// The budgets are checked without the race detector, which makes sync.Pool drop what it
-// is given at random: .ci/run runs these tests a second time without -race. The
-// collector is off while they run, as it would empty the pools at any moment. A
-// budget is an average per call where the calls differ (the FAQ's over every query of
-// its evaluation set).
+// The allocation budgets of the answer engines' hot path (see package allocbudget).
+// A budget is an average per call where the calls differ (the FAQ's, over every query
+// of its evaluation set).
 func TestAllocationBudgets(t *testing.T) {
-	if race.Enabled {
-		t.Skip("allocation counts differ under the race detector; .ci/run checks them without it")
-	}
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	allocbudget.Start(t)
 	ctx := context.Background()
 	perRequest := func(f *FAQ, reqs []Request) func() float64 {
 		return func() float64 {
@@ -93,10 +82,6 @@ func TestAllocationBudgets(t *testing.T) {
 			})
 		}},
 	} {
-		if got := b.allocs(); got > b.budget {
-			t.Errorf("%s: %.2f allocations, budget %g", b.name, got, b.budget)
-		} else {
-			t.Logf("%s: %.2f allocations, budget %g", b.name, got, b.budget)
-		}
+		allocbudget.Check(t, b.name, b.allocs(), b.budget)
 	}
 }

@@ -3,21 +3,15 @@ package session
 import (
 	"context"
 	"encoding/json"
-	"runtime/debug"
 	"strconv"
 	"testing"
 
-	"github.com/fengda-ai/fengda/internal/race"
+	"github.com/fengda-ai/fengda/internal/allocbudget"
 )
 
-// The allocation budgets of the session store's hot path (see the same test in
-// nlpclient): held so that a change adding allocations fails here; raise a budget with
-// the benchmark's figure if the change is worth it.
+// The allocation budgets of the session store's hot path (see package allocbudget).
 func TestAllocationBudgets(t *testing.T) {
-	if race.Enabled {
-		t.Skip("allocation counts differ under the race detector; .ci/run checks them without it")
-	}
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	allocbudget.Start(t)
 	ctx := context.Background()
 	turn := codecBenchTurn()
 	data, err := json.Marshal(turn)
@@ -61,10 +55,6 @@ func TestAllocationBudgets(t *testing.T) {
 			}
 		}},
 	} {
-		if got := testing.AllocsPerRun(100, b.run); got > b.budget {
-			t.Errorf("%s: %.2f allocations, budget %g", b.name, got, b.budget)
-		} else {
-			t.Logf("%s: %.2f allocations, budget %g", b.name, got, b.budget)
-		}
+		allocbudget.Check(t, b.name, testing.AllocsPerRun(100, b.run), b.budget)
 	}
 }
