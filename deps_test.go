@@ -19,9 +19,11 @@ func TestImportDirection(t *testing.T) {
 	// session; nlpclient and tenant import nothing of ours.
 	allowed := map[string][]string{
 		"internal/jsonw": {},
-		"tenant":         {},
-		"nlpclient":      {},
-		"queue":          {"tenant"},
+		// The allocation budgets' checks, imported by tests only.
+		"internal/allocbudget": {},
+		"tenant":               {},
+		"nlpclient":            {},
+		"queue":                {"tenant"},
 		// Imported by the tests of queue itself, so it may import nothing of ours.
 		"queue/queuetest": {},
 		"session":         {"tenant", "internal/jsonw"},
