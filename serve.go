@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/queue"
+	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/tenant"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// runServe serves until ctx ends: fengda [serve] [-config FILE].
+func runServe(ctx context.Context, args []string, p process) error {
+	fl := flag.NewFlagSet("fengda", flag.ContinueOnError)
+	fl.SetOutput(p.stdout)
+	configPath := fl.String("config", "", "config file (default ./config.yaml, else the built-in one)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unknown command %q (commands: serve, token, eval, healthcheck, version)", fl.Arg(0))
+	}
+	cfg, source, err := loadConfig(*configPath, p.getenv)
+	if err != nil {
+		return err
+	}
+	log, files, err := newLogger(cfg.Log, cfg.Tenants, p.logs)
+	if err != nil {
+		return err
+	}
+	if files != nil {
+		defer func() { _ = files.Close() }()
+	}
+	if p.exitLog != nil {
+		p.exitLog.Store(log)
+		defer p.exitLog.Store(nil)
+	}
+	defer func() { _ = log.Sync() }()
+	return serve(ctx, cfg, source, p, log, files)
+}
+
+// serve builds every module, runs them, and shuts them down in reverse order. files
+// are the tenant log files, nil when log.tenant_dir is off.
+func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *tenant.LogFiles) error {
+	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
+		zap.Object("config", effectiveConfig(cfg)))
+	// Tenants and their answer engines.
+	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv)
+	if err != nil {
+		return fmt.Errorf("tenants: %w", err)
+	}
+	metrics := gateway.NewMetrics()
+	engines, err := buildAnswerers(tenants)
+	if err != nil {
+		return err
+	}
+	answerers, err := buildModels(tenants, engines, p.getenv, metrics, log)
+	if err != nil {
+		return err
+	}
+
+	// Session store.
+	store, closeStore, err := buildStore(ctx, cfg.Session, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	// Spillover queue.
+	q, err := openQueue(ctx, cfg.Queue, tenants, metrics, log)
+	if err != nil {
+		return err
+	}
+	if err := shareRevocations(ctx, q, tenants, log); err != nil {
+		if q != nil {
+			_ = q.Drain(context.Background())
+		}
+		return err
+	}
+	spill := dialogue.Spill{Queue: q}
+	if q != nil {
+		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
+		spill.Observe, spill.Worked = metrics.ObserveSpill, metrics.ObserveQueuedWorked
+		// Closes the connection if serving never starts; a no-op after the drain below.
+		defer func() { _ = q.Drain(context.Background()) }()
+	}
+
+	// Dialogue engine and HTTP edge.
+	engine, err := dialogue.New(cfg.Dialogue, dialogue.Deps{
+		Store:     store,
+		Answerers: answerers,
+		Tenants:   tenants,
+		Observe:   metrics.ObserveStage,
+		Spill:     spill,
+		Log:       log,
+	})
+	if err != nil {
+		return err
+	}
+	gwCfg := cfg.Server.Config
+	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
+	gwCfg.Version = buildVersion()
+	gwCfg.Demo = cfg.Demo
+	if q != nil {
+		gwCfg.QueueWait = cfg.Queue.MaxWait
+	}
+	srv, err := gateway.New(gwCfg, engine, tenants, metrics, log)
+	if err != nil {
+		return err
+	}
+	if cfg.RateLimit.Enabled && cfg.RateLimit.Store == "redis" {
+		// A client of its own, so that limit checks and session traffic never wait for
+		// each other's connections.
+		redis.SetLogger(redisLogger{log.Named("redis")})
+		rc := cfg.Session.Redis
+		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
+			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
+		if err != nil {
+			return fmt.Errorf("session.redis.url: %w", err)
+		}
+		defer func() { _ = client.Close() }()
+		limiter, err := session.NewRedisLimiter(client, session.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
+		if err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		if err := srv.SetRateStore(limiter, gateway.RateStoreOptions{Timeout: cfg.RateLimit.Timeout, Backoff: cfg.RateLimit.Backoff}); err != nil {
+			return fmt.Errorf("ratelimit: %w", err)
+		}
+		log.Info("rate limits shared through redis", zap.String("at", redactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("server.addr: %w", err)
+	}
+	var adminLn net.Listener
+	if cfg.Server.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("server.admin_addr: %w", err)
+		}
+		log.Info("admin listener (pprof) open", zap.String("addr", adminLn.Addr().String()))
+	}
+
+	log.Info("fengda listening",
+		zap.String("addr", ln.Addr().String()),
+		zap.String("version", buildVersion()),
+		zap.String("config", source),
+		zap.String("session_store", cfg.Session.Store),
+		zap.String("queue", cfg.Queue.Mode),
+		zap.Int("tenants", len(tenants.Tenants())),
+		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
+		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
+	if cfg.Demo.Enabled {
+		log.Warn("demo mode is on: GET / serves the demo chat page and POST /v1/demo/token gives anyone a token for the demo tenants; set demo.enabled false (FENGDA_DEMO_ENABLED=false) for real users",
+			zap.Strings("demo_tenants", srv.DemoTenants()))
+	}
+	if p.ready != nil {
+		p.ready(ln.Addr())
+	}
+
+	// Shutdown, when ctx ends (SIGTERM), is the reverse of start. The gateway answers
+	// /readyz with 503 at once and keeps serving for server.drain_delay while load
+	// balancers catch up; then it stops accepting and finishes the requests in flight
+	// (JSON turns get their answer, SSE streams finish their turn and get a shutdown
+	// event; requests waiting for a queued turn get its id to poll with halfway through
+	// server.shutdown_timeout), while this process still works the queue. Then the queue
+	// stops pulling and finishes and acknowledges the turns it took; then the engine
+	// drains its accepted turns; then the admin listener and the store close (the store
+	// deferred above), and runWith flushes the log.
+	g, gctx := errgroup.WithContext(ctx)
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	g.Go(func() error { return engine.Run(engineCtx) })
+	if q != nil {
+		g.Go(func() error {
+			// Not gctx: the drain below, not a cancel, ends consuming.
+			return q.Consume(context.WithoutCancel(ctx), cfg.Dialogue.Workers, engine.HandleQueued)
+		})
+	}
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	if adminLn != nil {
+		g.Go(func() error { return gateway.RunAdmin(adminCtx, adminLn, log) })
+	}
+	release := cfg.Server.DrainDelay + cfg.Server.ShutdownTimeout/2
+	stopRelease := context.AfterFunc(gctx, func() { engine.ReleaseWaiters(release) })
+	defer stopRelease()
+	g.Go(func() error {
+		defer stopAdmin() // last: a slow shutdown can still be profiled
+		defer stopEngine()
+		err := srv.Run(gctx, ln)
+		if q != nil {
+			// In-flight queued turns end within their deadline plus storing them.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.RequestTimeout+cfg.Dialogue.StoreTimeout+time.Second)
+			defer cancel()
+			if derr := q.Drain(dctx); derr != nil {
+				log.Warn("queue drain incomplete; unacknowledged turns are delivered again", zap.Error(derr))
+			} else {
+				log.Info("spillover queue drained: the turns taken are answered and acknowledged")
+			}
+		}
+		return err
+	})
+	g.Go(func() error {
+		reloadKBs(gctx, p.reload, tenants, engines, files, log)
+		return nil
+	})
+	err = g.Wait()
+	log.Info("fengda stopped")
+	return err
+}
+
+// openQueue opens the spillover queue, or returns nil when queue.mode is off, and
+// registers its backlog metrics.
+func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, metrics *gateway.Metrics, log *zap.Logger) (*queue.Queue, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	ids := make([]tenant.ID, 0, len(tenants.Tenants()))
+	for _, t := range tenants.Tenants() {
+		ids = append(ids, t.ID)
+	}
+	q, err := queue.Open(ctx, cfg, ids, log.Named("queue"))
+	if err != nil {
+		return nil, err
+	}
+	if err := metrics.Registry().Register(q.Collector()); err != nil {
+		_ = q.Drain(ctx)
+		return nil, fmt.Errorf("queue metrics: %w", err)
+	}
+	where := cfg.DataDir
+	if cfg.Mode == queue.ModeExternal {
+		where = redactURLs(cfg.URL)
+	}
+	log.Info("spillover queue open", zap.String("mode", cfg.Mode), zap.String("at", where), zap.String("stream", cfg.Stream))
+	return q, nil
+}
+
+// revocationBoard is the name of the queue's board of revoked tokens.
+const revocationBoard = "REVOKED"
+
+// shareRevocations makes token revocations reach every replica within a second: they
+// travel on a board of the queue's server that each replica watches into the registry's
+// in-memory set, records already there applied before serving. With the queue off they
+// apply to this process only.
+func shareRevocations(ctx context.Context, q *queue.Queue, tenants *tenant.Registry, log *zap.Logger) error {
+	if q == nil {
+		log.Info("queue.mode is off: token revocations apply to this process only")
+		return nil
+	}
+	board, err := q.Board(ctx, revocationBoard, tenant.RevocationRetention)
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	rlog := log.Named("revocations")
+	// Not ctx: revocations stay in force while the server drains; the watch ends when
+	// the queue closes.
+	err = board.Watch(context.WithoutCancel(ctx), func(key string, value []byte) {
+		if err := tenants.ApplyRevocation(key, value); err != nil {
+			rlog.Warn("revocation record ignored", zap.Error(err))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("revocations: %w", err)
+	}
+	tenants.SetBroadcast(board.Put)
+	return nil
+}
+
+// redactURLs masks the passwords of a comma-separated list of URLs, for logging. An
+// entry without a scheme (a cluster's further host:port) is kept, unless it holds
+// credentials.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if !strings.Contains(p, "://") {
+			if at := strings.LastIndex(p, "@"); at >= 0 {
+				parts[i] = "xxxxx" + p[at:]
+			}
+			continue
+		}
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else {
+			parts[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be
+// reloaded while it serves.
+func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*nlpclient.Swap, error) {
+	out := make(map[tenant.ID]*nlpclient.Swap)
+	for _, t := range tenants.Tenants() {
+		faq, err := loadFAQ(t)
+		if err != nil {
+			return nil, err
+		}
+		out[t.ID] = nlpclient.NewSwap(faq)
+	}
+	return out, nil
+}
+
+// buildModels returns each tenant's answer engine: its FAQ engine, or for engine kind
+// "openai" a model client grounded on that FAQ engine and falling back to it. All model
+// clients share one HTTP client; each has its own breaker and bulkhead.
+func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, getenv func(string) string,
+	metrics *gateway.Metrics, log *zap.Logger) (map[tenant.ID]dialogue.Answerer, error) {
+	out := make(map[tenant.ID]dialogue.Answerer, len(faqs))
+	var client *http.Client
+	for _, t := range tenants.Tenants() {
+		if t.Engine.Kind != tenant.EngineOpenAI {
+			out[t.ID] = faqs[t.ID]
+			continue
+		}
+		l := t.Engine.LLM
+		cfg := nlpclient.LLMConfig{
+			Upstream: l.Upstream, BaseURL: l.BaseURL, Model: l.Model,
+			Temperature: l.Temperature, MaxTokens: l.MaxTokens, SystemPrompt: l.SystemPrompt,
+			References: l.References, HistoryBudget: l.HistoryChars,
+			Timeout: l.Timeout, FirstToken: l.FirstTokenTimeout, IdleTimeout: l.IdleTimeout,
+			MaxRetries: l.MaxRetries, BreakerFailures: l.BreakerFailures, BreakerDelay: l.BreakerDelay,
+			MaxConcurrent: l.MaxConcurrent, HedgeDelay: l.HedgeDelay,
+		}
+		if l.APIKey != (tenant.Secret{}) {
+			key, err := tenant.ResolveSecret(l.APIKey, getenv)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: engine.llm.api_key: %w", t.ID, err)
+			}
+			cfg.APIKey = string(key)
+		}
+		cfg.Upstream = cfg.UpstreamName()
+		if client == nil {
+			client = nlpclient.NewHTTPClient()
+		}
+		m, err := nlpclient.NewLLM(cfg, nlpclient.LLMDeps{
+			Client:   client,
+			FAQ:      faqs[t.ID],
+			Fallback: t.FallbackAnswer,
+			Observer: metrics.Upstream(t.ID, cfg.Upstream),
+			Log:      log.With(zap.String("tenant", t.ID.String())),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: engine.llm: %w", t.ID, err)
+		}
+		out[t.ID] = m
+		log.Info("model engine configured", zap.String("tenant", t.ID.String()),
+			zap.String("upstream", cfg.Upstream), zap.String("model", cfg.Model))
+	}
+	return out, nil
+}
+
+// buildStore opens the configured session store and returns how to close it.
+func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialogue.Store, func(), error) {
+	if cfg.Store == "memory" {
+		s, err := session.NewMemoryStore(session.MemoryConfig{
+			MaxTurns: cfg.MaxTurns, TTL: cfg.TTL, MaxBytes: cfg.Memory.MaxBytes,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("session: %w", err)
+		}
+		return s, func() {}, nil
+	}
+	redis.SetLogger(redisLogger{log.Named("redis")})
+	client, err := session.NewRedisClient(session.RedisClientConfig{
+		URL:          cfg.Redis.URL,
+		MasterName:   cfg.Redis.MasterName,
+		DialTimeout:  cfg.Redis.DialTimeout,
+		ReadTimeout:  cfg.Redis.ReadTimeout,
+		WriteTimeout: cfg.Redis.WriteTimeout,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("session.redis.url: %w", err)
+	}
+	s, err := session.NewRedisStore(client, session.RedisConfig{
+		KeyPrefix: cfg.Redis.KeyPrefix, MaxTurns: cfg.MaxTurns, TTL: cfg.TTL,
+	})
+	if err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("session: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.Redis.DialTimeout)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
+		// Start anyway: /readyz reports it and chat answers 503 until Redis is back.
+		log.Warn("redis not reachable at start", zap.Error(err))
+	}
+	return s, func() { _ = client.Close() }, nil
+}
+
+// redisLogger sends go-redis's own messages (failed dials and the like) to the root
+// logger instead of the standard library's, so they are structured and redacted.
+type redisLogger struct{ log *zap.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
+}

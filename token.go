@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/fengda-ai/fengda/tenant"
+)
+
+// runToken prints a user token: fengda token -tenant ID -user USER [-ttl 1h].
+func runToken(args []string, getenv func(string) string, stdout io.Writer) error {
+	fl := flag.NewFlagSet("token", flag.ContinueOnError)
+	fl.SetOutput(stdout)
+	configPath := fl.String("config", "", "config file")
+	tid := fl.String("tenant", "", "tenant id (required)")
+	user := fl.String("user", "", "user id, the token's sub (required)")
+	ttl := fl.Duration("ttl", time.Hour, "token lifetime, at most 24h")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *tid == "" || *user == "" {
+		return errors.New("token: -tenant and -user are required")
+	}
+	tenants, id, err := registryFor(*configPath, *tid, getenv)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	tok, _, err := tenants.Mint(id, *user, *ttl, time.Now())
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+// registryFor loads the configuration and tenants for a command that names one tenant.
+func registryFor(configPath, tid string, getenv func(string) string) (*tenant.Registry, tenant.ID, error) {
+	id, err := tenant.ParseID(tid)
+	if err != nil {
+		return nil, "", fmt.Errorf("-tenant: %w", err)
+	}
+	cfg, _, err := loadConfig(configPath, getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	tenants, err := tenant.NewRegistry(cfg.Tenants, getenv)
+	if err != nil {
+		return nil, "", fmt.Errorf("tenants: %w", err)
+	}
+	return tenants, id, nil
+}
