@@ -1,27 +1,17 @@
 package main
 
 import (
-	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net"
 	"os"
-	"reflect"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"go.uber.org/zap/zapcore"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/internal/yamlenv"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -172,140 +162,20 @@ func loadConfig(path string, getenv func(string) string) (Config, string, error)
 			data, source = b, "config.yaml"
 		}
 	}
-	data, err := expandEnv(data, getenv)
+	data, err := yamlenv.Expand(data, getenv)
 	if err != nil {
 		return cfg, "", fmt.Errorf("%s: %w", source, err)
 	}
-	if err := decodeStrict(data, &cfg); err != nil {
+	if err := yamlenv.DecodeStrict(data, &cfg); err != nil {
 		return cfg, "", fmt.Errorf("%s: %w", source, err)
 	}
-	if err := applyEnv(&cfg, "FENGDA", getenv); err != nil {
+	if err := yamlenv.ApplyEnv(&cfg, "FENGDA", getenv); err != nil {
 		return cfg, "", err
 	}
 	if err := cfg.validate(); err != nil {
 		return cfg, "", err
 	}
 	return cfg, source, nil
-}
-
-// envRef is a reference to an environment variable inside a config value: ${NAME} or
-// ${NAME:-default}.
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-
-// expandEnv replaces ${NAME} and ${NAME:-default} in the file's scalar values (never in
-// keys, and never as YAML: a value cannot add structure). A reference to an unset
-// variable without a default is an error naming the key. Data without references is
-// returned as is.
-func expandEnv(data []byte, getenv func(string) string) ([]byte, error) {
-	if !envRef.Match(data) {
-		return data, nil
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return data, nil // decodeStrict reports it
-	}
-	var errs []string
-	changed := false
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				walk(n.Content[i+1], joinKey(path, n.Content[i].Value))
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				walk(c, fmt.Sprintf("%s[%d]", path, i))
-			}
-		case yaml.ScalarNode:
-			if !envRef.MatchString(n.Value) {
-				return
-			}
-			n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-				m := envRef.FindStringSubmatch(ref)
-				if v := getenv(m[1]); v != "" {
-					return v
-				}
-				if m[2] == "" {
-					errs = append(errs, fmt.Sprintf("%s: environment variable %s is unset", path, m[1]))
-				}
-				return m[3]
-			})
-			n.Tag, n.Style, changed = "", 0, true // retype: "${N:-8080}" becomes a number
-		}
-	}
-	walk(&root, "")
-	if len(errs) > 0 {
-		return nil, errors.New(strings.Join(errs, "; "))
-	}
-	if !changed {
-		return data, nil
-	}
-	return yaml.Marshal(&root)
-}
-
-// decodeStrict decodes YAML into v, refusing keys that v has no field for. Errors name
-// the dotted key at fault, not only its line.
-func decodeStrict(data []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(v)
-	if err == nil || errors.Is(err, io.EOF) {
-		return nil
-	}
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) != nil {
-		return err
-	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, m := range te.Errors {
-		var line int
-		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr == nil {
-			if key := keyAtLine(&root, "", line); key != "" {
-				m = key + ": " + m
-			}
-		}
-		msgs = append(msgs, m)
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// keyAtLine returns the dotted key of the mapping entry on the given line, if any.
-func keyAtLine(n *yaml.Node, path string, line int) string {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			if k := keyAtLine(c, path, line); k != "" {
-				return k
-			}
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := n.Content[i], n.Content[i+1]
-			p := joinKey(path, key.Value)
-			if key.Line == line {
-				return p
-			}
-			if k := keyAtLine(val, p, line); k != "" {
-				return k
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if k := keyAtLine(c, fmt.Sprintf("%s[%d]", path, i), line); k != "" {
-				return k
-			}
-		}
-	}
-	return ""
 }
 
 func (c *Config) validate() error {
@@ -382,131 +252,8 @@ func loopback(addr string) bool {
 // effectiveConfig is cfg as a tree of keys for the start-up log, every secret masked:
 // a tenant secret shows where it comes from (env:NAME, file:PATH) but never an inline
 // value, and every URL (Redis, NATS, model base URLs) loses its password.
-func effectiveConfig(cfg Config) configTree {
-	m, _ := maskedValue(reflect.ValueOf(cfg), "").(configTree)
-	return m
-}
-
-// configTree is a section of the effective config; it logs as a nested object.
-type configTree map[string]any
-
-// MarshalLogObject writes the section's keys in order.
-func (c configTree) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	for _, k := range slices.Sorted(maps.Keys(c)) {
-		if err := addConfigValue(enc, k, c[k]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// configList is a list of the effective config (tenants, their keys).
-type configList []any
-
-// MarshalLogArray writes the list's items.
-func (l configList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
-	for _, v := range l {
-		var err error
-		switch v := v.(type) {
-		case configTree:
-			err = enc.AppendObject(v)
-		case configList:
-			err = enc.AppendArray(v)
-		case string:
-			enc.AppendString(v)
-		default:
-			err = enc.AppendReflected(v)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func addConfigValue(enc zapcore.ObjectEncoder, k string, v any) error {
-	switch v := v.(type) {
-	case configTree:
-		return enc.AddObject(k, v)
-	case configList:
-		return enc.AddArray(k, v)
-	case string:
-		enc.AddString(k, v)
-	case bool:
-		enc.AddBool(k, v)
-	case int:
-		enc.AddInt(k, v)
-	case int64:
-		enc.AddInt64(k, v)
-	case float64:
-		enc.AddFloat64(k, v)
-	default:
-		return enc.AddReflected(k, v)
-	}
-	return nil
-}
-
-var secretType = reflect.TypeFor[tenant.Secret]()
-
-// maskedValue is effectiveConfig for the value v at the dotted key.
-func maskedValue(v reflect.Value, key string) any {
-	t := v.Type()
-	switch {
-	case t == secretType:
-		sec := v.Interface().(tenant.Secret)
-		switch {
-		case sec.Env != "":
-			return "env:" + sec.Env
-		case sec.File != "":
-			return "file:" + sec.File
-		case sec.Value != "":
-			return "(inline value, masked)"
-		}
-		return ""
-	case t == durationType:
-		return time.Duration(v.Int()).String()
-	case v.Kind() == reflect.Struct:
-		out := make(configTree)
-		for i := range t.NumField() {
-			sf := t.Field(i)
-			name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-			if !sf.IsExported() || name == "-" {
-				continue
-			}
-			if opts == "inline" {
-				if inner, ok := maskedValue(v.Field(i), key).(configTree); ok {
-					maps.Copy(out, inner)
-				}
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(sf.Name)
-			}
-			out[name] = maskedValue(v.Field(i), joinKey(key, name))
-		}
-		return out
-	case v.Kind() == reflect.Slice:
-		out := make(configList, v.Len())
-		for i := range out {
-			out[i] = maskedValue(v.Index(i), key)
-		}
-		return out
-	case v.Kind() == reflect.String:
-		s, last := v.String(), key[strings.LastIndex(key, ".")+1:]
-		switch {
-		case s == "":
-			return s
-		case strings.HasSuffix(last, "url"):
-			return redactURLs(s)
-		case strings.Contains(last, "secret") || strings.Contains(last, "password") || strings.HasSuffix(last, "api_key"):
-			return "(masked)"
-		case last == "system_prompt":
-			// The tenant's instructions to its model: not for the shared log.
-			return fmt.Sprintf("(%d characters)", utf8.RuneCountInString(s))
-		}
-		return s
-	}
-	return v.Interface()
+func effectiveConfig(cfg Config) yamlenv.Tree {
+	return yamlenv.Masked(cfg, redactURLs)
 }
 
 func oneOf(s string, options ...string) bool {
@@ -516,100 +263,4 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
-}
-
-// applyEnv overrides every scalar field of the struct v points to from the environment:
-// the key a.b.c is read from PREFIX_A_B_C. Values are parsed as the field's type; a bad
-// one is an error naming the variable and the key.
-func applyEnv(v any, prefix string, getenv func(string) string) error {
-	return walkScalars(reflect.ValueOf(v).Elem(), "", func(key string, f reflect.Value) error {
-		name := prefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-		raw := getenv(name)
-		if raw == "" {
-			return nil
-		}
-		if err := setScalar(f, raw); err != nil {
-			return fmt.Errorf("%s (from %s): %w", key, name, err)
-		}
-		return nil
-	})
-}
-
-// walkScalars calls fn for every scalar field below v with its dotted YAML key. Slices
-// (the tenant list) are not walked: they have no single key.
-func walkScalars(v reflect.Value, path string, fn func(key string, f reflect.Value) error) error {
-	t := v.Type()
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		f := v.Field(i)
-		key := path
-		if opts != "inline" {
-			if name == "" {
-				name = strings.ToLower(sf.Name)
-			}
-			key = joinKey(path, name)
-		}
-		switch {
-		case f.Kind() == reflect.Struct:
-			if err := walkScalars(f, key, fn); err != nil {
-				return err
-			}
-		case f.Kind() == reflect.Slice || f.Kind() == reflect.Map || f.Kind() == reflect.Func:
-		default:
-			if err := fn(key, f); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func joinKey(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-var durationType = reflect.TypeFor[time.Duration]()
-
-func setScalar(f reflect.Value, raw string) error {
-	switch {
-	case f.Type() == durationType:
-		d, err := time.ParseDuration(raw)
-		if err != nil {
-			return fmt.Errorf("%q is not a duration like 30s or 168h", raw)
-		}
-		f.SetInt(int64(d))
-	case f.Kind() == reflect.String:
-		f.SetString(raw)
-	case f.Kind() == reflect.Bool:
-		b, err := strconv.ParseBool(raw)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", raw)
-		}
-		f.SetBool(b)
-	case f.CanInt():
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || f.OverflowInt(n) {
-			return fmt.Errorf("%q is not a whole number in range", raw)
-		}
-		f.SetInt(n)
-	case f.Kind() == reflect.Float64 || f.Kind() == reflect.Float32:
-		x, err := strconv.ParseFloat(raw, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", raw)
-		}
-		f.SetFloat(x)
-	default:
-		return fmt.Errorf("cannot be set from the environment (type %s)", f.Type())
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fengda-ai/fengda/internal/yamlenv"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -26,7 +27,7 @@ func configEnvNames(t *testing.T) map[string]string {
 	t.Helper()
 	names := make(map[string]string)
 	cfg := defaultConfig()
-	err := walkScalars(reflect.ValueOf(&cfg).Elem(), "", func(key string, _ reflect.Value) error {
+	err := yamlenv.WalkScalars(reflect.ValueOf(&cfg).Elem(), "", func(key string, _ reflect.Value) error {
 		names["FENGDA_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))] = key
 		return nil
 	})

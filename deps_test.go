@@ -21,6 +21,8 @@ func TestImportDirection(t *testing.T) {
 		"internal/jsonw": {},
 		// The allocation budgets' checks, imported by tests only.
 		"internal/allocbudget": {},
+		// The configuration loader: YAML, ${NAME} references, FENGDA_* overrides.
+		"internal/yamlenv": {},
 		"tenant":               {},
 		"nlpclient":            {},
 		"queue":                {"tenant"},

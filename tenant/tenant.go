@@ -134,3 +134,17 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(ctxKey{}).(Principal)
 	return p, ok
 }
+
+// MaskedConfig is how the secret appears in the start-up log's effective
+// configuration: where it comes from (env:NAME, file:PATH), never an inline value.
+func (s Secret) MaskedConfig() string {
+	switch {
+	case s.Env != "":
+		return "env:" + s.Env
+	case s.File != "":
+		return "file:" + s.File
+	case s.Value != "":
+		return "(inline value, masked)"
+	}
+	return ""
+}
