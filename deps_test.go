@@ -23,9 +23,9 @@ func TestImportDirection(t *testing.T) {
 		"internal/allocbudget": {},
 		// The configuration loader: YAML, ${NAME} references, FENGDA_* overrides.
 		"internal/yamlenv": {},
-		"tenant":               {},
-		"nlpclient":            {},
-		"queue":                {"tenant"},
+		"tenant":           {},
+		"nlpclient":        {},
+		"queue":            {"tenant"},
 		// Imported by the tests of queue itself, so it may import nothing of ours.
 		"queue/queuetest": {},
 		"session":         {"tenant", "internal/jsonw"},
