@@ -192,7 +192,7 @@ loop:
 	fetchers.Wait()
 	for _, m := range held {
 		if m != nil {
-			nak(m) // not started here: any replica may take it now
+			q.nak(m) // not started here: any replica may take it now
 		}
 	}
 	handlers.Wait()
@@ -296,13 +296,13 @@ func (q *Queue) pullMessages(ctx context.Context, i int, c jetstream.Consumer, a
 		}
 		wait = minNextWait
 		if ctx.Err() != nil {
-			nak(m) // arrived while draining
+			q.nak(m) // arrived while draining
 			continue
 		}
 		select {
 		case arrivals <- delivery{i, m}:
 		case <-ctx.Done():
-			nak(m)
+			q.nak(m)
 			continue
 		}
 		select {
@@ -315,8 +315,20 @@ func (q *Queue) pullMessages(ctx context.Context, i int, c jetstream.Consumer, a
 // nak hands a message that was not started back to the stream, for any replica to
 // take at once. It sets a (tiny) delay because a Nak with a delay moves the message's
 // stored delivery time back, which a restarted embedded server honours; a plain Nak
-// only queues the message in memory, and after a restart it waits out AckWait.
-func nak(m jetstream.Msg) { _ = m.NakWithDelay(handBackDelay) }
+// only queues the message in memory, and after a restart it waits out AckWait. It
+// waits for the server to confirm the Nak: hand-backs happen while draining, and an
+// embedded server shut down right after an unconfirmed Nak can lose it.
+func (q *Queue) nak(m jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
+	body := fmt.Appendf(nil, `-NAK {"delay": %d}`, handBackDelay.Nanoseconds())
+	if reply := m.Reply(); reply != "" && q.nc != nil {
+		if _, err := q.nc.RequestWithContext(ctx, reply, body); err == nil {
+			return
+		}
+	}
+	_ = m.NakWithDelay(handBackDelay)
+}
 
 // work runs h on m and acknowledges the outcome: an Ack the server confirms on
 // success, a Nak otherwise (at once when the handlers' context is cancelled, so another
@@ -350,7 +362,7 @@ func (q *Queue) work(ctx context.Context, t tenant.ID, raw jetstream.Msg, h Hand
 		return
 	}
 	if ctx.Err() != nil {
-		nak(raw)
+		q.nak(raw)
 		return
 	}
 	log.Warn("queue: handler failed; the message will be delivered again", zap.Error(err))
