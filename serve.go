@@ -159,12 +159,12 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		zap.String("config", source),
 		zap.String("session_store", cfg.Session.Store),
 		zap.String("queue", cfg.Queue.Mode),
-		zap.Int("tenants", len(tenants.Tenants())),
-		zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
-		zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
+		zap.Int("tenants", len(tenants.Tenants())))
 	if cfg.Demo.Enabled {
-		log.Warn("demo mode is on: GET / serves the demo chat page and POST /v1/demo/token gives anyone a token for the demo tenants; set demo.enabled false (FENGDA_DEMO_ENABLED=false) for real users",
-			zap.Strings("demo_tenants", srv.DemoTenants()))
+		log.Warn("demo mode is on: GET / serves the demo page and POST /v1/demo/token gives anyone a demo token; set demo.enabled false for real users",
+			zap.Strings("demo_tenants", srv.DemoTenants()),
+			zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
+			zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
 	}
 	if p.ready != nil {
 		p.ready(ln.Addr())
