@@ -12,7 +12,8 @@ import (
 )
 
 // TestImportDirection keeps the module graph of the design honest: dependencies point
-// down only (gateway → dialogue → session/nlpclient/queue → tenant).
+// down only (gateway → dialogue → session/nlpclient/queue → tenant; the engines below
+// nlpclient are wired by main).
 func TestImportDirection(t *testing.T) {
 	const module = "github.com/fengda-ai/fengda/"
 	// internal/jsonw, a JSON writer that imports nothing of ours, is below gateway and
@@ -25,6 +26,13 @@ func TestImportDirection(t *testing.T) {
 		"internal/yamlenv": {},
 		"tenant":           {},
 		"nlpclient":        {},
+		// The text folding both engines compare by, a leaf.
+		"nlpclient/internal/fold": {},
+		// The engines: each imports the shared types, never the other engine. The model
+		// client reaches the FAQ engine through its own interface (openai.FAQ), so a
+		// new retrieval engine can ground it too.
+		"nlpclient/faq":    {"nlpclient", "nlpclient/internal/fold"},
+		"nlpclient/openai": {"nlpclient", "nlpclient/internal/fold"},
 		"queue":            {"tenant"},
 		// Imported by the tests of queue itself, so it may import nothing of ours.
 		"queue/queuetest": {},

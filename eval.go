@@ -8,7 +8,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -37,23 +37,23 @@ func runEval(args []string, getenv func(string) string, stdout io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
-	faq, err := loadFAQ(t)
+	f, err := loadFAQ(t)
 	if err != nil {
 		return err
 	}
-	set, err := nlpclient.LoadEvalSet(*queries)
+	set, err := faq.LoadEvalSet(*queries)
 	if err != nil {
 		return fmt.Errorf("eval: -queries: %w", err)
 	}
 	if *followups != "" {
-		more, err := nlpclient.LoadEvalSet(*followups)
+		more, err := faq.LoadEvalSet(*followups)
 		if err != nil {
 			return fmt.Errorf("eval: -followups: %w", err)
 		}
 		set.Queries = append(set.Queries, more.Queries...)
 		set.Followups = append(set.Followups, more.Followups...)
 	}
-	rep := nlpclient.Evaluate(faq, set.Queries, set.Followups)
+	rep := faq.Evaluate(f, set.Queries, set.Followups)
 	if !*misses {
 		rep.Misses = nil
 	}
@@ -65,7 +65,7 @@ func runEval(args []string, getenv func(string) string, stdout io.Writer) error 
 	return printEval(stdout, id, rep)
 }
 
-func printEval(w io.Writer, id tenant.ID, r nlpclient.EvalReport) error {
+func printEval(w io.Writer, id tenant.ID, r faq.EvalReport) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	pct := func(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
 	fmt.Fprintf(tw, "tenant\t%s\n", id)

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/tenant"
 	"go.uber.org/zap"
 )
@@ -21,7 +22,7 @@ var embeddedKB embed.FS
 // reloadKBs reloads every tenant's knowledge base and key set file on each signal until
 // ctx ends. A file that does not load leaves that tenant's engine or keys as they were,
 // and says why. It first reopens the tenant log files, if any, for log rotation.
-func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*nlpclient.Swap,
+func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*faq.Swap,
 	files *tenant.LogFiles, log *zap.Logger) {
 	for {
 		select {
@@ -38,15 +39,15 @@ func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Re
 		}
 		log := log.Named("kb")
 		for _, t := range tenants.Tenants() {
-			faq, err := loadFAQ(t)
+			f, err := loadFAQ(t)
 			if err != nil {
 				log.Error("knowledge base not reloaded, the previous one keeps serving",
 					zap.String("tenant", t.ID.String()), zap.String("file", t.Engine.KB), zap.Error(err))
 				continue
 			}
-			engines[t.ID].Replace(faq)
+			engines[t.ID].Replace(f)
 			log.Info("knowledge base reloaded",
-				zap.String("tenant", t.ID.String()), zap.String("file", t.Engine.KB), zap.Int("entries", faq.Len()))
+				zap.String("tenant", t.ID.String()), zap.String("file", t.Engine.KB), zap.Int("entries", f.Len()))
 		}
 		// Key sets of the tenants' identity providers, after a key rotation.
 		changed, err := tenants.ReloadKeys()
@@ -60,7 +61,7 @@ func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Re
 }
 
 // loadFAQ builds the FAQ engine of one tenant from its knowledge base file.
-func loadFAQ(t *tenant.Tenant) (*nlpclient.FAQ, error) {
+func loadFAQ(t *tenant.Tenant) (*faq.FAQ, error) {
 	data, err := readKB(t.Engine.KB)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: engine.kb: %w", t.ID, err)
@@ -72,11 +73,11 @@ func loadFAQ(t *tenant.Tenant) (*nlpclient.FAQ, error) {
 	if kb.Tenant != "" && kb.Tenant != t.ID.String() {
 		return nil, fmt.Errorf("tenant %s: engine.kb %s belongs to tenant %q", t.ID, t.Engine.KB, kb.Tenant)
 	}
-	faq, err := nlpclient.NewFAQ(kb, nlpclient.FAQOptions{MinConfidence: t.Engine.MinConfidence})
+	f, err := faq.NewFAQ(kb, faq.FAQOptions{MinConfidence: t.Engine.MinConfidence})
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 	}
-	return faq, nil
+	return f, nil
 }
 
 // readKB reads a knowledge base from disk, or the built-in demo copy of kb/*.yaml.

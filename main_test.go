@@ -582,8 +582,8 @@ func deletePrefix(rdb *redis.Client, prefix string) {
 
 func TestEvalCommand(t *testing.T) {
 	out := mustRun(t, "eval", "-tenant", "qinghe-bank", "-json",
-		"-queries", "nlpclient/testdata/eval-dev/bank-zh-queries.json",
-		"-followups", "nlpclient/testdata/eval-dev/bank-zh-followups.json")
+		"-queries", "nlpclient/faq/testdata/eval-dev/bank-zh-queries.json",
+		"-followups", "nlpclient/faq/testdata/eval-dev/bank-zh-followups.json")
 	var rep struct {
 		InScope   int     `json:"in_scope"`
 		Top1      float64 `json:"top1"`
@@ -603,7 +603,7 @@ func TestEvalCommand(t *testing.T) {
 	if rep.Top1 < 0.8 || rep.Rejection < 0.8 {
 		t.Errorf("eval report: top-1 %.2f, rejection %.2f; want both ≥ 0.8", rep.Top1, rep.Rejection)
 	}
-	text := mustRun(t, "eval", "-tenant", "northwind-shop", "-queries", "nlpclient/testdata/eval-dev/shop-en-queries.json")
+	text := mustRun(t, "eval", "-tenant", "northwind-shop", "-queries", "nlpclient/faq/testdata/eval-dev/shop-en-queries.json")
 	for _, want := range []string{"top-1 accuracy", "top-3 recall", "out-of-scope rejection", "follow-up accuracy", "p50 / p99", "paraphrase"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("eval output lacks %q:\n%s", want, text)

@@ -12,7 +12,8 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
-	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/nlpclient/faq"
+	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
@@ -302,14 +303,14 @@ func redactURLs(list string) string {
 
 // buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be
 // reloaded while it serves.
-func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*nlpclient.Swap, error) {
-	out := make(map[tenant.ID]*nlpclient.Swap)
+func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*faq.Swap, error) {
+	out := make(map[tenant.ID]*faq.Swap)
 	for _, t := range tenants.Tenants() {
-		faq, err := loadFAQ(t)
+		f, err := loadFAQ(t)
 		if err != nil {
 			return nil, err
 		}
-		out[t.ID] = nlpclient.NewSwap(faq)
+		out[t.ID] = faq.NewSwap(f)
 	}
 	return out, nil
 }
@@ -317,7 +318,7 @@ func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*nlpclient.Swap, er
 // buildModels returns each tenant's answer engine: its FAQ engine, or for engine kind
 // "openai" a model client grounded on that FAQ engine and falling back to it. All model
 // clients share one HTTP client; each has its own breaker and bulkhead.
-func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, getenv func(string) string,
+func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*faq.Swap, getenv func(string) string,
 	metrics *gateway.Metrics, log *zap.Logger) (map[tenant.ID]dialogue.Answerer, error) {
 	out := make(map[tenant.ID]dialogue.Answerer, len(faqs))
 	var client *http.Client
@@ -327,7 +328,7 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, g
 			continue
 		}
 		l := t.Engine.LLM
-		cfg := nlpclient.LLMConfig{
+		cfg := openai.LLMConfig{
 			Upstream: l.Upstream, BaseURL: l.BaseURL, Model: l.Model,
 			Temperature: l.Temperature, MaxTokens: l.MaxTokens, SystemPrompt: l.SystemPrompt,
 			References: l.References, HistoryBudget: l.HistoryChars,
@@ -344,11 +345,11 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, g
 		}
 		cfg.Upstream = cfg.UpstreamName()
 		if client == nil {
-			client = nlpclient.NewHTTPClient()
+			client = openai.NewHTTPClient()
 		}
-		m, err := nlpclient.NewLLM(cfg, nlpclient.LLMDeps{
+		m, err := openai.NewLLM(cfg, openai.LLMDeps{
 			Client:   client,
-			FAQ:      faqs[t.ID],
+			FAQ:      served(faqs[t.ID]),
 			Fallback: t.FallbackAnswer,
 			Observer: metrics.Upstream(t.ID, cfg.Upstream),
 			Log:      log.With(zap.String("tenant", t.ID.String())),
@@ -361,6 +362,11 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*nlpclient.Swap, g
 			zap.String("upstream", cfg.Upstream), zap.String("model", cfg.Model))
 	}
 	return out, nil
+}
+
+// served gives a model client the FAQ engine s serves now.
+func served(s *faq.Swap) func() openai.FAQ {
+	return func() openai.FAQ { return s.Current() }
 }
 
 // buildStore opens the configured session store and returns how to close it.

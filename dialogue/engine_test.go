@@ -13,6 +13,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var (
 	_ dialogue.Store    = (*session.MemoryStore)(nil)
 	_ dialogue.Store    = (*session.RedisStore)(nil)
-	_ dialogue.Answerer = (*nlpclient.FAQ)(nil)
+	_ dialogue.Answerer = (*faq.FAQ)(nil)
 	_ dialogue.Tenants  = (*tenant.Registry)(nil)
 )
 

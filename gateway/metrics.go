@@ -185,7 +185,7 @@ func (m *Metrics) handler() http.Handler {
 }
 
 // UpstreamObserver receives one tenant's model upstream metrics; its methods match
-// nlpclient.LLMObserver, which main plugs it into.
+// openai.LLMObserver, which main plugs it into.
 type UpstreamObserver struct {
 	m                *Metrics
 	tenant, upstream string

@@ -70,13 +70,15 @@ func ParseKB(data []byte) (*KB, error) {
 		}
 		return nil, fmt.Errorf("%w: decode: %w", ErrInvalidKB, err)
 	}
-	if err := kb.validate(); err != nil {
+	if err := kb.Validate(); err != nil {
 		return nil, err
 	}
 	return &kb, nil
 }
 
-func (kb *KB) validate() error {
+// Validate checks what ParseKB checks, for a knowledge base built in code; its errors
+// wrap ErrInvalidKB.
+func (kb *KB) Validate() error {
 	switch kb.Language {
 	case LangZH, LangEN:
 	case "":

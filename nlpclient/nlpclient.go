@@ -1,6 +1,7 @@
-// Package nlpclient owns the answer engines behind one small interface: the built-in FAQ
-// engine (BM25 over a tenant's knowledge base, Chinese and English) and an
-// OpenAI-compatible model client (LLM) grounded on it, with its resilience policies.
+// Package nlpclient owns what the answer engines share: the request and answer types,
+// their errors, and the knowledge base's file format. The engines live below it: the
+// built-in FAQ engine in nlpclient/faq, the OpenAI-compatible model client grounded on
+// it in nlpclient/openai.
 //
 // It must not import other Fengda packages: callers pass plain values in and get plain
 // values back.
@@ -82,4 +83,9 @@ type Answer struct {
 	Suggestions []Citation
 	// Incomplete marks a stream cut after some tokens: Text is the partial answer.
 	Incomplete bool
+}
+
+// Reference is a knowledge-base entry given to a model as reference material.
+type Reference struct {
+	ID, Question, Answer string
 }
