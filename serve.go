@@ -327,21 +327,9 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*faq.Swap, getenv 
 			out[t.ID] = faqs[t.ID]
 			continue
 		}
-		l := t.Engine.LLM
-		cfg := openai.LLMConfig{
-			Upstream: l.Upstream, BaseURL: l.BaseURL, Model: l.Model,
-			Temperature: l.Temperature, MaxTokens: l.MaxTokens, SystemPrompt: l.SystemPrompt,
-			References: l.References, HistoryBudget: l.HistoryChars,
-			Timeout: l.Timeout, FirstToken: l.FirstTokenTimeout, IdleTimeout: l.IdleTimeout,
-			MaxRetries: l.MaxRetries, BreakerFailures: l.BreakerFailures, BreakerDelay: l.BreakerDelay,
-			MaxConcurrent: l.MaxConcurrent, HedgeDelay: l.HedgeDelay,
-		}
-		if l.APIKey != (tenant.Secret{}) {
-			key, err := tenant.ResolveSecret(l.APIKey, getenv)
-			if err != nil {
-				return nil, fmt.Errorf("tenant %s: engine.llm.api_key: %w", t.ID, err)
-			}
-			cfg.APIKey = string(key)
+		cfg, err := t.Engine.LLM.Resolve(getenv)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: engine.llm.api_key: %w", t.ID, err)
 		}
 		cfg.Upstream = cfg.UpstreamName()
 		if client == nil {

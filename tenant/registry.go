@@ -401,13 +401,13 @@ func validateEngine(e Engine, at string, getenv func(string) string) error {
 		return fmt.Errorf("%s.llm.system_prompt: looks like it holds %s (at character %d): the prompt goes to the model "+
 			"vendor, and a user can make the model repeat it; keep secrets out of it", at, what, pos)
 	}
-	for name, d := range map[string]time.Duration{"timeout": l.Timeout, "first_token_timeout": l.FirstTokenTimeout,
+	for name, d := range map[string]time.Duration{"timeout": l.Timeout, "first_token_timeout": l.FirstToken,
 		"idle_timeout": l.IdleTimeout, "breaker_delay": l.BreakerDelay, "hedge_delay": l.HedgeDelay} {
 		if d < 0 {
 			return fmt.Errorf("%s.llm.%s: must not be negative, got %s", at, name, d)
 		}
 	}
-	for name, n := range map[string]int{"max_tokens": l.MaxTokens, "references": l.References, "history_chars": l.HistoryChars,
+	for name, n := range map[string]int{"max_tokens": l.MaxTokens, "references": l.References, "history_chars": l.HistoryBudget,
 		"max_retries": l.MaxRetries, "breaker_failures": l.BreakerFailures, "max_concurrent": l.MaxConcurrent} {
 		if n < 0 {
 			return fmt.Errorf("%s.llm.%s: must not be negative, got %d", at, name, n)

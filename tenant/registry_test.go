@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 )
@@ -253,20 +254,20 @@ func TestNewRegistryErrors(t *testing.T) {
 			"tenants[0].engine.min_confidence:"},
 		{"unknown engine", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: "gpt"}}},
 			`tenants[0].engine.kind: unknown "gpt"`},
-		{"openai without base url", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{Model: "m"}}}},
+		{"openai without base url", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{Config: openai.Config{Model: "m"}}}}},
 			"tenants[0].engine.llm.base_url: want an absolute http(s) URL"},
-		{"openai relative url", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{BaseURL: "localhost:11434/v1", Model: "m"}}}},
+		{"openai relative url", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{Config: openai.Config{BaseURL: "localhost:11434/v1", Model: "m"}}}}},
 			"tenants[0].engine.llm.base_url: want an absolute http(s) URL"},
-		{"openai without model", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{BaseURL: "http://127.0.0.1:11434/v1"}}}},
+		{"openai without model", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI, LLM: LLM{Config: openai.Config{BaseURL: "http://127.0.0.1:11434/v1"}}}}},
 			"tenants[0].engine.llm.model: required"},
 		{"openai key env unset", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI,
-			LLM: LLM{BaseURL: "https://api.example.com/v1", Model: "m", APIKey: Secret{Env: "FENGDA_LLM_API_KEY"}}}}},
+			LLM: LLM{Config: openai.Config{BaseURL: "https://api.example.com/v1", Model: "m"}, APIKey: Secret{Env: "FENGDA_LLM_API_KEY"}}}}},
 			"tenants[0].engine.llm.api_key: env FENGDA_LLM_API_KEY: empty or unset"},
 		{"openai negative timeout", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI,
-			LLM: LLM{BaseURL: "https://api.example.com/v1", Model: "m", Timeout: -time.Second}}}},
+			LLM: LLM{Config: openai.Config{BaseURL: "https://api.example.com/v1", Model: "m", Timeout: -time.Second}}}}},
 			"tenants[0].engine.llm.timeout: must not be negative"},
 		{"openai temperature", []Config{{ID: "bank-a", Keys: []KeyConfig{hs("k1", secretA)}, Engine: Engine{Kind: EngineOpenAI,
-			LLM: LLM{BaseURL: "https://api.example.com/v1", Model: "m", Temperature: 3}}}},
+			LLM: LLM{Config: openai.Config{BaseURL: "https://api.example.com/v1", Model: "m", Temperature: 3}}}}},
 			"tenants[0].engine.llm.temperature: must be between 0 and 2"},
 	}
 	for _, tt := range tests {
@@ -333,7 +334,7 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		Name:           "Bank A",
 		Keys:           []KeyConfig{{KID: "k1", Alg: AlgHS256, Secret: Secret{Value: secretA}}},
 		RateLimit:      RateLimit{RPS: 5},
-		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}},
+		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{Config: openai.Config{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}}},
 		FallbackAnswer: "请稍后再试",
 		HistoryTTL:     72 * time.Hour,
 		AllowedOrigins: []string{"https://www.bank-a.example"},
@@ -347,7 +348,7 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		ID:             "bank-a",
 		Name:           "Bank A",
 		RateLimit:      RateLimit{RPS: 5, Burst: 10},
-		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}},
+		Engine:         Engine{Kind: EngineOpenAI, KB: "kb/bank-a.yaml", MinConfidence: 0.4, LLM: LLM{Config: openai.Config{BaseURL: "http://127.0.0.1:8000/v1", Model: "qwen2.5"}}},
 		FallbackAnswer: "请稍后再试",
 		HistoryTTL:     72 * time.Hour,
 		AllowedOrigins: []string{"https://www.bank-a.example"},

@@ -3,6 +3,8 @@ package tenant
 import (
 	"strings"
 	"testing"
+
+	"github.com/fengda-ai/fengda/nlpclient/openai"
 )
 
 // TestSystemPromptWithCredentialRefused checks that start-up refuses a model tenant whose
@@ -12,7 +14,7 @@ func TestSystemPromptWithCredentialRefused(t *testing.T) {
 	const modelKey = "vendor-key-Zq81mXv03LpaR7"
 	withPrompt := func(p string) []Config {
 		return []Config{{ID: "bank-a", Keys: []KeyConfig{{KID: "k1", Alg: AlgHS256, Secret: Secret{Value: secretA}}}, Engine: Engine{Kind: EngineOpenAI,
-			LLM: LLM{BaseURL: "http://127.0.0.1:8000/v1", Model: "m", APIKey: Secret{Env: "MODEL_KEY"}, SystemPrompt: p}}}}
+			LLM: LLM{Config: openai.Config{BaseURL: "http://127.0.0.1:8000/v1", Model: "m", SystemPrompt: p}, APIKey: Secret{Env: "MODEL_KEY"}}}}}
 	}
 	getenv := func(k string) string {
 		if k == "MODEL_KEY" {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/fengda-ai/fengda/nlpclient/openai"
 )
 
 // ErrInvalidID is returned by ParseID for a string that is not a valid tenant ID.
@@ -71,43 +73,27 @@ type Engine struct {
 }
 
 // LLM configures an OpenAI-compatible upstream (vLLM, Ollama, Xinference, DeepSeek,
-// Qwen, OpenAI). Durations and counts left zero take the engine's defaults.
+// Qwen, OpenAI): the model client's own Config, whose YAML keys and defaults it
+// documents, and the secret its api_key refers to.
 type LLM struct {
-	// Upstream names the upstream in metrics and logs; default: the host of BaseURL.
-	Upstream string `yaml:"upstream"`
-	// BaseURL is the API root: requests go to {base_url}/chat/completions.
-	BaseURL string `yaml:"base_url"`
-	// Model is the model name sent with each request.
-	Model string `yaml:"model"`
+	openai.Config `yaml:",inline"`
 	// APIKey is sent as a bearer token; leave it unset for a local server without keys.
+	// It is resolved into Config.APIKey by Resolve.
 	APIKey Secret `yaml:"api_key"`
-	// Temperature and MaxTokens are sent with each request.
-	Temperature float64 `yaml:"temperature"`
-	MaxTokens   int     `yaml:"max_tokens"`
-	// SystemPrompt opens every prompt. It must hold no secrets: a user may coax a model
-	// into repeating it.
-	SystemPrompt string `yaml:"system_prompt"`
-	// References is how many knowledge-base entries are given as reference material.
-	References int `yaml:"references"`
-	// HistoryChars bounds, in characters, the recent history put into the prompt.
-	HistoryChars int `yaml:"history_chars"`
-	// Timeout bounds a complete JSON answer, retries included.
-	Timeout time.Duration `yaml:"timeout"`
-	// FirstTokenTimeout bounds a stream's wait for its first token, retries included;
-	// IdleTimeout bounds the gap between two tokens.
-	FirstTokenTimeout time.Duration `yaml:"first_token_timeout"`
-	IdleTimeout       time.Duration `yaml:"idle_timeout"`
-	// MaxRetries is how many times a connection error, 429 or 5xx is retried inside the
-	// deadline.
-	MaxRetries int `yaml:"max_retries"`
-	// BreakerFailures consecutive failures open the circuit breaker; after BreakerDelay
-	// one probe is let through.
-	BreakerFailures int           `yaml:"breaker_failures"`
-	BreakerDelay    time.Duration `yaml:"breaker_delay"`
-	// MaxConcurrent bounds the tenant's concurrent upstream calls (a bulkhead).
-	MaxConcurrent int `yaml:"max_concurrent"`
-	// HedgeDelay, when set, sends one second request if the first has not answered by then.
-	HedgeDelay time.Duration `yaml:"hedge_delay"`
+}
+
+// Resolve returns the model client's configuration with its API key resolved (getenv
+// reads Secret.Env).
+func (l LLM) Resolve(getenv func(string) string) (openai.Config, error) {
+	cfg := l.Config
+	if l.APIKey != (Secret{}) {
+		key, err := ResolveSecret(l.APIKey, getenv)
+		if err != nil {
+			return openai.Config{}, err
+		}
+		cfg.APIKey = string(key)
+	}
+	return cfg, nil
 }
 
 // ctxKey is the unexported type of this package's context keys.

@@ -219,7 +219,7 @@ func newGuardedLLM(t testing.TB, url, kb, prompt string) (*LLM, *recorder, *obse
 	t.Cleanup(client.CloseIdleConnections)
 	core, logs := observer.New(zap.DebugLevel)
 	rec := &recorder{}
-	l, err := NewLLM(LLMConfig{BaseURL: url + "/v1", Model: "test-model", SystemPrompt: prompt, MaxRetries: -1},
+	l, err := NewLLM(Config{BaseURL: url + "/v1", Model: "test-model", SystemPrompt: prompt, MaxRetries: -1},
 		LLMDeps{Client: client, FAQ: served(newTestFAQ(t, kb)), Fallback: testFallback, Observer: rec, Log: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)

@@ -22,73 +22,76 @@ import (
 	"go.uber.org/zap"
 )
 
-// LLMConfig configures a client of one OpenAI-compatible chat completions API for one
-// tenant. A zero field takes the default its comment gives.
-type LLMConfig struct {
+// Config configures a client of one OpenAI-compatible chat completions API for one
+// tenant, as written under a tenant's engine.llm in config.yaml (the YAML keys are the
+// tags; history_chars is HistoryBudget, first_token_timeout FirstToken). A zero field
+// takes the default its comment gives. The tenant's api_key is a secret reference the
+// tenant configuration resolves into APIKey; the backoff bounds are not configurable.
+type Config struct {
 	// Upstream names the vendor in metrics and logs, e.g. deepseek. Default: the host of
 	// BaseURL.
-	Upstream string
+	Upstream string `yaml:"upstream"`
 	// BaseURL is the API's root, an absolute http or https URL; requests go to
 	// {BaseURL}/chat/completions.
-	BaseURL string
+	BaseURL string `yaml:"base_url"`
 	// APIKey is sent as a bearer token; empty sends none (local servers). It is the
-	// resolved secret, so the caller fills it in and it is never read from YAML.
-	APIKey string
+	// resolved secret: the caller fills it in, and it is never read from YAML.
+	APIKey string `yaml:"-"`
 	// Model is the model's name at the vendor. Required.
-	Model string
+	Model string `yaml:"model"`
 	// Temperature is the sampling temperature, at most 2. Default 0.3: answers that keep
 	// close to the reference material but do not read as canned. A negative value sends
 	// 0 (greedy decoding).
-	Temperature float64
+	Temperature float64 `yaml:"temperature"`
 	// MaxTokens bounds the answer's length. Default 512.
-	MaxTokens int
+	MaxTokens int `yaml:"max_tokens"`
 	// SystemPrompt is the tenant's own instruction (persona, tone); the grounding rules
 	// and the reference material follow it. It must carry no secret: a model can be made
 	// to repeat it. The model's answers are checked for its text (see leakGuard), and an
 	// answer that holds some is withheld.
-	SystemPrompt string
+	SystemPrompt string `yaml:"system_prompt"`
 	// References is how many knowledge-base entries the model gets as reference
 	// material, the best matches first. Default 3; at most 5 are found; negative gives
 	// none.
-	References int
+	References int `yaml:"references"`
 	// HistoryBudget is how many characters (runes) of earlier turns go into the prompt:
 	// the most recent whole exchanges that fit. Default 2000; negative sends none.
-	HistoryBudget int
+	HistoryBudget int `yaml:"history_chars"`
 	// Timeout is the deadline for a complete answer from Answer, retries included; the
 	// fallback is returned when it passes. Default 1.5s.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// FirstToken is Stream's deadline for the first token, retries included. Default 1.5s.
-	FirstToken time.Duration
+	FirstToken time.Duration `yaml:"first_token_timeout"`
 	// IdleTimeout is the longest gap Stream accepts between two tokens; a longer one
 	// cuts the stream. Default 1s.
-	IdleTimeout time.Duration
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxRetries is how many times a failed call is repeated: only connection errors,
 	// 429 and 5xx, and never once a stream has emitted a token. Default 2; negative
 	// means none.
-	MaxRetries int
+	MaxRetries int `yaml:"max_retries"`
 	// BackoffMin and BackoffMax bound the jittered exponential wait before a retry,
 	// defaults 50ms and 500ms. A Retry-After (or Retry-After-Ms) asking for longer is
 	// honoured. A retry whose wait would end past the deadline is not made: the fallback
 	// comes at once.
-	BackoffMin time.Duration
-	BackoffMax time.Duration
+	BackoffMin time.Duration `yaml:"-"`
+	BackoffMax time.Duration `yaml:"-"`
 	// BreakerFailures is how many failed calls in a row open the circuit breaker. Every
 	// call counts, retries included; a 4xx other than 429 and a cancellation do not.
 	// Default 5.
-	BreakerFailures int
+	BreakerFailures int `yaml:"breaker_failures"`
 	// BreakerDelay is how long the breaker stays open; then one call probes the upstream
 	// and closes it again on success. Default 30s.
-	BreakerDelay time.Duration
+	BreakerDelay time.Duration `yaml:"breaker_delay"`
 	// MaxConcurrent bounds the requests in flight to the upstream (a bulkhead; a hedged
 	// request holds one place). A request beyond it gets the fallback at once. Default 16.
-	MaxConcurrent int
+	MaxConcurrent int `yaml:"max_concurrent"`
 	// HedgeDelay, when positive, sends a second identical request if the first has not
 	// answered after this long, and takes whichever answers first. Answer only: a
 	// stream's tokens cannot be taken from two sources. Default 0, off.
-	HedgeDelay time.Duration
+	HedgeDelay time.Duration `yaml:"hedge_delay"`
 }
 
-// Defaults of LLMConfig.
+// Defaults of Config.
 const (
 	defaultTemperature   = 0.3
 	defaultMaxTokens     = 512
@@ -170,7 +173,7 @@ var fallbackTexts = map[string]string{
 // cannot take all the connections. It is safe for concurrent use and starts no
 // goroutines of its own beyond the ones a request needs and waits for.
 type LLM struct {
-	cfg      LLMConfig
+	cfg      Config
 	url      string
 	client   *http.Client
 	faq      func() FAQ
@@ -185,7 +188,7 @@ type LLM struct {
 var _ nlpclient.Streamer = (*LLM)(nil)
 
 // NewLLM validates cfg, applies its defaults and composes the resilience policies.
-func NewLLM(cfg LLMConfig, deps LLMDeps) (*LLM, error) {
+func NewLLM(cfg Config, deps LLMDeps) (*LLM, error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, fmt.Errorf("new llm: %w", err)
 	}
@@ -221,7 +224,7 @@ func NewLLM(cfg LLMConfig, deps LLMDeps) (*LLM, error) {
 }
 
 // withDefaults validates c and fills in its zero fields.
-func (c *LLMConfig) withDefaults() error {
+func (c *Config) withDefaults() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil {
 		return fmt.Errorf("base url: %w", err)
@@ -276,7 +279,7 @@ func (c *LLMConfig) withDefaults() error {
 
 // UpstreamName is the name of the upstream in metrics and logs: Upstream, or else the
 // host of BaseURL.
-func (c LLMConfig) UpstreamName() string {
+func (c Config) UpstreamName() string {
 	if c.Upstream != "" {
 		return c.Upstream
 	}

@@ -66,7 +66,7 @@ func (t cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // benchLLM returns an LLM of the bank's knowledge base that calls client.
 func benchLLM(b testing.TB, baseURL string, client *http.Client, prompt string) *LLM {
 	b.Helper()
-	l, err := NewLLM(LLMConfig{BaseURL: baseURL, Model: "bench-model", SystemPrompt: prompt}, LLMDeps{Client: client, FAQ: served(newTestFAQ(b, "bank-zh"))})
+	l, err := NewLLM(Config{BaseURL: baseURL, Model: "bench-model", SystemPrompt: prompt}, LLMDeps{Client: client, FAQ: served(newTestFAQ(b, "bank-zh"))})
 	if err != nil {
 		b.Fatal(err)
 	}

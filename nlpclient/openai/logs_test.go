@@ -20,7 +20,7 @@ func TestLLMLogsCarryRequestID(t *testing.T) {
 		writeStatus(w, http.StatusBadRequest, "bad request")
 	})
 	core, logs := observer.New(zapcore.DebugLevel)
-	l, err := NewLLM(LLMConfig{BaseURL: v.srv.URL, Model: "m", MaxRetries: -1}, LLMDeps{
+	l, err := NewLLM(Config{BaseURL: v.srv.URL, Model: "m", MaxRetries: -1}, LLMDeps{
 		Client: v.srv.Client(),
 		FAQ:    served(newTestFAQ(t, "bank-zh")),
 		Log:    zap.New(core).With(zap.String("tenant", "bank-a")),

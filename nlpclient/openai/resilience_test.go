@@ -6,7 +6,7 @@ import (
 )
 
 func TestBackoff(t *testing.T) {
-	l := &LLM{cfg: LLMConfig{BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}}
+	l := &LLM{cfg: Config{BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}}
 	for retries, ceil := range []time.Duration{50, 100, 200, 400, 500, 500, 500} {
 		ceil *= time.Millisecond
 		for range 100 {
