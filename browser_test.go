@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 )
 
 // The browser tests run the whole program and drive Chromium against it: the demo page,
@@ -144,11 +145,11 @@ func slowModel(t *testing.T) *httptest.Server {
 	var mu sync.Mutex
 	asked := map[string]bool{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, ok := readCompletion(w, r)
+		req, ok := openaitest.ReadRequest(w, r)
 		if !ok {
 			return
 		}
-		if q := req.last(); strings.Contains(q, "flaky") {
+		if q := req.Last(); strings.Contains(q, "flaky") {
 			mu.Lock()
 			again := asked[q]
 			asked[q] = true
@@ -159,12 +160,12 @@ func slowModel(t *testing.T) *httptest.Server {
 			}
 		}
 		if !req.Stream {
-			writeCompletion(w, slowAnswer)
+			openaitest.WriteAnswer(w, slowAnswer)
 			return
 		}
-		st := newCompletionStream(w)
+		st := openaitest.NewStream(w)
 		for piece := range strings.SplitAfterSeq(slowAnswer, " ") {
-			if st.delta(piece) != nil {
+			if st.Delta(piece) != nil {
 				return
 			}
 			select {
@@ -173,7 +174,7 @@ func slowModel(t *testing.T) *httptest.Server {
 				return
 			}
 		}
-		st.done()
+		st.Done()
 	}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/fengda-ai/fengda/nlpclient"
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 )
 
 // injectionVendor stands in for a model vendor that obeys prompt injections: a user
@@ -57,11 +58,11 @@ func newInjectionVendor(t *testing.T) *injectionVendor {
 	t.Helper()
 	v := &injectionVendor{}
 	v.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, ok := readCompletion(w, r)
+		req, ok := openaitest.ReadRequest(w, r)
 		if !ok {
 			return
 		}
-		sys, user := req.Messages[0].Content, req.last()
+		sys, user := req.Messages[0].Content, req.Last()
 		v.mu.Lock()
 		v.systems = append(v.systems, sys)
 		v.mu.Unlock()
@@ -79,19 +80,19 @@ func newInjectionVendor(t *testing.T) *injectionVendor {
 			}
 		}
 		if !req.Stream {
-			writeCompletion(w, text)
+			openaitest.WriteAnswer(w, text)
 			return
 		}
-		st := newCompletionStream(w)
+		st := openaitest.NewStream(w)
 		rs := []rune(text)
 		for i := 0; len(rs) > 0; i++ {
 			k := min(len(rs), 1+i%3) // many small chunks
-			if st.delta(string(rs[:k])) != nil {
+			if st.Delta(string(rs[:k])) != nil {
 				return
 			}
 			rs = rs[k:]
 		}
-		st.done()
+		st.Done()
 	}))
 	t.Cleanup(v.srv.Close)
 	return v

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 )
 
 // logCapture collects the program's log; safe for concurrent writes.
@@ -111,11 +113,11 @@ func (m *logModel) calls(word string) int {
 }
 
 func (m *logModel) serve(w http.ResponseWriter, r *http.Request) {
-	req, ok := readCompletion(w, r)
+	req, ok := openaitest.ReadRequest(w, r)
 	if !ok {
 		return
 	}
-	msg := req.last()
+	msg := req.Last()
 	word := "ok"
 	for _, k := range []string{"fail", "hold"} {
 		if strings.Contains(msg, k) {
@@ -137,16 +139,16 @@ func (m *logModel) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !req.Stream {
-		writeCompletion(w, "a fine answer")
+		openaitest.WriteAnswer(w, "a fine answer")
 		return
 	}
-	st := newCompletionStream(w)
+	st := openaitest.NewStream(w)
 	for _, tok := range []string{"a ", "fine ", "answer"} {
-		if st.delta(tok) != nil {
+		if st.Delta(tok) != nil {
 			return
 		}
 	}
-	st.done()
+	st.Done()
 }
 
 // call is one request of the test: its request id, and the tenant its log lines must

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 )
 
 // vendor stands in for an OpenAI-compatible model API. Its behaviour is chosen per
@@ -45,7 +47,7 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such path", http.StatusNotFound)
 		return
 	}
-	var req completionRequest
+	var req openaitest.Request
 	body, _ := io.ReadAll(r.Body)
 	_ = json.Unmarshal(body, &req)
 	system := ""
@@ -75,15 +77,15 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Stream {
-		writeCompletion(w, fmt.Sprintf("model answer %d", n))
+		openaitest.WriteAnswer(w, fmt.Sprintf("model answer %d", n))
 		return
 	}
-	st := newCompletionStream(w)
+	st := openaitest.NewStream(w)
 	for i, tok := range []string{"one ", "two ", "three ", "four ", "five"} {
 		if mode == "cut" && i == 3 {
 			return // the connection ends without [DONE]
 		}
-		_ = st.delta(tok)
+		_ = st.Delta(tok)
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-r.Context().Done():
@@ -91,7 +93,7 @@ func (v *vendor) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	st.done()
+	st.Done()
 }
 
 // modelServer runs the program with examples/openai.yaml against v.

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 )
 
 // testVersion is linked into the binary the tests build.
@@ -443,39 +445,39 @@ func (m *gatedModel) asked() int {
 }
 
 func (m *gatedModel) serve(w http.ResponseWriter, r *http.Request) {
-	req, ok := readCompletion(w, r)
+	req, ok := openaitest.ReadRequest(w, r)
 	if !ok {
 		return
 	}
 	m.mu.Lock()
 	m.asks++
 	m.mu.Unlock()
-	answer := "answer to: " + req.last()
+	answer := "answer to: " + req.Last()
 	if !req.Stream {
 		select {
 		case <-m.gate:
 		case <-r.Context().Done():
 			return
 		}
-		writeCompletion(w, answer)
+		openaitest.WriteAnswer(w, answer)
 		return
 	}
-	st := newCompletionStream(w)
+	st := openaitest.NewStream(w)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	_ = st.delta("… ")
+	_ = st.Delta("… ")
 	for held := true; held; {
 		select {
 		case <-m.gate:
 			held = false
 		case <-tick.C:
-			_ = st.delta("… ")
+			_ = st.Delta("… ")
 		case <-r.Context().Done():
 			return
 		}
 	}
-	_ = st.delta(answer)
-	st.done()
+	_ = st.Delta(answer)
+	st.Done()
 }
 
 // shutdownEvent is one server-sent event of a chat stream.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 	"github.com/fengda-ai/fengda/queue/queuetest"
 )
 
@@ -449,7 +450,7 @@ func newEchoModel(t *testing.T, minDelay, maxDelay time.Duration) *echoModel {
 }
 
 func (m *echoModel) serve(w http.ResponseWriter, r *http.Request) {
-	req, ok := readCompletion(w, r)
+	req, ok := openaitest.ReadRequest(w, r)
 	if !ok {
 		return
 	}
@@ -457,7 +458,7 @@ func (m *echoModel) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"not a chat completion this stand-in answers"}}`, http.StatusBadRequest)
 		return
 	}
-	msg := req.last()
+	msg := req.Last()
 	var asked []string
 	for _, x := range req.Messages[1:] {
 		asked = append(asked, x.Role+": "+x.Content)
@@ -484,7 +485,7 @@ func (m *echoModel) serve(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	writeCompletion(w, "echo: "+msg)
+	openaitest.WriteAnswer(w, "echo: "+msg)
 }
 
 // calls returns how many requests asked msg.

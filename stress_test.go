@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -73,7 +74,7 @@ func newStressModel(t *testing.T) *stressModel {
 
 func (m *stressModel) serve(w http.ResponseWriter, r *http.Request) {
 	m.calls.Add(1)
-	req, ok := readCompletion(w, r)
+	req, ok := openaitest.ReadRequest(w, r)
 	if !ok {
 		return
 	}
@@ -85,17 +86,17 @@ func (m *stressModel) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	answer := "seen: " + strings.Join(users, " | ")
 	if !req.Stream {
-		writeCompletion(w, answer)
+		openaitest.WriteAnswer(w, answer)
 		return
 	}
-	st := newCompletionStream(w)
+	st := openaitest.NewStream(w)
 	third := len(answer) / 3
 	for _, piece := range []string{answer[:third], answer[third : 2*third], answer[2*third:]} {
-		if st.delta(piece) != nil {
+		if st.Delta(piece) != nil {
 			return
 		}
 	}
-	st.done()
+	st.Done()
 }
 
 // cutProxy forwards TCP connections to a server and can cut them all at once.
