@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,17 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
+
+// End-to-end tests drive the program as its users do. The files e2e_*_test.go each
+// start the whole program (runWith, on a free port, with the real Redis and NATS of the
+// machine where a test needs them) or the built binary, and talk to it only over HTTP,
+// its command line and its signals. This file holds the harness they share
+// (startProgram, client, tokenFor), the core API over the memory and Redis stores, the
+// commands token and eval, the knowledge-base reload, demo mode, and the whole-turn
+// benchmarks.
 
 // testServer runs the whole program with env on a free port and returns its base URL.
 // The program is stopped, and must return, when the test ends.
@@ -679,4 +690,250 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 5s")
+}
+
+// demoToken asks POST /v1/demo/token for a token of tenant, renewing prev when given.
+func demoToken(t *testing.T, base, tenantID, prev string, header map[string]string) (token string, status int) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/demo/token", strings.NewReader(`{"tenant":"`+tenantID+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if prev != "" {
+		req.Header.Set("Authorization", "Bearer "+prev)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token     string `json:"token"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
+			t.Fatalf("demo token: %v", err)
+		}
+		if _, err := time.Parse(time.RFC3339, out.ExpiresAt); err != nil {
+			t.Errorf("expires_at %q: %v", out.ExpiresAt, err)
+		}
+	}
+	return out.Token, resp.StatusCode
+}
+
+// claimsOf reads a JWT's claims without checking it: the server under test does that.
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWT", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDemoMode(t *testing.T) {
+	base := testServer(t, nil) // the shipped config.yaml: demo mode on
+
+	first, status := demoToken(t, base, "qinghe-bank", "", nil)
+	if status != 200 {
+		t.Fatalf("demo token: status %d", status)
+	}
+	c := claimsOf(t, first)
+	user, _ := c["sub"].(string)
+	if c["tid"] != "qinghe-bank" || !strings.HasPrefix(user, "demo-") {
+		t.Fatalf("claims %v: want tid qinghe-bank and an anonymous demo- user", c)
+	}
+	if life := c["exp"].(float64) - c["iat"].(float64); life != 1800 {
+		t.Errorf("token life %vs, want demo.token_ttl 30m", life)
+	}
+
+	// The token chats like any other.
+	bank := client{t: t, base: base, token: first}
+	var reply struct {
+		SessionID string `json:"session_id"`
+		Source    string `json:"source"`
+	}
+	if res := bank.do("POST", "/v1/chat", map[string]string{"message": "借记卡丢了怎么挂失?"}, &reply); res.StatusCode != 200 || reply.Source != "faq" {
+		t.Fatalf("chat with a demo token: %d, source %q", res.StatusCode, reply.Source)
+	}
+
+	// Renewed, it is the same user: the history is still theirs.
+	renewed, _ := demoToken(t, base, "qinghe-bank", first, nil)
+	if got := claimsOf(t, renewed)["sub"]; got != user {
+		t.Fatalf("renewed token's user %v, want %s", got, user)
+	}
+	var hist struct {
+		Messages []struct{ Role, Content string } `json:"messages"`
+	}
+	if res := (client{t: t, base: base, token: renewed}).do("GET", "/v1/sessions/"+reply.SessionID+"/messages", nil, &hist); res.StatusCode != 200 || len(hist.Messages) != 2 {
+		t.Fatalf("history with the renewed token: %d, %d messages; want 200 and 2", res.StatusCode, len(hist.Messages))
+	}
+	// Another visitor, and the same visitor at the other tenant, cannot read it.
+	other, _ := demoToken(t, base, "qinghe-bank", "", nil)
+	shop, _ := demoToken(t, base, "northwind-shop", first, nil)
+	if claimsOf(t, shop)["sub"] == user {
+		t.Errorf("a bank demo token renewed a shop user")
+	}
+	for name, tok := range map[string]string{"another visitor": other, "the shop": shop} {
+		if res := (client{t: t, base: base, token: tok}).do("GET", "/v1/sessions/"+reply.SessionID+"/messages", nil, nil); res.StatusCode != 404 {
+			t.Errorf("%s reads the session: %d, want 404", name, res.StatusCode)
+		}
+	}
+	// A real user's token is never renewed by the demo endpoint.
+	realUser := tokenFor(t, base, bankAPIKey, "u1")
+	if tok, _ := demoToken(t, base, "qinghe-bank", realUser, nil); claimsOf(t, tok)["sub"] == "u1" {
+		t.Errorf("the demo endpoint renewed a real user's token")
+	}
+
+	// Pages of the demo tenants' allowed origins may ask; others may not.
+	if _, status := demoToken(t, base, "qinghe-bank", "", map[string]string{"Origin": "http://localhost:8000"}); status != 200 {
+		t.Errorf("from an allowed origin: %d", status)
+	}
+	if _, status := demoToken(t, base, "qinghe-bank", "", map[string]string{"Origin": "https://evil.example"}); status != 403 {
+		t.Errorf("from another origin: %d, want 403", status)
+	}
+	if _, status := demoToken(t, base, "no-such-tenant", "", nil); status != 404 {
+		t.Errorf("unknown tenant: %d, want 404", status)
+	}
+
+	// The page: the chooser, and each tenant's chat framed only by its own origins.
+	res, err := http.Get(base + "/?tenant=qinghe-bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `data-tenant="qinghe-bank"`) || !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'self' http://localhost:8000 http://127.0.0.1:8000") {
+		t.Errorf("bank page: CSP %q, body %s", res.Header.Get("Content-Security-Policy"), body)
+	}
+}
+
+func TestDemoModeOff(t *testing.T) {
+	base := testServer(t, map[string]string{"FENGDA_DEMO_ENABLED": "false"})
+	if _, status := demoToken(t, base, "qinghe-bank", "", nil); status != 404 {
+		t.Errorf("POST /v1/demo/token with demo mode off: %d, want 404", status)
+	}
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || strings.Contains(string(body), "?tenant=") {
+		t.Errorf("GET / with demo mode off: %d, and it offers tenants: %s", res.StatusCode, body)
+	}
+	if res, err := http.Get(base + "/widget.js"); err != nil || res.StatusCode != 200 {
+		t.Errorf("GET /widget.js with demo mode off: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+}
+
+// BenchmarkChatTurn is one whole JSON chat turn through the running program (built-in
+// FAQ engine, JWT, rate limit, access log at info) over keep-alive HTTP, in
+// conversations of ten turns as the faq bench scenario sends them: here to profile
+// (-cpuprofile, -memprofile) and to hold an allocation budget (-benchmem). The
+// client's cost is in the figures too.
+func BenchmarkChatTurn(b *testing.B) {
+	b.Run("store=memory", func(b *testing.B) { benchChatTurn(b, nil) })
+	b.Run("store=redis", func(b *testing.B) {
+		requireRedis(b)
+		benchChatTurn(b, redisEnv(b))
+	})
+}
+
+// BenchmarkChatTurnModel is BenchmarkChatTurn with the model engine
+// (examples/openai.yaml) in front of a stand-in that answers at once, and the Redis
+// store: the llm bench scenario's turn.
+func BenchmarkChatTurnModel(b *testing.B) {
+	requireRedis(b)
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"您好,信用卡挂失请拨打客服热线或在手机银行办理。"},"finish_reason":"stop"}]}`)
+	}))
+	b.Cleanup(model.Close)
+	env := redisEnv(b)
+	env["FENGDA_LLM_BASE_URL"] = model.URL + "/v1"
+	env["FENGDA_LLM_MODEL"] = "bench-model"
+	env["FENGDA_LLM_API_KEY"] = "sk-bench"
+	benchChatTurnWith(b, "examples/openai.yaml", env)
+}
+
+func benchChatTurn(b *testing.B, env map[string]string) {
+	benchChatTurnWith(b, "config.yaml", env)
+}
+
+func benchChatTurnWith(b *testing.B, config string, env map[string]string) {
+	// The config, with the bank's rate limit out of the way (still checked).
+	raw, err := os.ReadFile(config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfgPath := filepath.Join(b.TempDir(), "config.yaml")
+	raw = bytes.ReplaceAll(raw, []byte("rate_limit: {rps: 20, burst: 40}"), []byte("rate_limit: {rps: 10000000, burst: 10000000}"))
+	raw = bytes.ReplaceAll(raw, []byte("max_concurrent: 16 "), []byte("max_concurrent: 1000 "))
+	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	all := map[string]string{"FENGDA_QUEUE_MODE": "off", "FENGDA_LOG_LEVEL": "info"}
+	for k, v := range env {
+		all[k] = v
+	}
+	p := startProgram(b, all, []string{"-config", cfgPath}, nil)
+	cfg, _, err := loadConfig(cfgPath, func(k string) string { return all[k] })
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := tenant.NewRegistry(cfg.Tenants, func(k string) string { return all[k] })
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _, err := reg.Mint("qinghe-bank", "bench-user", time.Hour, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	questions := []string{"信用卡丢了怎么办?", "手机银行一天能转多少钱", "给他行转账要手续费吗", "怎么买你们的理财", "忘记登录密码了怎么办"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var session string
+		for n := 0; pb.Next(); n++ {
+			if n%10 == 0 {
+				session = ""
+			}
+			body := `{"message":"` + questions[n%len(questions)] + `"`
+			if session != "" {
+				body += `,"session_id":"` + session + `"`
+			}
+			body += "}"
+			req, _ := http.NewRequest("POST", p.base+"/v1/chat", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			reply, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d: %s", resp.StatusCode, reply)
+			}
+			if session == "" {
+				_, rest, _ := bytes.Cut(reply, []byte(`"session_id":"`))
+				id, _, _ := bytes.Cut(rest, []byte(`"`))
+				session = string(id)
+			}
+		}
+	})
 }
