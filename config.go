@@ -12,6 +12,7 @@ import (
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/internal/yamlenv"
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -30,7 +31,7 @@ type Config struct {
 	Dialogue  dialogue.Config `yaml:"dialogue"`
 	Queue     queue.Config    `yaml:"queue"`
 	RateLimit RateLimitConfig `yaml:"ratelimit"`
-	Log       LogConfig       `yaml:"log"`
+	Log       logging.Config  `yaml:"log"`
 	// Demo turns on the demo page and anonymous demo tokens. Off unless the file says
 	// so; the shipped config.yaml does, for its demo tenants.
 	Demo    gateway.DemoConfig `yaml:"demo"`
@@ -81,40 +82,6 @@ type RateLimitConfig struct {
 	// Backoff is how long limits stay local after a failed call before Redis is tried
 	// again, so that an outage does not add Timeout to every request.
 	Backoff time.Duration `yaml:"backoff"`
-}
-
-// LogConfig sets the log level and format, and the per-tenant log files.
-type LogConfig struct {
-	Level  string `yaml:"level"`  // debug | info | warn | error
-	Format string `yaml:"format"` // json | console
-	// TenantDir, when set, is a directory where every line naming a tenant is also
-	// written, as JSON, to <tenant>.log; "" (the default) writes no such files.
-	TenantDir string `yaml:"tenant_dir"`
-	// FlushInterval is how long a log line may wait in memory before it is written,
-	// so that lines are written many at a time rather than with a system call each.
-	// Lines at warn level and above are written at once, with those before them, and
-	// every line held is written at shutdown. 0 writes each line as it is logged.
-	// Default 100ms.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-}
-
-// checkTenantDir checks at start-up that log.tenant_dir is a directory this process can
-// create files in.
-func (c LogConfig) checkTenantDir() error {
-	st, err := os.Stat(c.TenantDir)
-	switch {
-	case err != nil:
-		return fmt.Errorf("log.tenant_dir: %w", err)
-	case !st.IsDir():
-		return fmt.Errorf("log.tenant_dir: %s is not a directory", c.TenantDir)
-	}
-	probe, err := os.CreateTemp(c.TenantDir, ".fengda-write-check-*")
-	if err != nil {
-		return fmt.Errorf("log.tenant_dir: %s is not writable: %w", c.TenantDir, err)
-	}
-	name := probe.Name()
-	_ = probe.Close()
-	return os.Remove(name)
 }
 
 // defaultConfig holds the defaults that apply before any file or environment.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -262,7 +263,7 @@ func TestTenantLogDirCheckedAtStart(t *testing.T) {
 	if err != nil || cfg.Log.TenantDir != dir {
 		t.Fatalf("FENGDA_LOG_TENANT_DIR: got %q, %v", cfg.Log.TenantDir, err)
 	}
-	log, files, err := newLogger(cfg.Log, cfg.Tenants, io.Discard)
+	log, files, err := logging.New(cfg.Log, cfg.Tenants, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,8 +293,26 @@ func TestTenantLogDirCheckedAtStart(t *testing.T) {
 	for name, d := range bad {
 		c := cfg.Log
 		c.TenantDir = d
-		if _, _, err := newLogger(c, cfg.Tenants, io.Discard); err == nil || !strings.Contains(err.Error(), "log.tenant_dir") {
+		if _, _, err := logging.New(c, cfg.Tenants, io.Discard); err == nil || !strings.Contains(err.Error(), "log.tenant_dir") {
 			t.Errorf("%s: got %v, want an error naming log.tenant_dir", name, err)
 		}
+	}
+}
+
+func TestLogFlushIntervalConfig(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.FlushInterval != 100*time.Millisecond {
+		t.Errorf("log.flush_interval defaults to %v, want 100ms", cfg.Log.FlushInterval)
+	}
+	cfg, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_FLUSH_INTERVAL": "0s"}))
+	if err != nil || cfg.Log.FlushInterval != 0 {
+		t.Errorf("FENGDA_LOG_FLUSH_INTERVAL=0s: got %v, %v", cfg.Log.FlushInterval, err)
+	}
+	_, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_FLUSH_INTERVAL": "-1s"}))
+	if err == nil || !strings.Contains(err.Error(), "log.flush_interval") {
+		t.Errorf("a negative log.flush_interval: got %v, want an error naming the key", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/fengda-ai/fengda/queue"
@@ -37,7 +38,7 @@ func runServe(ctx context.Context, args []string, p process) error {
 	if err != nil {
 		return err
 	}
-	log, files, err := newLogger(cfg.Log, cfg.Tenants, p.logs)
+	log, files, err := logging.New(cfg.Log, cfg.Tenants, p.logs)
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func runServe(ctx context.Context, args []string, p process) error {
 
 // serve builds every module, runs them, and shuts them down in reverse order. files
 // are the tenant log files, nil when log.tenant_dir is off.
-func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *tenant.LogFiles) error {
+func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *logging.LogFiles) error {
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
 		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.

@@ -122,7 +122,7 @@ func plainToken(s string, max int) bool {
 
 // observe assigns the request id, then, once the request is done, writes the access
 // line and the request metrics. It never logs message text or credentials. Of the 429s
-// of one tenant, one line a second is written (refusalSampler). The line of a 503 or 504
+// of one tenant, one line a second is written (logging.RefusalSampler). The line of a 503 or 504
 // carries its cause as "error".
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +152,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		skipped := 0
 		if status == http.StatusTooManyRequests {
 			var ok bool
-			if ok, skipped = s.refusals.admit(info.tenant, s.now()); !ok {
+			if ok, skipped = s.refusals.Admit(info.tenant, s.now()); !ok {
 				return
 			}
 		}

@@ -1,4 +1,4 @@
-package gateway
+package logging
 
 import (
 	"sync"
@@ -7,12 +7,12 @@ import (
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// refusalSampler thins the access lines of refused requests (429). A tenant sending
+// RefusalSampler thins the access lines of refused requests (429). A tenant sending
 // many times its limit would otherwise write a line for each request refused, spending
 // CPU and disk that every tenant shares, and burying the other lines. The first 429 of
 // each tenant in each second is logged, with how many were left out since the last
 // one logged; the request metrics still count every one.
-type refusalSampler struct {
+type RefusalSampler struct {
 	mu sync.Mutex
 	m  map[tenant.ID]*refusalWindow // bounded by the configured tenants, and ""
 }
@@ -22,9 +22,9 @@ type refusalWindow struct {
 	skipped int   // 429s not logged since then
 }
 
-// admit reports whether the access line of a 429 of tenant id may be written at now,
+// Admit reports whether the access line of a 429 of tenant id may be written at now,
 // and how many were left out before it.
-func (r *refusalSampler) admit(id tenant.ID, now time.Time) (ok bool, skipped int) {
+func (r *RefusalSampler) Admit(id tenant.ID, now time.Time) (ok bool, skipped int) {
 	sec := now.Unix()
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,4 +1,4 @@
-package tenant
+package logging
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
 // LogFiles writes each tenant's log lines to a file of its own, <dir>/<tenant>.log, so
@@ -21,7 +23,7 @@ import (
 // (logrotate with copytruncate, or a rename followed by Reopen).
 type LogFiles struct {
 	dir   string
-	files map[ID]*logFile
+	files map[tenant.ID]*logFile
 }
 
 // logFile is one tenant's file; mu serialises writes with Reopen and Close.
@@ -36,7 +38,7 @@ const logFileMode = 0o640
 
 // OpenLogFiles opens (creating them if need be) the log files of tenants in dir, which
 // must be an existing, writable directory.
-func OpenLogFiles(dir string, tenants []ID) (*LogFiles, error) {
+func OpenLogFiles(dir string, tenants []tenant.ID) (*LogFiles, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -44,9 +46,9 @@ func OpenLogFiles(dir string, tenants []ID) (*LogFiles, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	l := &LogFiles{dir: dir, files: make(map[ID]*logFile, len(tenants))}
+	l := &LogFiles{dir: dir, files: make(map[tenant.ID]*logFile, len(tenants))}
 	for _, id := range tenants {
-		if _, err := ParseID(string(id)); err != nil {
+		if _, err := tenant.ParseID(string(id)); err != nil {
 			_ = l.Close()
 			return nil, err
 		}
@@ -202,7 +204,7 @@ func (c *tenantCore) file(t tenantField) *logFile {
 	if !t.seen || t.mixed || t.value == "" {
 		return nil
 	}
-	return c.files.files[ID(t.value)]
+	return c.files.files[tenant.ID(t.value)]
 }
 
 func (c *tenantCore) With(fields []zapcore.Field) zapcore.Core {

@@ -1,4 +1,4 @@
-package tenant
+package logging
 
 import (
 	"bufio"
@@ -12,11 +12,13 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
 // newTenantLogger returns a logger as main builds it with log.tenant_dir set: the main
 // log (into the returned buffer) and the tenants' files, under the redacting core.
-func newTenantLogger(t *testing.T, ids ...ID) (*zap.Logger, *LogFiles, *bytes.Buffer) {
+func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *LogFiles, *bytes.Buffer) {
 	t.Helper()
 	files, err := OpenLogFiles(t.TempDir(), ids)
 	if err != nil {
@@ -31,7 +33,7 @@ func newTenantLogger(t *testing.T, ids ...ID) (*zap.Logger, *LogFiles, *bytes.Bu
 }
 
 // readTenantLog returns the entries of tenant id's file.
-func readTenantLog(t *testing.T, files *LogFiles, id ID) []map[string]any {
+func readTenantLog(t *testing.T, files *LogFiles, id tenant.ID) []map[string]any {
 	t.Helper()
 	f, err := os.Open(filepath.Join(files.Dir(), string(id)+".log"))
 	if err != nil {
@@ -64,7 +66,7 @@ func TestLogFilesRouteByTenant(t *testing.T) {
 	a.Info("a: with")
 	a.Named("dialogue").With(zap.String("session", "s1")).Warn("a: nested with, call 13812345678")
 	l.Info("b: field", zap.String("tenant", "shop-b"))
-	l.Info("b: stringer", zap.Stringer("tenant", ID("shop-b")))
+	l.Info("b: stringer", zap.Stringer("tenant", tenant.ID("shop-b")))
 	l.Sugar().Infow("b: sugared", "tenant", "shop-b")
 	a.Info("a: same tenant again", zap.String("tenant", "bank-a"))
 
@@ -135,7 +137,7 @@ func TestLogFilesReopenAndClose(t *testing.T) {
 }
 
 func TestLogFilesConcurrent(t *testing.T) {
-	ids := []ID{"bank-a", "shop-b", "bank-c"}
+	ids := []tenant.ID{"bank-a", "shop-b", "bank-c"}
 	l, files, _ := newTenantLogger(t, ids...)
 	const perTenant = 200
 	var wg sync.WaitGroup
@@ -178,11 +180,11 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		dir string
-		ids []ID
+		ids []tenant.ID
 	}{
-		"missing directory": {filepath.Join(dir, "missing"), []ID{"bank-a"}},
-		"a file":            {file, []ID{"bank-a"}},
-		"an invalid ID":     {dir, []ID{"../etc"}},
+		"missing directory": {filepath.Join(dir, "missing"), []tenant.ID{"bank-a"}},
+		"a file":            {file, []tenant.ID{"bank-a"}},
+		"an invalid ID":     {dir, []tenant.ID{"../etc"}},
 	} {
 		if _, err := OpenLogFiles(tc.dir, tc.ids); err == nil {
 			t.Errorf("%s: opened", name)
@@ -193,7 +195,7 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 		if err := os.Mkdir(ro, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := OpenLogFiles(ro, []ID{"bank-a"}); err == nil {
+		if _, err := OpenLogFiles(ro, []tenant.ID{"bank-a"}); err == nil {
 			t.Error("a read-only directory: opened")
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package logging
 
 import (
 	"strings"
@@ -33,7 +33,7 @@ func (w *writeCounter) got() (string, int) {
 func testLogger(t *testing.T, interval time.Duration) (*zap.Logger, *writeCounter) {
 	t.Helper()
 	out := &writeCounter{}
-	log, _, err := newLogger(LogConfig{Level: "info", Format: "json", FlushInterval: interval}, nil, out)
+	log, _, err := New(Config{Level: "info", Format: "json", FlushInterval: interval}, nil, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,24 +123,6 @@ func TestLogFlushIntervalZero(t *testing.T) {
 	}
 }
 
-func TestLogFlushIntervalConfig(t *testing.T) {
-	cfg, _, err := loadConfig("", envOf(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Log.FlushInterval != 100*time.Millisecond {
-		t.Errorf("log.flush_interval defaults to %v, want 100ms", cfg.Log.FlushInterval)
-	}
-	cfg, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_FLUSH_INTERVAL": "0s"}))
-	if err != nil || cfg.Log.FlushInterval != 0 {
-		t.Errorf("FENGDA_LOG_FLUSH_INTERVAL=0s: got %v, %v", cfg.Log.FlushInterval, err)
-	}
-	_, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_FLUSH_INTERVAL": "-1s"}))
-	if err == nil || !strings.Contains(err.Error(), "log.flush_interval") {
-		t.Errorf("a negative log.flush_interval: got %v, want an error naming the key", err)
-	}
-}
-
 // inOrder reports whether text holds each of subs, in that order.
 func inOrder(text string, subs ...string) bool {
 	for _, s := range subs {
@@ -151,4 +133,14 @@ func inOrder(text string, subs ...string) bool {
 		text = text[i+len(s):]
 	}
 	return true
+}
+
+// eventually fails the test unless cond holds within d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+	}
 }
