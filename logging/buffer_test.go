@@ -1,6 +1,8 @@
 package logging
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +143,42 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within %v: %s", d, what)
+		}
+	}
+}
+
+// BenchmarkLogger is an access line through the root logger, into /dev/null and into
+// a file: written as it is logged (flush_interval 0) and held to be written many at a
+// time (100ms, the default).
+func BenchmarkLogger(b *testing.B) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devNull.Close()
+	file, err := os.Create(filepath.Join(b.TempDir(), "log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer file.Close()
+	for _, sink := range []struct {
+		name string
+		out  *os.File
+	}{{"devnull", devNull}, {"file", file}} {
+		for _, interval := range []time.Duration{0, 100 * time.Millisecond} {
+			b.Run(sink.name+"/flush_interval="+interval.String(), func(b *testing.B) {
+				log, _, err := New(Config{Level: "info", Format: "json", FlushInterval: interval}, nil, sink.out)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer log.Sync()
+				b.ReportAllocs()
+				for b.Loop() {
+					log.Info("request", zap.String("request_id", "Q7ZB4KX2M3N5P6R7"), zap.String("method", "POST"),
+						zap.String("route", "/v1/chat"), zap.Int("status", 200), zap.String("tenant", "qinghe-bank"),
+						zap.Duration("latency", 1234567))
+				}
+			})
 		}
 	}
 }
