@@ -263,12 +263,11 @@ func TestTenantLogDirCheckedAtStart(t *testing.T) {
 	if err != nil || cfg.Log.TenantDir != dir {
 		t.Fatalf("FENGDA_LOG_TENANT_DIR: got %q, %v", cfg.Log.TenantDir, err)
 	}
-	log, files, err := logging.New(cfg.Log, cfg.Tenants, io.Discard)
+	log, err := logging.New(cfg.Log, cfg.Tenants, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = log.Sync()
-	_ = files.Close()
+	_ = log.Close()
 	entries, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range entries {
@@ -293,7 +292,7 @@ func TestTenantLogDirCheckedAtStart(t *testing.T) {
 	for name, d := range bad {
 		c := cfg.Log
 		c.TenantDir = d
-		if _, _, err := logging.New(c, cfg.Tenants, io.Discard); err == nil || !strings.Contains(err.Error(), "log.tenant_dir") {
+		if _, err := logging.New(c, cfg.Tenants, io.Discard); err == nil || !strings.Contains(err.Error(), "log.tenant_dir") {
 			t.Errorf("%s: got %v, want an error naming log.tenant_dir", name, err)
 		}
 	}

@@ -58,7 +58,7 @@ type process struct {
 	reload <-chan os.Signal // each value reloads every tenant's knowledge base
 	logs   io.Writer        // if set, the log is written here instead of stderr
 	// exitLog, if set, holds the logger while it is in use, for an exit that skips
-	// runWith's deferred Sync (main's exit on a second signal).
+	// runServe's deferred Close (main's exit on a second signal).
 	exitLog *atomic.Pointer[zap.Logger]
 }
 

@@ -38,19 +38,16 @@ func runServe(ctx context.Context, args []string, p process) error {
 	if err != nil {
 		return err
 	}
-	log, files, err := logging.New(cfg.Log, cfg.Tenants, p.logs)
+	log, err := logging.New(cfg.Log, cfg.Tenants, p.logs)
 	if err != nil {
 		return err
 	}
-	if files != nil {
-		defer func() { _ = files.Close() }()
-	}
+	defer func() { _ = log.Close() }()
 	if p.exitLog != nil {
-		p.exitLog.Store(log)
+		p.exitLog.Store(log.Logger)
 		defer p.exitLog.Store(nil)
 	}
-	defer func() { _ = log.Sync() }()
-	return serve(ctx, cfg, source, p, log, files)
+	return serve(ctx, cfg, source, p, log.Logger, log.Files)
 }
 
 // serve builds every module, runs them, and shuts them down in reverse order. files
@@ -180,7 +177,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	// server.shutdown_timeout), while this process still works the queue. Then the queue
 	// stops pulling and finishes and acknowledges the turns it took; then the engine
 	// drains its accepted turns; then the admin listener and the store close (the store
-	// deferred above), and runWith flushes the log.
+	// deferred above), and runServe closes the log.
 	g, gctx := errgroup.WithContext(ctx)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()

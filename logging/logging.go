@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,28 +12,45 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// New builds the root logger, writing to out (stderr when nil): zap's production
-// JSON lines, made line-safe (NewLineSafeEncoder), or with log.format console,
-// its development text. Every line passes through PII redaction. With
-// log.flush_interval set, lines are held in a logBuffer and written many at a time;
-// a line at warn level or above is written at once, with those before it, and the
-// logger's Sync writes whatever is held. With log.tenant_dir set, it also returns the
-// tenant log files: each line naming a configured tenant goes, as JSON, to that
-// tenant's file too.
-func New(cfg Config, tenants []tenant.Config, out io.Writer) (*zap.Logger, *LogFiles, error) {
+// bufferSize is how many bytes of log lines the held writer keeps before it writes them
+// out without waiting for log.flush_interval.
+const bufferSize = 256 << 10
+
+// Logger is the root logger and what it writes to. Close it after the last line.
+type Logger struct {
+	*zap.Logger
+	// Files are the tenant log files (log.tenant_dir), nil when that is off.
+	Files *LogFiles
+	held  *zapcore.BufferedWriteSyncer // nil when log.flush_interval is 0
+}
+
+// New builds the root logger, writing to out (stderr when nil): zap's production JSON
+// lines, made line-safe, or with log.format console its development text. Every line
+// passes through PII redaction. With log.flush_interval set, lines are held and written
+// many at a time; a line at warn level or above is written at once, with those before
+// it, and Sync writes whatever is held. With log.tenant_dir set, each line naming a
+// configured tenant also goes, as JSON, to that tenant's file.
+func New(cfg Config, tenants []tenant.Config, out io.Writer) (*Logger, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log.level: %w", err)
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	if out == nil {
+		out = os.Stderr
 	}
 	stderr := zapcore.Lock(os.Stderr)
-	sink := stderr
-	if out != nil {
-		sink = zapcore.Lock(zapcore.AddSync(out))
-	}
-	var held *logBuffer
+	sink := zapcore.Lock(zapcore.AddSync(out))
+	l := &Logger{}
 	if cfg.FlushInterval > 0 {
-		held = newLogBuffer(sink, logBufferSize, cfg.FlushInterval)
-		sink = held
+		// out's own Sync is hidden, so the held writer's Sync only writes out the lines
+		// held: a warning (the hook below) must not cost an fsync, and an fsync of
+		// stderr fails on a pipe or a terminal.
+		l.held = &zapcore.BufferedWriteSyncer{
+			WS:            zapcore.AddSync(struct{ io.Writer }{out}),
+			Size:          bufferSize,
+			FlushInterval: cfg.FlushInterval,
+		}
+		sink = l.held
 	}
 	jsonEncoder := func() zapcore.Encoder {
 		ec := zap.NewProductionEncoderConfig()
@@ -47,35 +65,47 @@ func New(cfg Config, tenants []tenant.Config, out io.Writer) (*zap.Logger, *LogF
 		enc = zapcore.NewConsoleEncoder(ec)
 		opts = []zap.Option{zap.ErrorOutput(stderr), zap.AddCaller(), zap.AddStacktrace(zapcore.WarnLevel), zap.Development()}
 	}
-	if held != nil {
+	if l.held != nil {
 		// Runs after the entry is written: warnings and errors are never held back.
 		opts = append(opts, zap.Hooks(func(e zapcore.Entry) error {
 			if e.Level >= zapcore.WarnLevel {
-				return held.Flush()
+				return l.held.Sync()
 			}
 			return nil
 		}))
 	}
 	core := zapcore.NewCore(enc, sink, level)
-	var files *LogFiles
 	if cfg.TenantDir != "" {
 		if err := cfg.checkTenantDir(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		// The IDs are validated as the registry validates them; an invalid one is
-		// left out here, and stops start-up when the registry is built.
+		// An invalid ID gets no file here; the registry refuses it at start-up.
 		var ids []tenant.ID
 		for _, t := range tenants {
 			if id, err := tenant.ParseID(t.ID); err == nil {
 				ids = append(ids, id)
 			}
 		}
-		if files, err = OpenLogFiles(cfg.TenantDir, ids); err != nil {
-			return nil, nil, fmt.Errorf("log.tenant_dir: %w", err)
+		if l.Files, err = OpenLogFiles(cfg.TenantDir, ids); err != nil {
+			return nil, fmt.Errorf("log.tenant_dir: %w", err)
 		}
-		core = zapcore.NewTee(core, files.Core(jsonEncoder(), level))
+		core = zapcore.NewTee(core, l.Files.Core(jsonEncoder(), level))
 	}
-	return zap.New(NewRedactingCore(core), opts...), files, nil
+	l.Logger = zap.New(NewRedactingCore(core), opts...)
+	return l, nil
+}
+
+// Close writes out the lines held, ends the held writer's flushing and closes the
+// tenant files. Nothing should be logged after it.
+func (l *Logger) Close() error {
+	err := l.Sync()
+	if l.held != nil {
+		err = errors.Join(err, l.held.Stop())
+	}
+	if l.Files != nil {
+		err = errors.Join(err, l.Files.Close())
+	}
+	return err
 }
 
 // Config sets the log level and format, and the per-tenant log files.

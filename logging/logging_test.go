@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
+
+// TestMain checks that Close ends the held writer's flushing.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // writeCounter records what is written to it, and in how many writes.
 type writeCounter struct {
@@ -32,86 +35,68 @@ func (w *writeCounter) got() (string, int) {
 	return w.buf.String(), w.writes
 }
 
-func testLogger(t *testing.T, interval time.Duration) (*zap.Logger, *writeCounter) {
+func testLogger(t *testing.T, interval time.Duration) (*Logger, *writeCounter) {
 	t.Helper()
 	out := &writeCounter{}
-	log, _, err := New(Config{Level: "info", Format: "json", FlushInterval: interval}, nil, out)
+	log, err := New(Config{Level: "info", Format: "json", FlushInterval: interval}, nil, out)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = log.Close() })
 	return log, out
 }
 
-// TestLogBufferHoldsInfoLines: info lines are written together once the interval has
-// passed, in order; a warning is written at once with the lines before it; Sync writes
-// what is held.
-func TestLogBufferHoldsInfoLines(t *testing.T) {
-	const interval = time.Second
-	log, out := testLogger(t, interval)
-	start := time.Now()
+// TestLoggerHoldsInfoLines: with an interval longer than the test, info lines are held;
+// a warning is written at once, in one write with the lines before it; an error too;
+// Sync and Close write what is held.
+func TestLoggerHoldsInfoLines(t *testing.T) {
+	log, out := testLogger(t, time.Hour)
 	for i := range 5 {
 		log.Info("request", zap.Int("n", i))
 	}
 	if text, writes := out.got(); writes != 0 || text != "" {
 		t.Fatalf("info lines written at once: %d writes of %q", writes, text)
 	}
-	eventually(t, 5*time.Second, "the info lines to be written", func() bool {
-		_, writes := out.got()
-		return writes > 0
-	})
-	if took := time.Since(start); took < interval/2 {
-		t.Errorf("info lines written %v after they were logged, want about %v", took, interval)
-	}
-	text, writes := out.got()
-	if writes != 1 || strings.Count(text, "\n") != 5 || !inOrder(text, `"n":0`, `"n":1`, `"n":2`, `"n":3`, `"n":4`) {
-		t.Errorf("%d writes of %q, want the 5 lines in order in one", writes, text)
-	}
-
-	log.Info("before the warning")
 	log.Warn("a warning")
-	if text, writes := out.got(); writes != 2 || !inOrder(text, "before the warning", "a warning") {
-		t.Errorf("after a warning: %d writes of %q, want it written at once after the line before it", writes, text)
+	text, writes := out.got()
+	if writes != 1 || strings.Count(text, "\n") != 6 || !inOrder(text, `"n":0`, `"n":1`, `"n":2`, `"n":3`, `"n":4`, "a warning") {
+		t.Errorf("after a warning: %d writes of %q, want the 5 lines and the warning, in order, in one", writes, text)
 	}
+	log.Info("before the error")
 	log.Error("an error")
-	if text, _ := out.got(); !strings.Contains(text, "an error") {
+	if text, _ := out.got(); !inOrder(text, "a warning", "before the error", "an error") {
 		t.Errorf("an error was held back: %q", text)
 	}
 
-	log.Info("at shutdown")
+	log.Info("at sync")
 	if err := log.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if text, _ := out.got(); !strings.HasSuffix(text, "\n") || !strings.Contains(text, "at shutdown") {
+	if text, _ := out.got(); !strings.HasSuffix(text, "\n") || !strings.Contains(text, "at sync") {
 		t.Errorf("Sync did not write the line held: %q", text)
+	}
+	log.Info("at close")
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := out.got(); !strings.Contains(text, "at close") {
+		t.Errorf("Close did not write the line held: %q", text)
 	}
 }
 
-// TestLogBufferFull: a full buffer is written without waiting, whole lines only, and
-// a line larger than the buffer is written whole.
-func TestLogBufferFull(t *testing.T) {
-	out := &writeCounter{}
-	b := newLogBuffer(zapcore.AddSync(out), 64, time.Hour)
-	line := strings.Repeat("x", 39) + "\n" // 40 bytes: one fits, two do not
-	for range 3 {
-		if _, err := b.Write([]byte(line)); err != nil {
-			t.Fatal(err)
-		}
+// TestLoggerFlushesHeldLines: held lines are written without a warning or a Sync, in
+// order, once the interval has passed.
+func TestLoggerFlushesHeldLines(t *testing.T) {
+	log, out := testLogger(t, 10*time.Millisecond)
+	for i := range 5 {
+		log.Info("request", zap.Int("n", i))
 	}
-	if text, writes := out.got(); writes != 2 || text != line+line {
-		t.Errorf("%d writes of %q, want the first two lines in two writes", writes, text)
-	}
-	long := strings.Repeat("y", 100) + "\n"
-	if _, err := b.Write([]byte(long)); err != nil {
-		t.Fatal(err)
-	}
-	if text, writes := out.got(); writes != 4 || text != line+line+line+long {
-		t.Errorf("%d writes of %q, want the line held, then the long line", writes, text)
-	}
-	if err := b.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if _, writes := out.got(); writes != 4 {
-		t.Errorf("Sync of an empty buffer wrote %d times", writes-4)
+	eventually(t, 5*time.Second, "the info lines to be written", func() bool {
+		text, _ := out.got()
+		return strings.Count(text, "\n") == 5
+	})
+	if text, _ := out.got(); !inOrder(text, `"n":0`, `"n":1`, `"n":2`, `"n":3`, `"n":4`) {
+		t.Errorf("got %q, want the 5 lines in order", text)
 	}
 }
 
@@ -140,7 +125,7 @@ func inOrder(text string, subs ...string) bool {
 // eventually fails the test unless cond holds within d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within %v: %s", d, what)
 		}
@@ -167,11 +152,11 @@ func BenchmarkLogger(b *testing.B) {
 	}{{"devnull", devNull}, {"file", file}} {
 		for _, interval := range []time.Duration{0, 100 * time.Millisecond} {
 			b.Run(sink.name+"/flush_interval="+interval.String(), func(b *testing.B) {
-				log, _, err := New(Config{Level: "info", Format: "json", FlushInterval: interval}, nil, sink.out)
+				log, err := New(Config{Level: "info", Format: "json", FlushInterval: interval}, nil, sink.out)
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer log.Sync()
+				defer log.Close()
 				b.ReportAllocs()
 				for b.Loop() {
 					log.Info("request", zap.String("request_id", "Q7ZB4KX2M3N5P6R7"), zap.String("method", "POST"),
