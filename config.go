@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/fengda-ai/fengda/dialogue"
@@ -104,9 +103,7 @@ func defaultConfig() Config {
 	c.RateLimit.Store = "local"
 	c.RateLimit.Timeout = gateway.DefaultRateStoreTimeout
 	c.RateLimit.Backoff = gateway.DefaultRateStoreBackoff
-	c.Log.Level = "info"
-	c.Log.Format = "json"
-	c.Log.FlushInterval = 100 * time.Millisecond
+	c.Log = logging.DefaultConfig()
 	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
 	return c
 }
@@ -175,16 +172,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("ratelimit.backoff: %s is not positive", c.RateLimit.Backoff)
 	case c.RateLimit.Store == "redis" && c.Session.Redis.URL == "":
 		return errors.New("session.redis.url: required when ratelimit.store is redis")
-	case !oneOf(c.Log.Level, "debug", "info", "warn", "error"):
-		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
-	case !oneOf(c.Log.Format, "json", "console"):
-		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
-	case c.Log.TenantDir != "" && strings.TrimSpace(c.Log.TenantDir) != c.Log.TenantDir:
-		return fmt.Errorf("log.tenant_dir: %q begins or ends with white space", c.Log.TenantDir)
-	case c.Log.FlushInterval < 0:
-		return fmt.Errorf("log.flush_interval: %s is negative", c.Log.FlushInterval)
 	case len(c.Tenants) == 0:
 		return errors.New("tenants: at least one tenant is required")
+	}
+	if err := c.Log.Validate(); err != nil {
+		return err
 	}
 	if err := c.Dialogue.Validate(); err != nil {
 		return err

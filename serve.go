@@ -52,7 +52,7 @@ func runServe(ctx context.Context, args []string, p process) error {
 
 // serve builds every module, runs them, and shuts them down in reverse order. files
 // are the tenant log files, nil when log.tenant_dir is off.
-func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *logging.LogFiles) error {
+func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *logging.TenantFiles) error {
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
 		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/fengda-ai/fengda/tenant"
 	"go.uber.org/zap"
@@ -20,7 +19,7 @@ const bufferSize = 256 << 10
 type Logger struct {
 	*zap.Logger
 	// Files are the tenant log files (log.tenant_dir), nil when that is off.
-	Files *LogFiles
+	Files *TenantFiles
 	held  *zapcore.BufferedWriteSyncer // nil when log.flush_interval is 0
 }
 
@@ -86,7 +85,7 @@ func New(cfg Config, tenants []tenant.Config, out io.Writer) (*Logger, error) {
 				ids = append(ids, id)
 			}
 		}
-		if l.Files, err = OpenLogFiles(cfg.TenantDir, ids); err != nil {
+		if l.Files, err = OpenTenantFiles(cfg.TenantDir, ids); err != nil {
 			return nil, fmt.Errorf("log.tenant_dir: %w", err)
 		}
 		core = zapcore.NewTee(core, l.Files.Core(jsonEncoder(), level))
@@ -106,38 +105,4 @@ func (l *Logger) Close() error {
 		err = errors.Join(err, l.Files.Close())
 	}
 	return err
-}
-
-// Config sets the log level and format, and the per-tenant log files.
-type Config struct {
-	Level  string `yaml:"level"`  // debug | info | warn | error
-	Format string `yaml:"format"` // json | console
-	// TenantDir, when set, is a directory where every line naming a tenant is also
-	// written, as JSON, to <tenant>.log; "" (the default) writes no such files.
-	TenantDir string `yaml:"tenant_dir"`
-	// FlushInterval is how long a log line may wait in memory before it is written,
-	// so that lines are written many at a time rather than with a system call each.
-	// Lines at warn level and above are written at once, with those before them, and
-	// every line held is written at shutdown. 0 writes each line as it is logged.
-	// Default 100ms.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-}
-
-// checkTenantDir checks at start-up that log.tenant_dir is a directory this process can
-// create files in.
-func (c Config) checkTenantDir() error {
-	st, err := os.Stat(c.TenantDir)
-	switch {
-	case err != nil:
-		return fmt.Errorf("log.tenant_dir: %w", err)
-	case !st.IsDir():
-		return fmt.Errorf("log.tenant_dir: %s is not a directory", c.TenantDir)
-	}
-	probe, err := os.CreateTemp(c.TenantDir, ".fengda-write-check-*")
-	if err != nil {
-		return fmt.Errorf("log.tenant_dir: %s is not writable: %w", c.TenantDir, err)
-	}
-	name := probe.Name()
-	_ = probe.Close()
-	return os.Remove(name)
 }

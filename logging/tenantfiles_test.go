@@ -18,9 +18,9 @@ import (
 
 // newTenantLogger returns a logger as main builds it with log.tenant_dir set: the main
 // log (into the returned buffer) and the tenants' files, under the redacting core.
-func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *LogFiles, *bytes.Buffer) {
+func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *TenantFiles, *bytes.Buffer) {
 	t.Helper()
-	files, err := OpenLogFiles(t.TempDir(), ids)
+	files, err := OpenTenantFiles(t.TempDir(), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *LogFiles, *b
 }
 
 // readTenantLog returns the entries of tenant id's file.
-func readTenantLog(t *testing.T, files *LogFiles, id tenant.ID) []map[string]any {
+func readTenantLog(t *testing.T, files *TenantFiles, id tenant.ID) []map[string]any {
 	t.Helper()
 	f, err := os.Open(filepath.Join(files.Dir(), string(id)+".log"))
 	if err != nil {
@@ -186,7 +186,7 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 		"a file":            {file, []tenant.ID{"bank-a"}},
 		"an invalid ID":     {dir, []tenant.ID{"../etc"}},
 	} {
-		if _, err := OpenLogFiles(tc.dir, tc.ids); err == nil {
+		if _, err := OpenTenantFiles(tc.dir, tc.ids); err == nil {
 			t.Errorf("%s: opened", name)
 		}
 	}
@@ -195,7 +195,7 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 		if err := os.Mkdir(ro, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := OpenLogFiles(ro, []tenant.ID{"bank-a"}); err == nil {
+		if _, err := OpenTenantFiles(ro, []tenant.ID{"bank-a"}); err == nil {
 			t.Error("a read-only directory: opened")
 		}
 	}
