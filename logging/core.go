@@ -8,13 +8,13 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// NewRedactingCore wraps core so that every entry's message and every string it carries
+// newRedactingCore wraps core so that every entry's message and every string it carries
 // goes through Redact: string, byte-string, Stringer and error fields, strings inside
 // zap.Object, zap.Array, zap.Strings and zap.Inline values, and fields added by With.
 // Integers of 11 or more digits that Redact would mask are logged as masked strings.
 // Values logged by reflection (zap.Any of a struct or map) are logged as their redacted
 // JSON text. Field keys, the logger name and stack traces are not redacted.
-func NewRedactingCore(core zapcore.Core) zapcore.Core {
+func newRedactingCore(core zapcore.Core) zapcore.Core {
 	return &redactingCore{inner: core}
 }
 

@@ -14,13 +14,13 @@ import (
 )
 
 // newRedactedLogger returns a logger writing JSON lines into the returned buffer through
-// NewRedactingCore.
+// newRedactingCore.
 func newRedactedLogger(t *testing.T, level zapcore.Level) (*zap.Logger, *bytes.Buffer) {
 	t.Helper()
 	var buf bytes.Buffer
-	enc := NewLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
+	enc := newLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
 	core := zapcore.NewCore(enc, zapcore.AddSync(&buf), level)
-	return zap.New(NewRedactingCore(core)), &buf
+	return zap.New(newRedactingCore(core)), &buf
 }
 
 type phoneStringer struct{}
@@ -165,11 +165,11 @@ func BenchmarkLogLine(b *testing.B) {
 	}{
 		{"json", func() zapcore.Encoder { return zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()) }},
 		{"line-safe json", func() zapcore.Encoder {
-			return NewLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
+			return newLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			l := zap.New(NewRedactingCore(zapcore.NewCore(bc.enc(), zapcore.AddSync(io.Discard), zapcore.InfoLevel)))
+			l := zap.New(newRedactingCore(zapcore.NewCore(bc.enc(), zapcore.AddSync(io.Discard), zapcore.InfoLevel)))
 			b.ReportAllocs()
 			for b.Loop() {
 				l.Info("request", zap.String("request_id", "Q7ZB4KX2M3N5P6R7"), zap.String("method", "POST"),

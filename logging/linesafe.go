@@ -9,15 +9,13 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// NewLineSafeEncoder wraps enc, a JSON encoder, so that every entry it writes is one
-// line of text whatever its strings hold. zap's JSON encoder escapes CR, LF and the other
-// ASCII control characters, but writes the C1 controls (U+0080–U+009F, U+0085 being a
-// line break), the line and paragraph separators U+2028 and U+2029, and the
-// bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) as
-// they are: some log viewers start a new line at the former, and the latter reorder the
-// text a reader sees. This encoder writes them as JSON escapes (\u2028): the JSON means
-// the same, and a message cannot make its line look like two, or like another one.
-func NewLineSafeEncoder(enc zapcore.Encoder) zapcore.Encoder {
+// newLineSafeEncoder wraps enc, a JSON encoder, so that each entry is one line whatever
+// its strings hold. zap escapes the ASCII controls but writes as they are the C1
+// controls (U+0085 breaks a line in some viewers), U+2028 and U+2029, and the
+// bidirectional controls, which reorder the text a reader sees. This encoder writes
+// them as JSON escapes (\u2028), which mean the same: a message cannot make its line
+// look like two, or like another one.
+func newLineSafeEncoder(enc zapcore.Encoder) zapcore.Encoder {
 	return lineSafeEncoder{enc}
 }
 
@@ -52,7 +50,7 @@ func (e lineSafeEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) 
 
 var linePool = buffer.NewPool()
 
-// nextUnsafe returns the offset of the next rune from b[i:] on that NewLineSafeEncoder
+// nextUnsafe returns the offset of the next rune from b[i:] on that newLineSafeEncoder
 // escapes, or -1. It looks only at the lead bytes those runes can have, found with
 // bytes.IndexByte: most lines have none.
 func nextUnsafe(b []byte, i int) int {

@@ -1,3 +1,9 @@
+// Package logging owns the root logger: the log section of the configuration, the
+// writer that holds lines to write them many at a time, PII redaction of everything
+// logged, line-safe JSON, the per-tenant log files, and the sampling of lines a tenant
+// could flood. Other packages are given a *zap.Logger and never build one. It logs
+// nothing itself, never touches zap's global logger, and imports nothing of ours but
+// tenant.
 package logging
 
 import (
@@ -54,7 +60,7 @@ func New(cfg Config, tenants []tenant.Config, out io.Writer) (*Logger, error) {
 	jsonEncoder := func() zapcore.Encoder {
 		ec := zap.NewProductionEncoderConfig()
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder
-		return NewLineSafeEncoder(zapcore.NewJSONEncoder(ec))
+		return newLineSafeEncoder(zapcore.NewJSONEncoder(ec))
 	}
 	enc := jsonEncoder()
 	opts := []zap.Option{zap.ErrorOutput(stderr), zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel)}
@@ -85,12 +91,12 @@ func New(cfg Config, tenants []tenant.Config, out io.Writer) (*Logger, error) {
 				ids = append(ids, id)
 			}
 		}
-		if l.Files, err = OpenTenantFiles(cfg.TenantDir, ids); err != nil {
+		if l.Files, err = openTenantFiles(cfg.TenantDir, ids); err != nil {
 			return nil, fmt.Errorf("log.tenant_dir: %w", err)
 		}
-		core = zapcore.NewTee(core, l.Files.Core(jsonEncoder(), level))
+		core = zapcore.NewTee(core, l.Files.core(jsonEncoder(), level))
 	}
-	l.Logger = zap.New(NewRedactingCore(core), opts...)
+	l.Logger = zap.New(newRedactingCore(core), opts...)
 	return l, nil
 }
 

@@ -6,37 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-// Redaction masks personal data in text that is about to be logged.
-//
-// Numbers. A number is a run of digits, ASCII or full-width (０-９), split into groups by
-// separators: any number of spaces, tabs, dashes and their full-width and typographic
-// forms (U+3000, －, ‐, –, —, −, no-break and thin spaces) between two groups. Within
-// each run, from the left, the longest sequence of whole groups (at most 19 digits) that
-// is one of these numbers is masked:
-//
-//   - a resident ID number: 17 digits and the ISO 7064 MOD 11-2 check character of
-//     them (a digit or X, also x, Ｘ, ｘ), with a region code not starting with 0 and a
-//     valid birth date: 11**************1X
-//   - an old resident ID number: 15 digits, a region code not starting with 0 and a
-//     valid birth date YYMMDD: 11***********12
-//   - a mobile number: 1[3-9] and 9 more digits, alone or after 86 or 0086 (+86, 0086,
-//     grouped 3-4-4 or not): 138****5678, +86138****5678
-//   - a bank card number: 16 to 19 digits passing the Luhn check: 6222********7890
-//
-// Deliberately, any other sequence of 13 to 19 digits is masked as a card number too:
-// an order number masked by mistake costs less than a mistyped card number in a bank's
-// logs. Such a sequence never takes in the first group of one of the numbers above,
-// which are masked on their own. A group of more than 19 digits is none of these
-// numbers and is kept; so are 12 digits or fewer that are not a mobile number.
-//
-// Masks are written with ASCII digits and an upper-case X, one character per digit.
-// The digits a mask keeps never touch other digits of its run: a mask keeps its first
-// digits only when it starts the run, and its last digits only when no unmasked group
-// follows it. So no run of digits left in the result, read with its separators removed,
-// is a number that would be masked (FuzzRedact and TestRedactProperty check this).
-//
-// E-mail addresses, ASCII or full-width, with @ or ＠: the local part becomes ***.
-
 var emailPattern = regexp.MustCompile(
 	`[A-Za-z0-9._%+\-\x{FF0E}\x{FF10}-\x{FF19}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}]+` + // local part
 		`([@\x{FF20}][A-Za-z0-9\-\x{FF0D}\x{FF10}-\x{FF19}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A}]+` + // @ and first label
@@ -53,9 +22,28 @@ const (
 	minAnyDigits = 13
 )
 
-// Redact returns s with resident ID, mobile and bank card numbers, other long numbers
-// and e-mail addresses masked. Text without them is returned unchanged; text with fewer
-// than 11 digits and no @ is returned without allocating.
+// Redact returns s with personal data masked. Text without any is returned unchanged,
+// and text with fewer than 11 digits and no @ without allocating.
+//
+// A number is a run of digits, ASCII or full-width (０-９), in groups split by
+// separators (spaces, tabs, dashes, and their full-width and typographic forms). From
+// the left of each run, the longest sequence of whole groups, at most 19 digits, that is
+// one of these is masked:
+//
+//   - a resident ID number: 17 digits and their ISO 7064 MOD 11-2 check character (a
+//     digit or X), a region code not starting with 0 and a valid birth date:
+//     11**************1X; or the old form of 15 digits: 11***********12
+//   - a mobile number: 1[3-9] and 9 more digits, alone or after 86 or 0086: 138****5678
+//   - a bank card number: 16 to 19 digits passing the Luhn check: 6222********7890
+//   - deliberately, any other 13 to 19 digits (an order number masked by mistake costs
+//     less than a card number in a bank's logs), never taking in the first group of
+//     one of the numbers above
+//
+// Masks use ASCII digits and X, one character a digit. A mask keeps its first digits
+// only when it starts the run, and its last only when no unmasked group follows, so no
+// run left in the result is a number that would be masked (FuzzRedact and
+// TestRedactProperty check this). In e-mail addresses, ASCII or full-width, the local
+// part becomes ***.
 func Redact(s string) string {
 	digits, at := scanHints(s)
 	if at {
@@ -173,7 +161,7 @@ type match struct {
 	x bool
 }
 
-// redactNumbers masks the numbers of s (see the package comment on redaction).
+// redactNumbers masks the numbers of s (see Redact).
 func redactNumbers(s string) string {
 	var b strings.Builder
 	written := 0 // bytes of s already copied to b

@@ -12,15 +12,12 @@ import (
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// TenantFiles writes each tenant's log lines to a file of its own, <dir>/<tenant>.log, so
-// that a tenant's operator can be given that file: it holds every line that names the
-// tenant in a top-level tenant field (added by With or by the entry itself), and no
-// other line. A line without a tenant, with an empty one, with one that is not
-// configured, or with two different ones goes to no tenant's file.
-//
-// Files are opened when TenantFiles is made, one per tenant ID given, and appended to;
-// the paths are built from validated tenant IDs only. Rotation is left to the system
-// (logrotate with copytruncate, or a rename followed by Reopen).
+// TenantFiles writes each tenant's lines to a file of its own, <dir>/<tenant>.log, that
+// its operator can be given: every line naming the tenant in a top-level tenant field
+// (from With or the entry itself), and no other. A line naming no tenant, an unknown
+// one, or two different ones goes to no tenant's file. Files are appended to, their
+// paths built from validated IDs only; rotation is the system's (logrotate with
+// copytruncate, or a rename and then Reopen).
 type TenantFiles struct {
 	dir   string
 	files map[tenant.ID]*logFile
@@ -36,9 +33,9 @@ type logFile struct {
 // logFileMode lets the process and its group read a tenant's file.
 const logFileMode = 0o640
 
-// OpenTenantFiles opens (creating them if need be) the log files of tenants in dir, which
-// must be an existing, writable directory.
-func OpenTenantFiles(dir string, tenants []tenant.ID) (*TenantFiles, error) {
+// openTenantFiles opens, creating them if need be, the files of tenants in dir, an
+// existing, writable directory.
+func openTenantFiles(dir string, tenants []tenant.ID) (*TenantFiles, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -139,10 +136,10 @@ func (lf *logFile) sync() error {
 	return lf.f.Sync()
 }
 
-// Core returns a core that writes, with enc, each entry enabled by level to the file of
+// core returns a core that writes, with enc, each entry enabled by level to the file of
 // the tenant it names. Tee it with the main core, under the redacting core (the lines
 // are the main log's lines, redacted alike).
-func (l *TenantFiles) Core(enc zapcore.Encoder, level zapcore.LevelEnabler) zapcore.Core {
+func (l *TenantFiles) core(enc zapcore.Encoder, level zapcore.LevelEnabler) zapcore.Core {
 	return &tenantCore{LevelEnabler: level, files: l, enc: enc}
 }
 

@@ -20,16 +20,16 @@ import (
 // log (into the returned buffer) and the tenants' files, under the redacting core.
 func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *TenantFiles, *bytes.Buffer) {
 	t.Helper()
-	files, err := OpenTenantFiles(t.TempDir(), ids)
+	files, err := openTenantFiles(t.TempDir(), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = files.Close() })
 	var buf bytes.Buffer
-	enc := NewLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
+	enc := newLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
 	main := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(&buf)), zapcore.InfoLevel)
-	core := zapcore.NewTee(main, files.Core(enc.Clone(), zapcore.InfoLevel))
-	return zap.New(NewRedactingCore(core)), files, &buf
+	core := zapcore.NewTee(main, files.core(enc.Clone(), zapcore.InfoLevel))
+	return zap.New(newRedactingCore(core)), files, &buf
 }
 
 // readTenantLog returns the entries of tenant id's file.
@@ -172,7 +172,7 @@ func TestLogFilesConcurrent(t *testing.T) {
 	}
 }
 
-func TestOpenLogFilesRefuses(t *testing.T) {
+func TestOpenTenantFilesRefuses(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -186,7 +186,7 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 		"a file":            {file, []tenant.ID{"bank-a"}},
 		"an invalid ID":     {dir, []tenant.ID{"../etc"}},
 	} {
-		if _, err := OpenTenantFiles(tc.dir, tc.ids); err == nil {
+		if _, err := openTenantFiles(tc.dir, tc.ids); err == nil {
 			t.Errorf("%s: opened", name)
 		}
 	}
@@ -195,7 +195,7 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 		if err := os.Mkdir(ro, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := OpenTenantFiles(ro, []tenant.ID{"bank-a"}); err == nil {
+		if _, err := openTenantFiles(ro, []tenant.ID{"bank-a"}); err == nil {
 			t.Error("a read-only directory: opened")
 		}
 	}
