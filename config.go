@@ -212,7 +212,7 @@ func loopback(addr string) bool {
 // a tenant secret shows where it comes from (env:NAME, file:PATH) but never an inline
 // value, and every URL (Redis, NATS, model base URLs) loses its password.
 func effectiveConfig(cfg Config) yamlenv.Tree {
-	return yamlenv.Masked(cfg, redactURLs)
+	return yamlenv.Masked(cfg, logging.RedactURLs)
 }
 
 func oneOf(s string, options ...string) bool {

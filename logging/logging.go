@@ -1,9 +1,9 @@
 // Package logging owns the root logger: the log section of the configuration, the
 // writer that holds lines to write them many at a time, PII redaction of everything
-// logged, line-safe JSON, the per-tenant log files, and the sampling of lines a tenant
-// could flood. Other packages are given a *zap.Logger and never build one. It logs
-// nothing itself, never touches zap's global logger, and imports nothing of ours but
-// tenant.
+// logged, line-safe JSON, the per-tenant log files, the sampling of lines a tenant
+// could flood, the masking of passwords in URLs, and go-redis's logger. Other packages
+// are given a *zap.Logger and never build one. It logs nothing itself, never touches
+// zap's global logger, and imports nothing of ours but tenant.
 package logging
 
 import (
