@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/fengda-ai/fengda/tenant"
 	"go.uber.org/zap"
@@ -47,11 +48,8 @@ func New(cfg Config, tenants []tenant.Config, out io.Writer) (*Logger, error) {
 	sink := zapcore.Lock(zapcore.AddSync(out))
 	l := &Logger{}
 	if cfg.FlushInterval > 0 {
-		// out's own Sync is hidden, so the held writer's Sync only writes out the lines
-		// held: a warning (the hook below) must not cost an fsync, and an fsync of
-		// stderr fails on a pipe or a terminal.
 		l.held = &zapcore.BufferedWriteSyncer{
-			WS:            zapcore.AddSync(struct{ io.Writer }{out}),
+			WS:            heldOutput{out: out, errs: stderr},
 			Size:          bufferSize,
 			FlushInterval: cfg.FlushInterval,
 		}
@@ -112,3 +110,23 @@ func (l *Logger) Close() error {
 	}
 	return err
 }
+
+// heldOutput is what the held writer writes to. It has no Sync of its own, so that the
+// held writer's Sync only writes out the lines held: a warning must not cost an fsync,
+// and an fsync of stderr fails on a pipe or a terminal. A failed write is reported to
+// errs, as zap reports its own, and then counted as done: the held writer's
+// bufio.Writer would otherwise keep the error and write nothing more. Its lines are
+// lost, as an unheld line's would be.
+type heldOutput struct {
+	out  io.Writer
+	errs zapcore.WriteSyncer
+}
+
+func (h heldOutput) Write(p []byte) (int, error) {
+	if _, err := h.out.Write(p); err != nil {
+		fmt.Fprintf(h.errs, "%v write error: %v\n", time.Now().UTC(), err)
+	}
+	return len(p), nil
+}
+
+func (heldOutput) Sync() error { return nil }

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,41 @@ func TestLoggerFlushesHeldLines(t *testing.T) {
 	})
 	if text, _ := out.got(); !inOrder(text, `"n":0`, `"n":1`, `"n":2`, `"n":3`, `"n":4`) {
 		t.Errorf("got %q, want the 5 lines in order", text)
+	}
+}
+
+// failOnce fails its first write and records the others.
+type failOnce struct {
+	writeCounter
+	failed bool
+}
+
+func (w *failOnce) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	failed := w.failed
+	w.failed = true
+	w.mu.Unlock()
+	if !failed {
+		return 0, errors.New("disk full")
+	}
+	return w.writeCounter.Write(p)
+}
+
+// TestLoggerWritesOnAfterAFailedWrite: the lines of a failed write are lost, and the
+// next ones are written.
+func TestLoggerWritesOnAfterAFailedWrite(t *testing.T) {
+	out := &failOnce{}
+	log, err := New(Config{Level: "info", Format: "json", FlushInterval: time.Hour}, nil, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	log.Info("lost")
+	_ = log.Sync()
+	log.Info("after the failure")
+	_ = log.Sync()
+	if text, _ := out.got(); strings.Contains(text, "lost") || !strings.Contains(text, "after the failure") {
+		t.Errorf("got %q, want the line after the failed write only", text)
 	}
 }
 
