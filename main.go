@@ -11,8 +11,8 @@
 // logic lives in the packages. One file a command: serve.go (the composition root, in
 // the order a request meets the modules), token.go, eval.go, healthcheck.go and
 // version.go; beside them config.go (the root configuration), knowledge.go (the
-// knowledge bases and their reload), log.go (the root logger) and signal.go (the exit
-// on a second signal).
+// knowledge bases and their reload) and signal.go (the exit on a second signal). The
+// root logger is built by package logging.
 //
 // Exit status: 0 after a clean shutdown (SIGTERM or SIGINT, see serve), 1 when start-up
 // or serving fails, 2 when a second SIGTERM or SIGINT cuts the shutdown short.
