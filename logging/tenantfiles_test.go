@@ -16,7 +16,7 @@ import (
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// newTenantLogger returns a logger as main builds it with log.tenant_dir set: the main
+// newTenantLogger returns a logger as New builds it with log.tenant_dir set: the main
 // log (into the returned buffer) and the tenants' files, under the redacting core.
 func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *TenantFiles, *bytes.Buffer) {
 	t.Helper()
