@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/internal/yamlenv"
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -30,7 +30,7 @@ type Config struct {
 	Dialogue  dialogue.Config `yaml:"dialogue"`
 	Queue     queue.Config    `yaml:"queue"`
 	RateLimit RateLimitConfig `yaml:"ratelimit"`
-	Log       LogConfig       `yaml:"log"`
+	Log       logging.Config  `yaml:"log"`
 	// Demo turns on the demo page and anonymous demo tokens. Off unless the file says
 	// so; the shipped config.yaml does, for its demo tenants.
 	Demo    gateway.DemoConfig `yaml:"demo"`
@@ -83,40 +83,6 @@ type RateLimitConfig struct {
 	Backoff time.Duration `yaml:"backoff"`
 }
 
-// LogConfig sets the log level and format, and the per-tenant log files.
-type LogConfig struct {
-	Level  string `yaml:"level"`  // debug | info | warn | error
-	Format string `yaml:"format"` // json | console
-	// TenantDir, when set, is a directory where every line naming a tenant is also
-	// written, as JSON, to <tenant>.log; "" (the default) writes no such files.
-	TenantDir string `yaml:"tenant_dir"`
-	// FlushInterval is how long a log line may wait in memory before it is written,
-	// so that lines are written many at a time rather than with a system call each.
-	// Lines at warn level and above are written at once, with those before them, and
-	// every line held is written at shutdown. 0 writes each line as it is logged.
-	// Default 100ms.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-}
-
-// checkTenantDir checks at start-up that log.tenant_dir is a directory this process can
-// create files in.
-func (c LogConfig) checkTenantDir() error {
-	st, err := os.Stat(c.TenantDir)
-	switch {
-	case err != nil:
-		return fmt.Errorf("log.tenant_dir: %w", err)
-	case !st.IsDir():
-		return fmt.Errorf("log.tenant_dir: %s is not a directory", c.TenantDir)
-	}
-	probe, err := os.CreateTemp(c.TenantDir, ".fengda-write-check-*")
-	if err != nil {
-		return fmt.Errorf("log.tenant_dir: %s is not writable: %w", c.TenantDir, err)
-	}
-	name := probe.Name()
-	_ = probe.Close()
-	return os.Remove(name)
-}
-
 // defaultConfig holds the defaults that apply before any file or environment.
 func defaultConfig() Config {
 	var c Config
@@ -137,9 +103,7 @@ func defaultConfig() Config {
 	c.RateLimit.Store = "local"
 	c.RateLimit.Timeout = gateway.DefaultRateStoreTimeout
 	c.RateLimit.Backoff = gateway.DefaultRateStoreBackoff
-	c.Log.Level = "info"
-	c.Log.Format = "json"
-	c.Log.FlushInterval = 100 * time.Millisecond
+	c.Log = logging.DefaultConfig()
 	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
 	return c
 }
@@ -208,16 +172,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("ratelimit.backoff: %s is not positive", c.RateLimit.Backoff)
 	case c.RateLimit.Store == "redis" && c.Session.Redis.URL == "":
 		return errors.New("session.redis.url: required when ratelimit.store is redis")
-	case !oneOf(c.Log.Level, "debug", "info", "warn", "error"):
-		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
-	case !oneOf(c.Log.Format, "json", "console"):
-		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
-	case c.Log.TenantDir != "" && strings.TrimSpace(c.Log.TenantDir) != c.Log.TenantDir:
-		return fmt.Errorf("log.tenant_dir: %q begins or ends with white space", c.Log.TenantDir)
-	case c.Log.FlushInterval < 0:
-		return fmt.Errorf("log.flush_interval: %s is negative", c.Log.FlushInterval)
 	case len(c.Tenants) == 0:
 		return errors.New("tenants: at least one tenant is required")
+	}
+	if err := c.Log.Validate(); err != nil {
+		return err
 	}
 	if err := c.Dialogue.Validate(); err != nil {
 		return err
@@ -253,7 +212,7 @@ func loopback(addr string) bool {
 // a tenant secret shows where it comes from (env:NAME, file:PATH) but never an inline
 // value, and every URL (Redis, NATS, model base URLs) loses its password.
 func effectiveConfig(cfg Config) yamlenv.Tree {
-	return yamlenv.Masked(cfg, redactURLs)
+	return yamlenv.Masked(cfg, logging.RedactURLs)
 }
 
 func oneOf(s string, options ...string) bool {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -246,10 +247,9 @@ func TestLoadConfigRateLimit(t *testing.T) {
 	}
 }
 
-// TestTenantLogDirCheckedAtStart: log.tenant_dir is off by default, set from the
-// environment, and a directory that is missing, not a directory, or not writable stops
-// start-up with an error naming the key.
-func TestTenantLogDirCheckedAtStart(t *testing.T) {
+// TestTenantLogDirConfig: log.tenant_dir is off by default and set from the
+// environment; the logger opens a file per configured tenant there.
+func TestTenantLogDirConfig(t *testing.T) {
 	cfg, _, err := loadConfig("", envOf(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -262,12 +262,11 @@ func TestTenantLogDirCheckedAtStart(t *testing.T) {
 	if err != nil || cfg.Log.TenantDir != dir {
 		t.Fatalf("FENGDA_LOG_TENANT_DIR: got %q, %v", cfg.Log.TenantDir, err)
 	}
-	log, files, err := newLogger(cfg.Log, cfg.Tenants, io.Discard)
+	log, err := logging.New(cfg.Log, cfg.Tenants, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = log.Sync()
-	_ = files.Close()
+	_ = log.Close()
 	entries, _ := os.ReadDir(dir)
 	var names []string
 	for _, e := range entries {
@@ -276,24 +275,22 @@ func TestTenantLogDirCheckedAtStart(t *testing.T) {
 	if strings.Join(names, " ") != "northwind-shop.log qinghe-bank.log" {
 		t.Errorf("log.tenant_dir holds %v, want a file per configured tenant and nothing else", names)
 	}
+}
 
-	file := filepath.Join(dir, "plain")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
+func TestLogFlushIntervalConfig(t *testing.T) {
+	cfg, _, err := loadConfig("", envOf(nil))
+	if err != nil {
 		t.Fatal(err)
 	}
-	readOnly := filepath.Join(dir, "ro")
-	if err := os.Mkdir(readOnly, 0o500); err != nil {
-		t.Fatal(err)
+	if cfg.Log.FlushInterval != 100*time.Millisecond {
+		t.Errorf("log.flush_interval defaults to %v, want 100ms", cfg.Log.FlushInterval)
 	}
-	bad := map[string]string{"missing": filepath.Join(dir, "missing"), "a file": file}
-	if os.Geteuid() != 0 { // root writes anywhere
-		bad["read-only"] = readOnly
+	cfg, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_FLUSH_INTERVAL": "0s"}))
+	if err != nil || cfg.Log.FlushInterval != 0 {
+		t.Errorf("FENGDA_LOG_FLUSH_INTERVAL=0s: got %v, %v", cfg.Log.FlushInterval, err)
 	}
-	for name, d := range bad {
-		c := cfg.Log
-		c.TenantDir = d
-		if _, _, err := newLogger(c, cfg.Tenants, io.Discard); err == nil || !strings.Contains(err.Error(), "log.tenant_dir") {
-			t.Errorf("%s: got %v, want an error naming log.tenant_dir", name, err)
-		}
+	_, _, err = loadConfig("", envOf(map[string]string{"FENGDA_LOG_FLUSH_INTERVAL": "-1s"}))
+	if err == nil || !strings.Contains(err.Error(), "log.flush_interval") {
+		t.Errorf("a negative log.flush_interval: got %v, want an error naming the key", err)
 	}
 }

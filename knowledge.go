@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/nlpclient"
 	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/tenant"
@@ -23,7 +24,7 @@ var embeddedKB embed.FS
 // ctx ends. A file that does not load leaves that tenant's engine or keys as they were,
 // and says why. It first reopens the tenant log files, if any, for log rotation.
 func reloadKBs(ctx context.Context, signals <-chan os.Signal, tenants *tenant.Registry, engines map[tenant.ID]*faq.Swap,
-	files *tenant.LogFiles, log *zap.Logger) {
+	files *logging.TenantFiles, log *zap.Logger) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -11,8 +11,8 @@
 // logic lives in the packages. One file a command: serve.go (the composition root, in
 // the order a request meets the modules), token.go, eval.go, healthcheck.go and
 // version.go; beside them config.go (the root configuration), knowledge.go (the
-// knowledge bases and their reload), log.go (the root logger) and signal.go (the exit
-// on a second signal).
+// knowledge bases and their reload) and signal.go (the exit on a second signal). The
+// root logger is built by package logging.
 //
 // Exit status: 0 after a clean shutdown (SIGTERM or SIGINT, see serve), 1 when start-up
 // or serving fails, 2 when a second SIGTERM or SIGINT cuts the shutdown short.
@@ -58,7 +58,7 @@ type process struct {
 	reload <-chan os.Signal // each value reloads every tenant's knowledge base
 	logs   io.Writer        // if set, the log is written here instead of stderr
 	// exitLog, if set, holds the logger while it is in use, for an exit that skips
-	// runWith's deferred Sync (main's exit on a second signal).
+	// runServe's deferred Close (main's exit on a second signal).
 	exitLog *atomic.Pointer[zap.Logger]
 }
 

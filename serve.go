@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/fengda-ai/fengda/queue"
@@ -37,24 +36,21 @@ func runServe(ctx context.Context, args []string, p process) error {
 	if err != nil {
 		return err
 	}
-	log, files, err := newLogger(cfg.Log, cfg.Tenants, p.logs)
+	log, err := logging.New(cfg.Log, cfg.Tenants, p.logs)
 	if err != nil {
 		return err
 	}
-	if files != nil {
-		defer func() { _ = files.Close() }()
-	}
+	defer func() { _ = log.Close() }()
 	if p.exitLog != nil {
-		p.exitLog.Store(log)
+		p.exitLog.Store(log.Logger)
 		defer p.exitLog.Store(nil)
 	}
-	defer func() { _ = log.Sync() }()
-	return serve(ctx, cfg, source, p, log, files)
+	return serve(ctx, cfg, source, p, log.Logger, log.Files)
 }
 
 // serve builds every module, runs them, and shuts them down in reverse order. files
 // are the tenant log files, nil when log.tenant_dir is off.
-func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *tenant.LogFiles) error {
+func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *logging.TenantFiles) error {
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
 		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.
@@ -124,7 +120,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	if cfg.RateLimit.Enabled && cfg.RateLimit.Store == "redis" {
 		// A client of its own, so that limit checks and session traffic never wait for
 		// each other's connections.
-		redis.SetLogger(redisLogger{log.Named("redis")})
+		redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
 		rc := cfg.Session.Redis
 		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
 			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
@@ -139,7 +135,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		if err := srv.SetRateStore(limiter, gateway.RateStoreOptions{Timeout: cfg.RateLimit.Timeout, Backoff: cfg.RateLimit.Backoff}); err != nil {
 			return fmt.Errorf("ratelimit: %w", err)
 		}
-		log.Info("rate limits shared through redis", zap.String("at", redactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
+		log.Info("rate limits shared through redis", zap.String("at", logging.RedactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -179,7 +175,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	// server.shutdown_timeout), while this process still works the queue. Then the queue
 	// stops pulling and finishes and acknowledges the turns it took; then the engine
 	// drains its accepted turns; then the admin listener and the store close (the store
-	// deferred above), and runWith flushes the log.
+	// deferred above), and runServe closes the log.
 	g, gctx := errgroup.WithContext(ctx)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
@@ -243,7 +239,7 @@ func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, 
 	}
 	where := cfg.DataDir
 	if cfg.Mode == queue.ModeExternal {
-		where = redactURLs(cfg.URL)
+		where = logging.RedactURLs(cfg.URL)
 	}
 	log.Info("spillover queue open", zap.String("mode", cfg.Mode), zap.String("at", where), zap.String("stream", cfg.Stream))
 	return q, nil
@@ -278,27 +274,6 @@ func shareRevocations(ctx context.Context, q *queue.Queue, tenants *tenant.Regis
 	}
 	tenants.SetBroadcast(board.Put)
 	return nil
-}
-
-// redactURLs masks the passwords of a comma-separated list of URLs, for logging. An
-// entry without a scheme (a cluster's further host:port) is kept, unless it holds
-// credentials.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		if !strings.Contains(p, "://") {
-			if at := strings.LastIndex(p, "@"); at >= 0 {
-				parts[i] = "xxxxx" + p[at:]
-			}
-			continue
-		}
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
-		} else {
-			parts[i] = "(unparsable URL)"
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be
@@ -368,7 +343,7 @@ func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialog
 		}
 		return s, func() {}, nil
 	}
-	redis.SetLogger(redisLogger{log.Named("redis")})
+	redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
 	client, err := session.NewRedisClient(session.RedisClientConfig{
 		URL:          cfg.Redis.URL,
 		MasterName:   cfg.Redis.MasterName,
@@ -393,12 +368,4 @@ func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialog
 		log.Warn("redis not reachable at start", zap.Error(err))
 	}
 	return s, func() { _ = client.Close() }, nil
-}
-
-// redisLogger sends go-redis's own messages (failed dials and the like) to the root
-// logger instead of the standard library's, so they are structured and redacted.
-type redisLogger struct{ log *zap.Logger }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.log.Warn(fmt.Sprintf(format, v...))
 }

@@ -19,8 +19,8 @@ const exitSecondSignal = 2
 const exitSyncWait = time.Second
 
 // runningLog is the logger of the program main runs, for the exit on a second signal,
-// which skips run's deferred Sync: the lines the logger still holds (log.flush_interval)
-// are written before it exits.
+// which skips runServe's deferred Close: the lines the logger still holds
+// (log.flush_interval) are written before it exits.
 var runningLog atomic.Pointer[zap.Logger]
 
 // exitOnSecondSignal makes a second SIGTERM or SIGINT end the process at once, without

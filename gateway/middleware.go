@@ -122,8 +122,9 @@ func plainToken(s string, max int) bool {
 
 // observe assigns the request id, then, once the request is done, writes the access
 // line and the request metrics. It never logs message text or credentials. Of the 429s
-// of one tenant, one line a second is written (refusalSampler). The line of a 503 or 504
-// carries its cause as "error".
+// of one tenant, one line a second is written (logging.TenantSampler). The line of a
+// 503 or 504 carries its cause as "error". The access line is written here, not in
+// package logging: its fields (route, status, request id) are the HTTP request's.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -152,7 +153,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		skipped := 0
 		if status == http.StatusTooManyRequests {
 			var ok bool
-			if ok, skipped = s.refusals.admit(info.tenant, s.now()); !ok {
+			if ok, skipped = s.refusals.Admit(info.tenant, s.now()); !ok {
 				return
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/fengda-ai/fengda/logging"
 )
 
 // Server is the HTTP edge. Build it with New, serve it with Run (or mount Handler).
@@ -23,9 +25,9 @@ type Server struct {
 	log      *zap.Logger
 	handler  http.Handler
 	limits   limiters
-	web      *web             // the demo page, the widget and the allowed origins
-	refusals refusalSampler   // thins the access lines of 429s
-	now      func() time.Time // the clock of token checks and rate limits
+	web      *web                  // the demo page, the widget and the allowed origins
+	refusals logging.TenantSampler // thins the access lines of 429s
+	now      func() time.Time      // the clock of token checks and rate limits
 
 	draining atomic.Bool   // set when Run's ctx ends: /readyz fails, streams end with a shutdown event
 	cutoff   chan struct{} // closed shortly before Run's shutdown timeout: open streams end now

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fengda-ai/fengda/logging"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -83,11 +84,11 @@ func NewRedisClient(cfg RedisClientConfig) (redis.UniversalClient, error) {
 		addr := part
 		if strings.Contains(part, "://") {
 			if !strings.HasPrefix(part, "redis://") && !strings.HasPrefix(part, "rediss://") {
-				return nil, fmt.Errorf("session: redis client: url %q: scheme must be redis or rediss", redactURL(part))
+				return nil, fmt.Errorf("session: redis client: url %q: scheme must be redis or rediss", logging.RedactURLs(part))
 			}
 			o, err := redis.ParseURL(part)
 			if err != nil {
-				return nil, fmt.Errorf("session: redis client: url %q: %w", redactURL(part), err)
+				return nil, fmt.Errorf("session: redis client: url %q: %w", logging.RedactURLs(part), err)
 			}
 			addr = o.Addr
 			if i == 0 {
@@ -95,7 +96,7 @@ func NewRedisClient(cfg RedisClientConfig) (redis.UniversalClient, error) {
 			}
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("session: redis client: address %q: %w", redactURL(part), err)
+			return nil, fmt.Errorf("session: redis client: address %q: %w", logging.RedactURLs(part), err)
 		}
 		opts.Addrs = append(opts.Addrs, addr)
 	}
@@ -103,16 +104,4 @@ func NewRedisClient(cfg RedisClientConfig) (redis.UniversalClient, error) {
 		return nil, errors.New("session: redis client: a cluster has only db 0")
 	}
 	return redis.NewUniversalClient(opts), nil
-}
-
-// redactURL hides a password in u for error messages.
-func redactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		return scheme + "://xxxxx@" + rest[at+1:]
-	}
-	return u
 }

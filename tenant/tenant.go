@@ -1,6 +1,7 @@
 // Package tenant owns who the tenants are: validated tenant IDs, the registry built from
 // configuration, each tenant's verification keys, API keys, quotas and engine settings,
-// context helpers, key namespacing and PII redaction for logs.
+// context helpers and key namespacing. PII redaction and the tenant log files are
+// package logging's.
 //
 // It must not import other Fengda packages: every other package may depend on it.
 package tenant

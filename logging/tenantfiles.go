@@ -1,4 +1,4 @@
-package tenant
+package logging
 
 import (
 	"errors"
@@ -8,20 +8,19 @@ import (
 	"sync"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
-// LogFiles writes each tenant's log lines to a file of its own, <dir>/<tenant>.log, so
-// that a tenant's operator can be given that file: it holds every line that names the
-// tenant in a top-level tenant field (added by With or by the entry itself), and no
-// other line. A line without a tenant, with an empty one, with one that is not
-// configured, or with two different ones goes to no tenant's file.
-//
-// Files are opened when LogFiles is made, one per tenant ID given, and appended to;
-// the paths are built from validated tenant IDs only. Rotation is left to the system
-// (logrotate with copytruncate, or a rename followed by Reopen).
-type LogFiles struct {
+// TenantFiles writes each tenant's lines to a file of its own, <dir>/<tenant>.log, that
+// its operator can be given: every line naming the tenant in a top-level tenant field
+// (from With or the entry itself), and no other. A line naming no tenant, an unknown
+// one, or two different ones goes to no tenant's file. Files are appended to, their
+// paths built from validated IDs only; rotation is the system's (logrotate with
+// copytruncate, or a rename and then Reopen).
+type TenantFiles struct {
 	dir   string
-	files map[ID]*logFile
+	files map[tenant.ID]*logFile
 }
 
 // logFile is one tenant's file; mu serialises writes with Reopen and Close.
@@ -34,9 +33,9 @@ type logFile struct {
 // logFileMode lets the process and its group read a tenant's file.
 const logFileMode = 0o640
 
-// OpenLogFiles opens (creating them if need be) the log files of tenants in dir, which
-// must be an existing, writable directory.
-func OpenLogFiles(dir string, tenants []ID) (*LogFiles, error) {
+// openTenantFiles opens, creating them if need be, the files of tenants in dir, an
+// existing, writable directory.
+func openTenantFiles(dir string, tenants []tenant.ID) (*TenantFiles, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -44,9 +43,9 @@ func OpenLogFiles(dir string, tenants []ID) (*LogFiles, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
-	l := &LogFiles{dir: dir, files: make(map[ID]*logFile, len(tenants))}
+	l := &TenantFiles{dir: dir, files: make(map[tenant.ID]*logFile, len(tenants))}
 	for _, id := range tenants {
-		if _, err := ParseID(string(id)); err != nil {
+		if _, err := tenant.ParseID(string(id)); err != nil {
 			_ = l.Close()
 			return nil, err
 		}
@@ -66,11 +65,11 @@ func openLogFile(path string) (*os.File, error) {
 }
 
 // Dir returns the directory of the files.
-func (l *LogFiles) Dir() string { return l.dir }
+func (l *TenantFiles) Dir() string { return l.dir }
 
 // Reopen closes every file and opens its path again: after a log rotation renamed the
 // files, lines go to new ones. A file that cannot be opened keeps its old handle.
-func (l *LogFiles) Reopen() error {
+func (l *TenantFiles) Reopen() error {
 	var errs []error
 	for _, lf := range l.files {
 		f, err := openLogFile(lf.path)
@@ -90,7 +89,7 @@ func (l *LogFiles) Reopen() error {
 }
 
 // Sync flushes every file to disk.
-func (l *LogFiles) Sync() error {
+func (l *TenantFiles) Sync() error {
 	var errs []error
 	for _, lf := range l.files {
 		lf.mu.Lock()
@@ -105,7 +104,7 @@ func (l *LogFiles) Sync() error {
 }
 
 // Close closes every file. Lines logged afterwards go to no tenant's file.
-func (l *LogFiles) Close() error {
+func (l *TenantFiles) Close() error {
 	var errs []error
 	for _, lf := range l.files {
 		lf.mu.Lock()
@@ -137,18 +136,18 @@ func (lf *logFile) sync() error {
 	return lf.f.Sync()
 }
 
-// Core returns a core that writes, with enc, each entry enabled by level to the file of
+// core returns a core that writes, with enc, each entry enabled by level to the file of
 // the tenant it names. Tee it with the main core, under the redacting core (the lines
 // are the main log's lines, redacted alike).
-func (l *LogFiles) Core(enc zapcore.Encoder, level zapcore.LevelEnabler) zapcore.Core {
+func (l *TenantFiles) core(enc zapcore.Encoder, level zapcore.LevelEnabler) zapcore.Core {
 	return &tenantCore{LevelEnabler: level, files: l, enc: enc}
 }
 
-// tenantCore is LogFiles' core. It follows the tenant field through With, since the
+// tenantCore is TenantFiles' core. It follows the tenant field through With, since the
 // fields With adds are encoded once, not passed to Write.
 type tenantCore struct {
 	zapcore.LevelEnabler
-	files  *LogFiles
+	files  *TenantFiles
 	enc    zapcore.Encoder // holds the fields of With
 	tenant tenantField     // the tenant among them
 }
@@ -202,7 +201,7 @@ func (c *tenantCore) file(t tenantField) *logFile {
 	if !t.seen || t.mixed || t.value == "" {
 		return nil
 	}
-	return c.files.files[ID(t.value)]
+	return c.files.files[tenant.ID(t.value)]
 }
 
 func (c *tenantCore) With(fields []zapcore.Field) zapcore.Core {

@@ -1,4 +1,4 @@
-package tenant
+package logging
 
 import (
 	"bufio"
@@ -12,26 +12,28 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
-// newTenantLogger returns a logger as main builds it with log.tenant_dir set: the main
+// newTenantLogger returns a logger as New builds it with log.tenant_dir set: the main
 // log (into the returned buffer) and the tenants' files, under the redacting core.
-func newTenantLogger(t *testing.T, ids ...ID) (*zap.Logger, *LogFiles, *bytes.Buffer) {
+func newTenantLogger(t *testing.T, ids ...tenant.ID) (*zap.Logger, *TenantFiles, *bytes.Buffer) {
 	t.Helper()
-	files, err := OpenLogFiles(t.TempDir(), ids)
+	files, err := openTenantFiles(t.TempDir(), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = files.Close() })
 	var buf bytes.Buffer
-	enc := NewLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
+	enc := newLineSafeEncoder(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()))
 	main := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(&buf)), zapcore.InfoLevel)
-	core := zapcore.NewTee(main, files.Core(enc.Clone(), zapcore.InfoLevel))
-	return zap.New(NewRedactingCore(core)), files, &buf
+	core := zapcore.NewTee(main, files.core(enc.Clone(), zapcore.InfoLevel))
+	return zap.New(newRedactingCore(core)), files, &buf
 }
 
 // readTenantLog returns the entries of tenant id's file.
-func readTenantLog(t *testing.T, files *LogFiles, id ID) []map[string]any {
+func readTenantLog(t *testing.T, files *TenantFiles, id tenant.ID) []map[string]any {
 	t.Helper()
 	f, err := os.Open(filepath.Join(files.Dir(), string(id)+".log"))
 	if err != nil {
@@ -64,7 +66,7 @@ func TestLogFilesRouteByTenant(t *testing.T) {
 	a.Info("a: with")
 	a.Named("dialogue").With(zap.String("session", "s1")).Warn("a: nested with, call 13812345678")
 	l.Info("b: field", zap.String("tenant", "shop-b"))
-	l.Info("b: stringer", zap.Stringer("tenant", ID("shop-b")))
+	l.Info("b: stringer", zap.Stringer("tenant", tenant.ID("shop-b")))
 	l.Sugar().Infow("b: sugared", "tenant", "shop-b")
 	a.Info("a: same tenant again", zap.String("tenant", "bank-a"))
 
@@ -135,7 +137,7 @@ func TestLogFilesReopenAndClose(t *testing.T) {
 }
 
 func TestLogFilesConcurrent(t *testing.T) {
-	ids := []ID{"bank-a", "shop-b", "bank-c"}
+	ids := []tenant.ID{"bank-a", "shop-b", "bank-c"}
 	l, files, _ := newTenantLogger(t, ids...)
 	const perTenant = 200
 	var wg sync.WaitGroup
@@ -170,7 +172,7 @@ func TestLogFilesConcurrent(t *testing.T) {
 	}
 }
 
-func TestOpenLogFilesRefuses(t *testing.T) {
+func TestOpenTenantFilesRefuses(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -178,13 +180,13 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		dir string
-		ids []ID
+		ids []tenant.ID
 	}{
-		"missing directory": {filepath.Join(dir, "missing"), []ID{"bank-a"}},
-		"a file":            {file, []ID{"bank-a"}},
-		"an invalid ID":     {dir, []ID{"../etc"}},
+		"missing directory": {filepath.Join(dir, "missing"), []tenant.ID{"bank-a"}},
+		"a file":            {file, []tenant.ID{"bank-a"}},
+		"an invalid ID":     {dir, []tenant.ID{"../etc"}},
 	} {
-		if _, err := OpenLogFiles(tc.dir, tc.ids); err == nil {
+		if _, err := openTenantFiles(tc.dir, tc.ids); err == nil {
 			t.Errorf("%s: opened", name)
 		}
 	}
@@ -193,7 +195,7 @@ func TestOpenLogFilesRefuses(t *testing.T) {
 		if err := os.Mkdir(ro, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := OpenLogFiles(ro, []ID{"bank-a"}); err == nil {
+		if _, err := openTenantFiles(ro, []tenant.ID{"bank-a"}); err == nil {
 			t.Error("a read-only directory: opened")
 		}
 	}
