@@ -20,84 +20,20 @@ import (
 // DefaultMinConfidence is the confidence below which FAQ answers with suggestions
 // instead of an entry. With the shipped weights it rejects at least 90% of the
 // out-of-scope questions of both evaluation sets while answering wrongly no more than
-// about 8% of the in-scope ones (TestFitConfidence prints the whole sweep).
+// about 9% of the in-scope ones (go run ./nlpclient/faq/tune current prints the sweep).
 const DefaultMinConfidence = 0.6
-
-// Ranking weights. Variables only so that the development sweep can vary them.
-var (
-	// answerWeight scales the answer text's BM25 score: it helps recall, but a long answer
-	// mentions many topics and would otherwise attract wrong matches.
-	answerWeight = 0.5
-	// historyWeight scales the previous user turn's terms in a follow-up query.
-	historyWeight = 0.35
-	// tagBoost favours, in a follow-up, entries sharing a tag with the previous answer.
-	tagBoost = 0.15
-	// repeatPenalty lowers the entry just answered: a follow-up rarely asks it again.
-	repeatPenalty = 0.1
-	// followUpSlack lowers the confidence a follow-up needs when its best entry shares a
-	// tag with the entry answered before.
-	followUpSlack = 0.15
-	// correctedWeight is the weight of a word found by typo correction.
-	correctedWeight = 0.8
-	// suggestRatio: a suggestion must score at least this share of the best entry.
-	suggestRatio = 0.35
-	// maxSuggestions is how many questions a clarify answer offers.
-	maxSuggestions = 3
-	// plausibleCoverage: below this share of the query's weight matched, nothing is
-	// suggested, only a request to rephrase.
-	plausibleCoverage = 0.2
-	// unigramWeight is a single CJK character's weight relative to a bigram or word.
-	unigramWeight = 0.8
-	// secondPhrasingWeight adds a share of an entry's second-best phrasing to its best:
-	// an entry several of whose phrasings match is more likely the one meant.
-	secondPhrasingWeight = 0.0
-)
 
 // topK is how many candidates a search keeps.
 const topK = 5
-
-// kindWeight is a query term's weight by kind: a single Chinese character says less than
-// a word or a pair of characters; a number says little about the topic.
-func kindWeight(k tokenKind, text string) float64 {
-	switch k {
-	case kindUnigram:
-		return unigramWeight
-	case kindWord:
-		if isNumber(text) {
-			return 0.3
-		}
-	}
-	return 1
-}
-
-func isNumber(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// Confidence model: a logistic function of features that are comparable across queries,
-// weights in the order of features.vec, one set per language: Chinese n-grams and
-// English words behave differently. They were fitted by logistic regression
-// (TestFitConfidence with NLP_FIT=1) on each language's self-check (every phrasing asked
-// of the index without it, and of the index without its entry, plus generic
-// out-of-scope questions) and the written evaluation set (testdata/eval-synth); the
-// development sample is held out from the fit. Foreign is set by hand, since too few
-// questions name another company to fit it, and strongly: such a question is about that
-// company.
-var confWeights = map[string][]float64{
-	nlpclient.LangZH: {-1.35, 0.88, -0.30, 3.03, -1.02, 0.04, -3.77, 3.70, 1.67, -3},
-	nlpclient.LangEN: {-2.20, 0.44, 0.62, 0.73, -0.36, 1.28, -1.37, 4.29, 3.73, -3},
-}
 
 // FAQOptions configures an FAQ engine.
 type FAQOptions struct {
 	// MinConfidence is the confidence needed to answer from an entry; below it the engine
 	// suggests questions instead. Zero means DefaultMinConfidence.
 	MinConfidence float64 `yaml:"min_confidence"`
+	// Weights replaces the ranking and confidence weights; nil means
+	// DefaultWeights(kb.Language). A tuning aid: the shipped engine never sets it.
+	Weights *Weights `yaml:"-"`
 }
 
 // FAQ answers questions from one tenant's knowledge base with BM25 over an inverted
@@ -109,6 +45,7 @@ type FAQ struct {
 	byID    map[string]int
 	foreign *foreignMatcher
 	minConf float64
+	w       *Weights
 	// entTags holds each entry's tags as ids: equal ids, equal tags.
 	entTags [][]int32
 }
@@ -127,11 +64,16 @@ func NewFAQ(kb *nlpclient.KB, opts FAQOptions) (*FAQ, error) {
 	if opts.MinConfidence == 0 {
 		opts.MinConfidence = DefaultMinConfidence
 	}
+	w := DefaultWeights(kb.Language)
+	if opts.Weights != nil {
+		w = *opts.Weights
+	}
 	f := &FAQ{
 		kb:      kb,
 		tok:     newTokenizer(append(append([][]string(nil), kb.Synonyms...), builtinSynonyms[kb.Language]...)),
 		byID:    make(map[string]int, len(kb.Entries)),
 		minConf: opts.MinConfidence,
+		w:       &w,
 	}
 	tagID := map[string]int32{}
 	f.entTags = make([][]int32, len(kb.Entries))
@@ -146,7 +88,7 @@ func NewFAQ(kb *nlpclient.KB, opts FAQOptions) (*FAQ, error) {
 			f.entTags[i] = append(f.entTags[i], id)
 		}
 	}
-	f.ix = buildIndex(f.tok, kb.Entries)
+	f.ix = buildIndex(f.tok, kb.Entries, f.w)
 	f.foreign = newForeignMatcher(kb.Language, f.tok, f.ix)
 	return f, nil
 }
@@ -204,10 +146,8 @@ type features struct {
 	Foreign  float64 // 1 when the query names another company or product the KB never names
 }
 
-// featureNames name the elements of features.vec, for fitting and reports.
-var featureNames = []string{"bias", "score", "coverage", "margin", "unseen", "recall", "missed", "length", "gap", "foreign"}
-
-func (ft features) vec() [10]float64 {
+// vec returns the features in the order of FeatureNames.
+func (ft features) vec() [NumFeatures]float64 {
 	return [...]float64{1, ft.Score, ft.Coverage, ft.Margin, ft.Unseen, ft.Recall, ft.Missed, ft.Length, ft.Gap, ft.Foreign}
 }
 
@@ -316,7 +256,7 @@ func (ts *termSet) add(ix *index, toks []token, weight float64) {
 			ts.qs = append(ts.qs, qterm{id: id, w: w, kind: t.kind})
 			continue
 		}
-		w := weight * kindWeight(t.kind, t.text)
+		w := weight * ix.w.kindWeight(t.kind, t.text)
 		if i, ok := ts.findUnknown(t.text); ok {
 			ts.qs[i].w = math.Max(ts.qs[i].w, w)
 			continue
@@ -352,7 +292,7 @@ func (f *FAQ) followUpFactor(fu *followUp, ent int) float64 {
 		m -= repeatPenalty
 	}
 	if f.sharesTag(ent, fu.tags) {
-		m += tagBoost
+		m += f.w.TagBoost
 	}
 	return m
 }
@@ -405,7 +345,7 @@ func (f *FAQ) search(s *scratch, qs []qterm, fu *followUp, foreign bool, top []c
 			common = append(common, -qi-1) // answer side only
 			continue
 		}
-		wa := float32(q.w * ti.idfA * answerWeight)
+		wa := float32(q.w * ti.idfA * f.w.Answer)
 		for _, p := range ti.postA {
 			if !s.entSeen[p.doc] {
 				s.entSeen[p.doc] = true
@@ -455,13 +395,13 @@ func (f *FAQ) search(s *scratch, qs []qterm, fu *followUp, foreign bool, top []c
 		if int(ix.info[q.id].dfA) <= ix.commonA {
 			continue // walked above
 		}
-		wa := float32(q.w * ix.info[q.id].idfA * answerWeight)
+		wa := float32(q.w * ix.info[q.id].idfA * f.w.Answer)
 		for _, e := range s.entTouched {
 			s.ans[e] += wa * weightIn(ix.entAns[e], ix.entAnsW[e], q.id)
 		}
 	}
 	for _, e := range s.entTouched {
-		sc := float64(s.ent[e]) + secondPhrasingWeight*float64(s.ent2[e]) + float64(s.ans[e])
+		sc := float64(s.ent[e]) + f.w.SecondPhrasing*float64(s.ent2[e]) + float64(s.ans[e])
 		s.ent[e], s.ent2[e], s.ans[e], s.entSeen[e] = 0, 0, 0, false
 		if fu != nil {
 			sc *= f.followUpFactor(fu, int(e))
@@ -477,7 +417,7 @@ func (f *FAQ) search(s *scratch, qs []qterm, fu *followUp, foreign bool, top []c
 	if foreign {
 		r.feat.Foreign = 1
 	}
-	r.conf = confidence(confWeights[f.kb.Language], r.feat)
+	r.conf = confidence(&f.w.Confidence, r.feat.vec())
 	return r
 }
 
@@ -652,8 +592,8 @@ func (f *FAQ) features(s *scratch, qs []qterm, top []candidate) features {
 	return ft
 }
 
-func confidence(w []float64, ft features) float64 {
-	x := ft.vec()
+// confidence is the logistic model's confidence in features x weighed by w.
+func confidence(w *[NumFeatures]float64, x [NumFeatures]float64) float64 {
 	var z float64
 	for i := range x {
 		z += w[i] * x[i]
@@ -721,7 +661,7 @@ func (f *FAQ) resolveTopic(s *scratch, req nlpclient.Request, norm string) resul
 	s.prevTags = prevTags
 	fu := &followUp{ents: prevEnt, tags: prevTags}
 	// The message's terms, then the previous turn's: what a query of both texts builds.
-	msgTerms.add(f.ix, s.prev, historyWeight)
+	msgTerms.add(f.ix, s.prev, f.w.History)
 	both := f.search(s, msgTerms.qs, fu, foreign, cands[topK:topK:2*topK])
 	if anaphoric && len(both.cands) > 0 && both.conf < f.minConf && both.conf >= f.minConf-followUpSlack {
 		// The previous turn is evidence too: a follow-up whose best entry sits in the
