@@ -15,7 +15,7 @@ func newTestFAQ(t testing.TB, name string) *FAQ {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFAQ(kb, FAQOptions{})
+	f, err := New(kb, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 // about 9% of the in-scope ones (go run ./nlpclient/faq/tune current prints the sweep).
 const DefaultMinConfidence = 0.6
 
-// FAQOptions configures an FAQ engine.
-type FAQOptions struct {
+// Options configures an FAQ engine.
+type Options struct {
 	// MinConfidence is the confidence needed to answer from an entry; below it the engine
 	// suggests questions instead. Zero means DefaultMinConfidence.
 	MinConfidence float64 `yaml:"min_confidence"`
@@ -44,8 +44,8 @@ type FAQ struct {
 	entTags [][]int32
 }
 
-// NewFAQ builds the index of a validated knowledge base.
-func NewFAQ(kb *nlpclient.KB, opts FAQOptions) (*FAQ, error) {
+// New builds the index of a validated knowledge base.
+func New(kb *nlpclient.KB, opts Options) (*FAQ, error) {
 	if kb == nil {
 		return nil, errors.New("new faq: nil knowledge base")
 	}

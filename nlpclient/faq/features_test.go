@@ -56,7 +56,7 @@ func selfCheck(t testing.TB, names ...string) []checkSample {
 			phr := append([]string{e.Question}, e.Alternates...)
 			without := *kb
 			without.Entries = append(append([]nlpclient.Entry(nil), kb.Entries[:i]...), kb.Entries[i+1:]...)
-			fw, err := NewFAQ(&without, FAQOptions{})
+			fw, err := New(&without, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func selfCheck(t testing.TB, names ...string) []checkSample {
 				ee := e
 				ee.Question, ee.Alternates = rest[0], rest[1:]
 				one.Entries[i] = ee
-				fo, err := NewFAQ(&one, FAQOptions{})
+				fo, err := New(&one, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -177,11 +177,11 @@ func TestWeightsOption(t *testing.T) {
 	same := DefaultWeights(f.Language())
 	other := same
 	other.Answer = 0
-	g, err := NewFAQ(f.KB(), FAQOptions{Weights: &same})
+	g, err := New(f.KB(), Options{Weights: &same})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewFAQ(f.KB(), FAQOptions{Weights: &other})
+	h, err := New(f.KB(), Options{Weights: &other})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func (t *tuner) selfCheck(kb *nlpclient.KB, w faq.Weights) ([]sample, error) {
 		x := f.Explain(nlpclient.Request{Message: q})
 		out = append(out, sample{kind: kind, correct: gold != "" && len(x.Ranked) > 0 && x.Ranked[0] == gold, x: x})
 	}
-	build := func(kb *nlpclient.KB) (*faq.FAQ, error) { return faq.NewFAQ(kb, faq.FAQOptions{Weights: &w}) }
+	build := func(kb *nlpclient.KB) (*faq.FAQ, error) { return faq.New(kb, faq.Options{Weights: &w}) }
 	for i, e := range kb.Entries {
 		phr := append([]string{e.Question}, e.Alternates...)
 		without := *kb
@@ -252,7 +252,7 @@ func (t *tuner) fit(names []string, current bool) error {
 		if err != nil {
 			return err
 		}
-		f, err := faq.NewFAQ(kb, faq.FAQOptions{})
+		f, err := faq.New(kb, faq.Options{})
 		if err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ func (t *tuner) fit(names []string, current bool) error {
 			g := figuresAt(samples, func(s sample) float64 { return s.x.ConfidenceWith(&w.Confidence) }, th)
 			line := fmt.Sprintf("%s th %.2f: self ans %.2f rej %.2f/%.2f |", name, th, g.answered, g.looReject, g.otherReject)
 			for _, set := range evalSets {
-				f, err := faq.NewFAQ(kb, faq.FAQOptions{MinConfidence: th, Weights: &w})
+				f, err := faq.New(kb, faq.Options{MinConfidence: th, Weights: &w})
 				if err != nil {
 					return err
 				}
@@ -370,7 +370,7 @@ func (t *tuner) sweep(names []string, name string) error {
 			loo := figuresAt(samples, func(sample) float64 { return 0 }, 1).top1 // top-1 at any threshold
 			line += fmt.Sprintf("  %s loo %.3f", kbName, loo)
 			sum, n = sum+loo, n+1
-			f, err := faq.NewFAQ(kb, faq.FAQOptions{Weights: &w})
+			f, err := faq.New(kb, faq.Options{Weights: &w})
 			if err != nil {
 				return err
 			}
