@@ -36,6 +36,9 @@ func TestImportDirection(t *testing.T) {
 		// client reaches the FAQ engine through its own interface (openai.FAQ), so a
 		// new retrieval engine can ground it too.
 		"nlpclient/faq": {"nlpclient", "nlpclient/internal/fold"},
+		// The weights' tuning tool, a command: it reaches the engine only through its
+		// exported tuning aids (Options.Weights, Explain).
+		"nlpclient/faq/tune": {"nlpclient", "nlpclient/faq"},
 		// Stand-ins for the model vendor, for tests.
 		"nlpclient/openai/openaitest": {},
 		"nlpclient/openai":            {"nlpclient", "nlpclient/internal/fold"},

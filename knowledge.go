@@ -74,7 +74,7 @@ func loadFAQ(t *tenant.Tenant) (*faq.FAQ, error) {
 	if kb.Tenant != "" && kb.Tenant != t.ID.String() {
 		return nil, fmt.Errorf("tenant %s: engine.kb %s belongs to tenant %q", t.ID, t.Engine.KB, kb.Tenant)
 	}
-	f, err := faq.NewFAQ(kb, faq.FAQOptions{MinConfidence: t.Engine.MinConfidence})
+	f, err := faq.New(kb, faq.Options{MinConfidence: t.Engine.MinConfidence})
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 	}

@@ -141,13 +141,13 @@ func BenchmarkFAQ10k(b *testing.B) {
 	b.Run("load", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := NewFAQ(kb, FAQOptions{}); err != nil {
+			if _, err := New(kb, Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("answer", func(b *testing.B) {
-		f, err := NewFAQ(kb, FAQOptions{})
+		f, err := New(kb, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

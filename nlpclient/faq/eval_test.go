@@ -1,6 +1,7 @@
 package faq
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -14,7 +15,7 @@ func newTestFAQ(t testing.TB, name string) *FAQ {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := NewFAQ(kb, FAQOptions{})
+	f, err := New(kb, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +35,18 @@ func loadEvalSetIn(t testing.TB, dir, name string) *EvalSet {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// loadSets returns the queries and follow-ups of testdata/dir for a knowledge base;
+// a set without follow-ups returns none.
+func loadSets(t testing.TB, dir, kb string) (*EvalSet, []EvalFollowup) {
+	t.Helper()
+	qs := loadEvalSetIn(t, dir, kb+"-queries")
+	var fus []EvalFollowup
+	if _, err := os.Stat(filepath.Join("testdata", dir, kb+"-followups.json")); err == nil {
+		fus = loadEvalSetIn(t, dir, kb+"-followups").Followups
+	}
+	return qs, fus
 }
 
 // TestEvalDev measures the engine on the development sample (testdata/eval-dev) and on

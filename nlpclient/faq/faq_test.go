@@ -108,18 +108,18 @@ func TestFAQEntryLen(t *testing.T) {
 	}
 }
 
-func TestNewFAQOptions(t *testing.T) {
+func TestNewOptions(t *testing.T) {
 	kb, err := nlpclient.LoadKB("../../kb/shop-en.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []float64{-0.1, 1.5} {
-		if _, err := NewFAQ(kb, FAQOptions{MinConfidence: c}); err == nil {
-			t.Errorf("NewFAQ(MinConfidence %v): no error", c)
+		if _, err := New(kb, Options{MinConfidence: c}); err == nil {
+			t.Errorf("New(MinConfidence %v): no error", c)
 		}
 	}
-	if _, err := NewFAQ(nil, FAQOptions{}); err == nil {
-		t.Error("NewFAQ(nil): no error")
+	if _, err := New(nil, Options{}); err == nil {
+		t.Error("New(nil): no error")
 	}
 }
 

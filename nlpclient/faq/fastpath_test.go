@@ -102,7 +102,7 @@ func plainQuery(f *FAQ, texts []string, weights []float64) []qterm {
 	pos := map[string]int{}
 	for ti, text := range texts {
 		for _, t := range f.tok.tokenize(text) {
-			w := weights[ti] * kindWeight(t.kind, t.text)
+			w := weights[ti] * f.w.kindWeight(t.kind, t.text)
 			if i, ok := pos[t.text]; ok {
 				qs[i].w = math.Max(qs[i].w, w)
 				continue
@@ -181,8 +181,8 @@ func TestTermSet(t *testing.T) {
 			if got, want := ts.qs, plainQuery(f, []string{text}, []float64{1}); !slices.Equal(got, want) {
 				t.Fatalf("%s %q: terms\n%v, want\n%v", name, text, got, want)
 			}
-			ts.add(f.ix, f.tok.tokenize(prev), historyWeight)
-			if got, want := ts.qs, plainQuery(f, []string{text, prev}, []float64{1, historyWeight}); !slices.Equal(got, want) {
+			ts.add(f.ix, f.tok.tokenize(prev), f.w.History)
+			if got, want := ts.qs, plainQuery(f, []string{text, prev}, []float64{1, f.w.History}); !slices.Equal(got, want) {
 				t.Fatalf("%s %q then %q: terms\n%v, want\n%v", name, text, prev, got, want)
 			}
 		}

@@ -18,14 +18,6 @@ const (
 	minCommon   = 500
 )
 
-// BM25 parameters. The usual values: phrasings are short and of similar length, so
-// length normalisation matters little either way. Variables only so that the
-// development sweep can vary them.
-var (
-	bm25K1 = 1.2
-	bm25B  = 0.75
-)
-
 // posting is one document containing a term, with the term's BM25 weight in that
 // document (tf(k1+1)/(tf+k1(1-b+b·dl/avgdl))) computed once at load time.
 type posting struct {
@@ -83,6 +75,8 @@ type index struct {
 	// keyIDBits and keyIndexBits are the bits sortTerms gives a term id and an index in
 	// its query, under the bits of the document frequency.
 	keyIDBits, keyIndexBits uint
+	// w are the weights the index was built with, and its queries are weighed with.
+	w *Weights
 
 	pool sync.Pool // *scratch
 }
@@ -130,8 +124,8 @@ func (s *scratch) release() {
 	}
 }
 
-func buildIndex(tok *tokenizer, entries []nlpclient.Entry) *index {
-	ix := &index{terms: make(map[string]int32), entries: len(entries)}
+func buildIndex(tok *tokenizer, entries []nlpclient.Entry, w *Weights) *index {
+	ix := &index{terms: make(map[string]int32), entries: len(entries), w: w}
 	// doc holds a document's distinct term ids, ascending, with their frequencies.
 	type doc struct {
 		ent int32
@@ -206,11 +200,11 @@ func buildIndex(tok *tokenizer, entries []nlpclient.Entry) *index {
 		}
 		avg := math.Max(1, float64(total)/float64(max(1, len(docs))))
 		for di, d := range docs {
-			norm := bm25K1 * (1 - bm25B + bm25B*float64(d.len)/avg)
+			norm := ix.w.K1 * (1 - ix.w.B + ix.w.B*float64(d.len)/avg)
 			w := make([]float32, len(d.ids))
 			for k := range d.ids {
 				tf := float64(d.tf[k])
-				w[k] = float32(tf * (bm25K1 + 1) / (tf + norm))
+				w[k] = float32(tf * (ix.w.K1 + 1) / (tf + norm))
 			}
 			fn(di, d, w)
 		}
@@ -257,15 +251,15 @@ func buildIndex(tok *tokenizer, entries []nlpclient.Entry) *index {
 	ix.kw = make([]float64, len(ix.info))
 	ix.recallW = make([]float64, len(ix.info))
 	for id, ti := range ix.info {
-		ix.kw[id] = kindWeight(ti.kind, ix.text[id])
-		ix.recallW[id] = kindWeight(ti.kind, ix.text[id]) * ti.idfP
+		ix.kw[id] = ix.w.kindWeight(ti.kind, ix.text[id])
+		ix.recallW[id] = ix.w.kindWeight(ti.kind, ix.text[id]) * ti.idfP
 	}
 	// Summed term by term in the document's order, a product at a time.
 	ix.docAll = make([]float64, len(phr))
 	for d, ids := range ix.docTerms {
 		var all float64
 		for _, id := range ids {
-			all += kindWeight(ix.info[id].kind, ix.text[id]) * ix.info[id].idfP
+			all += ix.w.kindWeight(ix.info[id].kind, ix.text[id]) * ix.info[id].idfP
 		}
 		ix.docAll[d] = all
 	}

@@ -547,7 +547,7 @@ func TestGuardFollowsKnowledgeBaseReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	kb.Entries = append(kb.Entries, nlpclient.Entry{ID: "vip", Question: "贵宾客户有什么权益?", Answer: sentence + "。"})
-	with, err := faq.NewFAQ(kb, faq.FAQOptions{})
+	with, err := faq.New(kb, faq.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

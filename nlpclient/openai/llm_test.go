@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -71,12 +70,13 @@ func newVendor(t testing.TB, h func(w http.ResponseWriter, r *http.Request, n in
 	return v
 }
 
-// waitCanceled fails unless the vendor saw a request cancelled within a second.
+// waitCanceled fails unless the vendor sees a request cancelled within 10 s (a guard
+// against a hang).
 func (v *vendor) waitCanceled(t *testing.T) {
 	t.Helper()
 	select {
 	case <-v.canceled:
-	case <-time.After(time.Second):
+	case <-time.After(10 * time.Second):
 		t.Error("the vendor never saw the request cancelled")
 	}
 }
@@ -198,17 +198,20 @@ func newTestLLM(t *testing.T, v *vendor, kb string, cfg Config) (*LLM, *recorder
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Building the index leaves garbage; collect it now so that the timings a test
-	// asserts measure the engine, not a collection running beside it.
-	runtime.GC()
 	return l, rec
 }
 
-// within fails unless got is within tol of want.
-func within(t *testing.T, what string, got, want, tol time.Duration) {
+// await returns what ch delivers, failing the test if nothing comes within 10 s: a
+// guard against a hang, not a bound on how long anything takes.
+func await[T any](t *testing.T, what string, ch <-chan T) T {
 	t.Helper()
-	if got < want-tol || got > want+tol {
-		t.Errorf("%s took %v, want %v ± %v", what, got, want, tol)
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s never came", what)
+		var zero T
+		return zero
 	}
 }
 
@@ -228,17 +231,20 @@ func TestLLMTimeoutFallsBackAtDeadline(t *testing.T) {
 			noLeaks(t)
 			v := newVendor(t, func(w http.ResponseWriter, r *http.Request, _ int) { hang(w, r) })
 			l, rec := newTestLLM(t, v, "bank-zh", Config{Timeout: tt.timeout})
-			start := time.Now()
+			// The vendor hangs for 5 s: only the deadline can end the call sooner, and
+			// then the call's outcome is a timeout, not the protocol error of an empty
+			// 200.
 			got, err := l.Answer(context.Background(), nlpclient.Request{Message: tt.msg})
-			elapsed := time.Since(start)
 			if err != nil {
 				t.Fatal(err)
 			}
-			deadline := tt.timeout
-			if deadline == 0 {
-				deadline = defaultTimeout
+			want := tt.timeout
+			if want == 0 {
+				want = defaultTimeout
 			}
-			within(t, "the fallback", elapsed, deadline, 50*time.Millisecond)
+			if l.cfg.Timeout != want {
+				t.Errorf("deadline %v, want %v", l.cfg.Timeout, want)
+			}
 			if got.Source != tt.want.Source || tt.want.Text != "" && got.Text != tt.want.Text {
 				t.Errorf("got %s answer %q, want %s %q", got.Source, got.Text, tt.want.Source, tt.want.Text)
 			}
@@ -268,8 +274,9 @@ func TestLLMRetries(t *testing.T) {
 		wantSource   nlpclient.Source
 		wantCalls    int32
 		wantOutcomes []string
+		// wantFallback is upstream_error, not timeout, when a retry could not start
+		// before the deadline: the fallback came at once, not at the deadline.
 		wantFallback []string
-		maxElapsed   time.Duration
 	}{
 		{
 			name: "503 503 200",
@@ -283,7 +290,6 @@ func TestLLMRetries(t *testing.T) {
 			wantSource:   nlpclient.SourceLLM,
 			wantCalls:    3,
 			wantOutcomes: []string{"http_5xx", "http_5xx", "ok"},
-			maxElapsed:   timeout,
 		},
 		{
 			name: "400 is not retried",
@@ -294,7 +300,6 @@ func TestLLMRetries(t *testing.T) {
 			wantCalls:    1,
 			wantOutcomes: []string{"http_4xx"},
 			wantFallback: []string{"upstream_error"},
-			maxElapsed:   50 * time.Millisecond,
 		},
 		{
 			name: "429 with Retry-After 0",
@@ -309,7 +314,6 @@ func TestLLMRetries(t *testing.T) {
 			wantSource:   nlpclient.SourceLLM,
 			wantCalls:    2,
 			wantOutcomes: []string{"http_429", "ok"},
-			maxElapsed:   timeout,
 		},
 		{
 			name: "429 with Retry-After past the deadline",
@@ -321,7 +325,6 @@ func TestLLMRetries(t *testing.T) {
 			wantCalls:    1,
 			wantOutcomes: []string{"http_429"},
 			wantFallback: []string{"upstream_error"},
-			maxElapsed:   50 * time.Millisecond,
 		},
 		{
 			name: "connection cut, then 200",
@@ -334,7 +337,6 @@ func TestLLMRetries(t *testing.T) {
 			wantSource:   nlpclient.SourceLLM,
 			wantCalls:    2,
 			wantOutcomes: []string{"conn", "ok"},
-			maxElapsed:   timeout,
 		},
 		{
 			name: "retries exhausted",
@@ -345,7 +347,6 @@ func TestLLMRetries(t *testing.T) {
 			wantCalls:    3,
 			wantOutcomes: []string{"http_5xx", "http_5xx", "http_5xx"},
 			wantFallback: []string{"upstream_error"},
-			maxElapsed:   timeout,
 		},
 		{
 			name: "200 that is not an answer",
@@ -357,7 +358,6 @@ func TestLLMRetries(t *testing.T) {
 			wantCalls:    1,
 			wantOutcomes: []string{"protocol"},
 			wantFallback: []string{"upstream_error"},
-			maxElapsed:   50 * time.Millisecond,
 		},
 	}
 	for _, tt := range tests {
@@ -365,9 +365,7 @@ func TestLLMRetries(t *testing.T) {
 			noLeaks(t)
 			v := newVendor(t, tt.handle)
 			l, rec := newTestLLM(t, v, "bank-zh", Config{Timeout: timeout})
-			start := time.Now()
 			got, err := l.Answer(context.Background(), nlpclient.Request{Message: unknownMsg})
-			elapsed := time.Since(start)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -379,9 +377,6 @@ func TestLLMRetries(t *testing.T) {
 			}
 			if n := v.calls.Load(); n != tt.wantCalls {
 				t.Errorf("%d upstream calls, want %d", n, tt.wantCalls)
-			}
-			if elapsed > tt.maxElapsed {
-				t.Errorf("took %v, want at most %v", elapsed, tt.maxElapsed)
 			}
 			outcomes, _, fallbacks, retries := rec.get()
 			if diff := cmp.Diff(tt.wantOutcomes, outcomes); diff != "" {
@@ -407,13 +402,19 @@ func TestLLMBreaker(t *testing.T) {
 	const delay = 200 * time.Millisecond
 	var failing atomic.Bool
 	failing.Store(true)
+	// Once closed, probe holds tenant a's calls until release is closed.
+	probe, release := make(chan struct{}, 1), make(chan struct{})
+	var probing atomic.Bool
 	v := newVendor(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		// Tenant a's calls fail while failing is set; tenant b's never do.
 		if failing.Load() && strings.HasPrefix(r.URL.Path, "/a/") {
 			writeStatus(w, http.StatusInternalServerError, "down")
 			return
 		}
-		time.Sleep(50 * time.Millisecond) // long enough for concurrent probes to overlap
+		if probing.Load() && strings.HasPrefix(r.URL.Path, "/a/") {
+			probe <- struct{}{}
+			<-release
+		}
 		writeAnswer(w, "answer")
 	})
 	a, recA := newTestLLM(t, v, "bank-zh", Config{BaseURL: v.srv.URL + "/a", MaxRetries: -1, BreakerDelay: delay})
@@ -429,11 +430,7 @@ func TestLLMBreaker(t *testing.T) {
 	if n := v.calls.Load(); n != 5 {
 		t.Fatalf("%d upstream calls after 5 requests, want 5", n)
 	}
-	start := time.Now()
 	got, err := a.Answer(ctx, nlpclient.Request{Message: unknownMsg})
-	if elapsed := time.Since(start); elapsed > 10*time.Millisecond {
-		t.Errorf("the 6th request took %v with the breaker open, want under 10ms", elapsed)
-	}
 	if err != nil || got.Source != nlpclient.SourceFallback || got.Text != testFallback {
 		t.Errorf("6th request: %+v, %v; want the fallback", got, err)
 	}
@@ -458,34 +455,39 @@ func TestLLMBreaker(t *testing.T) {
 	}
 	callsBefore := v.calls.Load()
 
-	// After the delay, one probe goes through however many callers there are.
+	// After the delay, one probe goes through however many callers there are: while
+	// the vendor holds it, every other caller gets the fallback.
 	failing.Store(false)
-	time.Sleep(delay + 20*time.Millisecond)
+	probing.Store(true)
+	time.Sleep(delay + 20*time.Millisecond) // the breaker's delay, at least
 	const callers = 8
 	answers := make(chan nlpclient.Answer, callers)
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Go(func() {
-			a, err := a.Answer(ctx, nlpclient.Request{Message: unknownMsg})
-			if err != nil {
-				t.Error(err)
-			}
-			answers <- a
-		})
+	ask := func() {
+		a, err := a.Answer(ctx, nlpclient.Request{Message: unknownMsg})
+		if err != nil {
+			t.Error(err)
+		}
+		answers <- a
 	}
-	wg.Wait()
-	close(answers)
-	var fromModel int
-	for a := range answers {
-		if a.Source == nlpclient.SourceLLM {
-			fromModel++
+	var wg sync.WaitGroup
+	wg.Go(ask)
+	await(t, "the probe", probe)
+	for range callers - 1 {
+		wg.Go(ask)
+	}
+	for i := range callers - 1 {
+		if a := await(t, "an answer while probing", answers); a.Source != nlpclient.SourceFallback {
+			t.Errorf("caller %d while probing: answer from %s, want the fallback", i+1, a.Source)
 		}
 	}
+	close(release)
+	wg.Wait()
+	if a := <-answers; a.Source != nlpclient.SourceLLM {
+		t.Errorf("the probe: answer from %s, want the model's", a.Source)
+	}
+	probing.Store(false)
 	if n := v.calls.Load() - callsBefore; n != 1 {
 		t.Errorf("%d probes reached the vendor, want 1", n)
-	}
-	if fromModel != 1 {
-		t.Errorf("%d callers got the model's answer, want 1 (the probe)", fromModel)
 	}
 	_, states, _, _ = recA.get()
 	if diff := cmp.Diff([]string{"open", "half_open", "closed"}, states); diff != "" {
@@ -523,26 +525,33 @@ func TestLLMCancel(t *testing.T) {
 			noLeaks(t)
 			var hung atomic.Bool
 			hung.Store(true)
+			arrived := make(chan struct{}, 1)
 			v := newVendor(t, func(w http.ResponseWriter, r *http.Request, n int) {
 				if hung.Load() {
-					hang(w, r)
+					arrived <- struct{}{}
+					<-r.Context().Done()
 					return
 				}
 				writeAnswer(w, "answer")
 			})
-			// One failure would open this breaker.
-			l, rec := newTestLLM(t, v, "bank-zh", Config{BreakerFailures: 1})
+			// One failure would open this breaker. The vendor holds the call until it is
+			// cancelled, and the deadlines are a minute away: only the caller's cancel
+			// can end it before the test gives up waiting.
+			l, rec := newTestLLM(t, v, "bank-zh", Config{BreakerFailures: 1, Timeout: time.Minute, FirstToken: time.Minute})
 			ctx, cancel := context.WithCancel(context.Background())
-			time.AfterFunc(100*time.Millisecond, cancel)
-			start := time.Now()
-			var err error
-			if streaming {
-				_, err = l.Stream(ctx, nlpclient.Request{Message: unknownMsg}, func(string) error { return nil })
-			} else {
-				_, err = l.Answer(ctx, nlpclient.Request{Message: unknownMsg})
-			}
-			within(t, "the cancelled request", time.Since(start), 100*time.Millisecond, 30*time.Millisecond)
-			if !errors.Is(err, context.Canceled) {
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				if streaming {
+					_, err = l.Stream(ctx, nlpclient.Request{Message: unknownMsg}, func(string) error { return nil })
+				} else {
+					_, err = l.Answer(ctx, nlpclient.Request{Message: unknownMsg})
+				}
+				done <- err
+			}()
+			await(t, "the request at the vendor", arrived)
+			cancel()
+			if err := await(t, "the cancelled request's return", done); !errors.Is(err, context.Canceled) {
 				t.Errorf("err %v, want context.Canceled", err)
 			}
 			v.waitCanceled(t)
@@ -582,11 +591,8 @@ func TestLLMBulkhead(t *testing.T) {
 		first <- a
 	}()
 	<-arrived
-	start := time.Now()
+	// The first request is held until this one returns: it was refused, not queued.
 	got, err := l.Answer(context.Background(), nlpclient.Request{Message: unknownMsg})
-	if elapsed := time.Since(start); elapsed > 10*time.Millisecond {
-		t.Errorf("the refused request took %v, want under 10ms", elapsed)
-	}
 	if err != nil || got.Source != nlpclient.SourceFallback {
 		t.Errorf("second request: %+v, %v; want the fallback", got, err)
 	}
@@ -611,12 +617,15 @@ func TestLLMHedge(t *testing.T) {
 		}
 		writeAnswer(w, "hedged answer")
 	})
-	l, rec := newTestLLM(t, v, "bank-zh", Config{HedgeDelay: 100 * time.Millisecond})
-	start := time.Now()
+	// The first call hangs for 5 s, past the deadline of 3 s: the answer can only come
+	// from the hedge.
+	l, rec := newTestLLM(t, v, "bank-zh", Config{HedgeDelay: 100 * time.Millisecond, Timeout: 3 * time.Second})
 	got, err := l.Answer(context.Background(), nlpclient.Request{Message: unknownMsg})
-	within(t, "the hedged answer", time.Since(start), 100*time.Millisecond, 40*time.Millisecond)
 	if err != nil || got.Text != "hedged answer" {
 		t.Errorf("got %+v, %v; want the hedge's answer", got, err)
+	}
+	if n := v.calls.Load(); n != 2 {
+		t.Errorf("%d upstream calls, want 2", n)
 	}
 	v.waitCanceled(t) // the slow call was abandoned
 	outcomes, _, _, _ := rec.get()
@@ -629,24 +638,31 @@ func TestLLMHedge(t *testing.T) {
 func TestLLMStreamTokensAsTheyArrive(t *testing.T) {
 	noLeaks(t)
 	tokens := []string{"您好", ",", "请携带", "身份证", "到网点办理。"}
-	const gap = 100 * time.Millisecond
+	// The vendor writes a token only once the previous one was emitted: a client that
+	// held tokens back would never see the next one.
+	emitted := make(chan struct{}, len(tokens))
 	v := newVendor(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		startStream(w)
 		for i, tok := range tokens {
 			if i > 0 {
-				time.Sleep(gap)
+				select {
+				case <-emitted:
+				case <-time.After(5 * time.Second): // a guard against a hang
+					t.Errorf("token %d (%q) was never emitted: tokens were held back", i-1, tokens[i-1])
+					return
+				}
 			}
 			writeToken(w, tok)
 		}
 		writeDone(w)
 	})
-	l, rec := newTestLLM(t, v, "bank-zh", Config{})
+	// An idle timeout longer than the vendor's wait: a held-back token fails the test,
+	// not the stream.
+	l, rec := newTestLLM(t, v, "bank-zh", Config{IdleTimeout: 10 * time.Second})
 	var got []string
-	var at []time.Duration
-	start := time.Now()
 	a, err := l.Stream(context.Background(), nlpclient.Request{Message: confidentMsg}, func(d string) error {
 		got = append(got, d)
-		at = append(at, time.Since(start))
+		emitted <- struct{}{}
 		return nil
 	})
 	if err != nil {
@@ -658,40 +674,31 @@ func TestLLMStreamTokensAsTheyArrive(t *testing.T) {
 	if a.Text != strings.Join(tokens, "") || a.Source != nlpclient.SourceLLM || a.Incomplete {
 		t.Errorf("answer %+v", a)
 	}
-	if len(at) == len(tokens) {
-		if at[0] > gap/2 {
-			t.Errorf("first token emitted after %v, want before %v", at[0], gap/2)
-		}
-		if span := at[len(at)-1] - at[0]; span < 4*gap-gap/2 {
-			t.Errorf("first to last emit %v, want about %v: tokens were held back", span, 4*gap)
-		}
-		t.Logf("emitted at %v", at)
-	}
 	if len(a.Citations) == 0 || a.Citations[0].ID != "account-open" {
 		t.Errorf("citations %v, want account-open first", a.Citations)
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.firstTokens) != 1 || rec.firstTokens[0] > gap/2 {
-		t.Errorf("first-token times %v, want one under %v", rec.firstTokens, gap/2)
+	if len(rec.firstTokens) != 1 {
+		t.Errorf("first-token times %v, want one", rec.firstTokens)
 	}
 }
 
 func TestLLMStreamCut(t *testing.T) {
-	const idle = 200 * time.Millisecond
+	const idle = 500 * time.Millisecond
 	tokens := []string{"您好", ",", "请携带"}
 	tests := []struct {
 		name    string
 		end     func(w http.ResponseWriter, r *http.Request)
 		outcome string
-		cutAt   time.Duration // after the last token, if it matters
 	}{
-		{"connection cut", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }, "conn", 0},
-		{"idle gap", func(w http.ResponseWriter, r *http.Request) { hang(w, r) }, "timeout", idle},
+		{"connection cut", func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }, "conn"},
+		// The vendor hangs for 5 s: the idle timeout, not the end of the body, cuts it.
+		{"idle gap", func(w http.ResponseWriter, r *http.Request) { hang(w, r) }, "timeout"},
 		{"error event", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `data: {"error":{"message":"overloaded","type":"server_error"}}`+"\n\n")
-		}, "protocol", 0},
-		{"end without [DONE]", func(w http.ResponseWriter, r *http.Request) {}, "protocol", 0},
+		}, "protocol"},
+		{"end without [DONE]", func(w http.ResponseWriter, r *http.Request) {}, "protocol"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -705,13 +712,10 @@ func TestLLMStreamCut(t *testing.T) {
 			})
 			l, rec := newTestLLM(t, v, "bank-zh", Config{IdleTimeout: idle})
 			var got []string
-			var last time.Time
 			a, err := l.Stream(context.Background(), nlpclient.Request{Message: confidentMsg}, func(d string) error {
 				got = append(got, d)
-				last = time.Now()
 				return nil
 			})
-			cut := time.Since(last)
 			if !errors.Is(err, nlpclient.ErrStreamCut) {
 				t.Errorf("err %v, want ErrStreamCut", err)
 			}
@@ -721,8 +725,8 @@ func TestLLMStreamCut(t *testing.T) {
 			if !a.Incomplete || a.Text != strings.Join(tokens, "") || a.Source != nlpclient.SourceLLM {
 				t.Errorf("answer %+v, want the partial text, incomplete", a)
 			}
-			if tt.cutAt > 0 {
-				within(t, "the cut", cut, tt.cutAt, 50*time.Millisecond)
+			if tt.outcome == "timeout" {
+				v.waitCanceled(t)
 			}
 			if n := v.calls.Load(); n != 1 {
 				t.Errorf("%d upstream calls, want 1: a started stream is never retried", n)
@@ -746,7 +750,9 @@ func TestLLMStreamBeforeFirstToken(t *testing.T) {
 		want       []string
 		wantSource nlpclient.Source
 		wantCalls  int32
-		wantAt     time.Duration // when it should return, if it matters
+		// wantFallback is timeout when the first-token deadline ended the call: the
+		// vendor hangs for 5 s, and the end of its body would be an upstream_error.
+		wantFallback []string
 	}{
 		{
 			name: "503 then a stream",
@@ -770,10 +776,10 @@ func TestLLMStreamBeforeFirstToken(t *testing.T) {
 				startStream(w)
 				hang(w, r)
 			},
-			want:       []string{testFallback},
-			wantSource: nlpclient.SourceFallback,
-			wantCalls:  1,
-			wantAt:     firstToken,
+			want:         []string{testFallback},
+			wantSource:   nlpclient.SourceFallback,
+			wantCalls:    1,
+			wantFallback: []string{"timeout"},
 		},
 		{
 			name: "a whole answer in JSON",
@@ -789,18 +795,14 @@ func TestLLMStreamBeforeFirstToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			noLeaks(t)
 			v := newVendor(t, tt.handle)
-			l, _ := newTestLLM(t, v, "bank-zh", Config{FirstToken: firstToken})
+			l, rec := newTestLLM(t, v, "bank-zh", Config{FirstToken: firstToken})
 			var got []string
-			start := time.Now()
 			a, err := l.Stream(context.Background(), nlpclient.Request{Message: unknownMsg}, func(d string) error {
 				got = append(got, d)
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
-			}
-			if tt.wantAt > 0 {
-				within(t, "the fallback", time.Since(start), tt.wantAt, 50*time.Millisecond)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("emitted (-want +got):\n%s", diff)
@@ -810,6 +812,12 @@ func TestLLMStreamBeforeFirstToken(t *testing.T) {
 			}
 			if n := v.calls.Load(); n != tt.wantCalls {
 				t.Errorf("%d upstream calls, want %d", n, tt.wantCalls)
+			}
+			if _, _, fallbacks, _ := rec.get(); !slices.Equal(fallbacks, tt.wantFallback) {
+				t.Errorf("fallbacks %v, want %v", fallbacks, tt.wantFallback)
+			}
+			if tt.wantFallback != nil {
+				v.waitCanceled(t)
 			}
 		})
 	}
@@ -832,7 +840,6 @@ func TestLLMStreamClientGone(t *testing.T) {
 	l, rec := newTestLLM(t, v, "bank-zh", Config{})
 	gone := errors.New("client gone")
 	var got []string
-	start := time.Now()
 	a, err := l.Stream(context.Background(), nlpclient.Request{Message: unknownMsg}, func(d string) error {
 		if len(got) == 2 {
 			return gone
@@ -840,9 +847,6 @@ func TestLLMStreamClientGone(t *testing.T) {
 		got = append(got, d)
 		return nil
 	})
-	if elapsed := time.Since(start); elapsed > 200*time.Millisecond {
-		t.Errorf("took %v, want the stream abandoned at the third token", elapsed)
-	}
 	if !errors.Is(err, gone) {
 		t.Errorf("err %v, want emit's error", err)
 	}
@@ -1034,6 +1038,35 @@ func BenchmarkLLMAnswer(b *testing.B) {
 	for b.Loop() {
 		a, err := l.Answer(ctx, req)
 		if err != nil || a.Source != nlpclient.SourceLLM {
+			b.Fatal(a, err)
+		}
+	}
+}
+
+// BenchmarkLLMBreakerOpen measures a request refused by an open breaker: the fallback,
+// without a call.
+func BenchmarkLLMBreakerOpen(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		writeStatus(w, http.StatusServiceUnavailable, "down")
+	}))
+	defer srv.Close()
+	client := NewHTTPClient()
+	defer client.CloseIdleConnections()
+	cfg := Config{BaseURL: srv.URL, Model: "m", MaxRetries: -1, BreakerFailures: 1, BreakerDelay: time.Hour}
+	l, err := NewLLM(cfg, LLMDeps{Client: client, FAQ: served(newTestFAQ(b, "bank-zh"))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	req := nlpclient.Request{Message: unknownMsg}
+	if _, err := l.Answer(ctx, req); err != nil { // opens the breaker
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		a, err := l.Answer(ctx, req)
+		if err != nil || a.Source != nlpclient.SourceFallback {
 			b.Fatal(a, err)
 		}
 	}

@@ -32,7 +32,7 @@ func newTestFAQ(t testing.TB, name string) *faq.FAQ {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := faq.NewFAQ(kb, faq.FAQOptions{})
+	f, err := faq.New(kb, faq.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
