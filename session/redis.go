@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fengda-ai/fengda/internal/jsonw"
 	"github.com/fengda-ai/fengda/tenant"
 	"github.com/redis/go-redis/v9"
 )
@@ -240,8 +239,9 @@ func (r *RedisStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, cli
 	n = min(max(n, 0), r.maxTurns)
 	var prefix []byte
 	if turnID != "" {
-		// A stored turn's text starts with its id, encoded as appendTurnJSON encodes it.
-		prefix = jsonw.AppendString([]byte(`{"id":`), turnID)
+		// A stored turn's text starts with its id, encoded as json.Marshal encodes it.
+		id, _ := json.Marshal(turnID) // a string always encodes
+		prefix = append([]byte(`{"id":`), id...)
 	}
 	res, err := loadRecentScript.Run(ctx, r.client, r.keys(ref), ref.User, n, prefix, clientMsgID).Slice()
 	if err != nil {
@@ -293,7 +293,7 @@ func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Durat
 		ttl = r.ttl
 	}
 	ms := max(ttl.Milliseconds(), 1)
-	data, err := encodeTurn(make([]byte, 0, turnSizeHint(&t)), &t)
+	data, err := encodeTurn(&t)
 	if err != nil {
 		return Turn{}, fmt.Errorf("session: append: encode turn: %w", err)
 	}

@@ -44,7 +44,7 @@ type Turn struct {
 	Citations   []Citation `json:"citations,omitempty"`
 	Suggestions []Citation `json:"suggestions,omitempty"`
 	// Incomplete marks an answer whose stream was cut: Answer holds what reached the user.
-	Incomplete bool      `json:"incomplete,omitempty"`
+	Incomplete bool      `json:"incomplete,omitzero"`
 	At         time.Time `json:"at"`          // when the user's message arrived
 	AnsweredAt time.Time `json:"answered_at"` // when the answer was made
 }
