@@ -16,10 +16,8 @@ import (
 // nlpclient are wired by main).
 func TestImportDirection(t *testing.T) {
 	const module = "github.com/fengda-ai/fengda/"
-	// internal/jsonw, a JSON writer that imports nothing of ours, is below gateway and
-	// session; nlpclient imports nothing of ours, tenant only the model client's Config.
+	// nlpclient imports nothing of ours, tenant only the model client's Config.
 	allowed := map[string][]string{
-		"internal/jsonw": {},
 		// The allocation budgets' checks, imported by tests only.
 		"internal/allocbudget": {},
 		// The configuration loader: YAML, ${NAME} references, FENGDA_* overrides.
@@ -46,10 +44,10 @@ func TestImportDirection(t *testing.T) {
 		// Imported by the tests of queue itself, so it may import nothing of ours.
 		"queue/queuetest": {},
 		// session masks the passwords of Redis URLs in its errors with logging.RedactURLs.
-		"session":  {"tenant", "internal/jsonw", "logging"},
+		"session":  {"tenant", "logging"},
 		"dialogue": {"session", "nlpclient", "queue", "tenant"},
 		// gateway thins its access lines with logging.TenantSampler.
-		"gateway": {"dialogue", "session", "tenant", "internal/jsonw", "logging"},
+		"gateway": {"dialogue", "session", "tenant", "logging"},
 	}
 	for pkg, ok := range allowed {
 		files, err := filepath.Glob(filepath.Join(pkg, "*.go"))

@@ -110,7 +110,7 @@ type replyJSON struct {
 	Citations   []citationJSON `json:"citations"`
 	Suggestions []citationJSON `json:"suggestions"`
 	// Incomplete: the answer's stream was cut; answer holds the part that was sent.
-	Incomplete bool    `json:"incomplete,omitempty"`
+	Incomplete bool    `json:"incomplete,omitzero"`
 	LatencyMS  float64 `json:"latency_ms"`
 }
 

@@ -12,8 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // readBody checks the body's media type and reads the whole body, already capped by
@@ -177,174 +178,29 @@ func validClientMsgID(s string) bool {
 	return true
 }
 
-// scanChatBody reads a chat request body of the usual shape without reflection: one
-// JSON object whose members are "message", "session_id" and "client_msg_id", each at
-// most once, each a string. It reports false for anything else (another member, a
-// repeated one, a value that is not a string, a surrogate \u escape, invalid UTF-8,
+// readOptions make the library refuse a member chatRequest does not have, which
+// encoding/json might match case-insensitively or refuse with its own message.
+var readOptions = jsonv2.RejectUnknownMembers(true)
+
+// scanChatBody reads a chat request body of the usual shape with the library in its
+// strict mode: one JSON object whose members are "message", "session_id" and
+// "client_msg_id", each at most once, each a string or null. It reports false for
+// anything else (another member, a repeated one, invalid UTF-8 or a lone surrogate,
 // malformed JSON), and decodeChatBody then decodes the body or refuses it with its
 // message. When it reports true, its fields are what decodeChatBody would return.
 func scanChatBody(raw []byte) (f chatFields, ok bool) {
-	i := skipJSONSpace(raw, 0)
-	if i == len(raw) || raw[i] != '{' {
+	var req chatRequest
+	if jsonv2.Unmarshal(raw, &req, readOptions) != nil {
 		return chatFields{}, false
 	}
-	i = skipJSONSpace(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		return f, skipJSONSpace(raw, i+1) == len(raw)
+	if req.Message != nil {
+		f.message, f.hasMessage = *req.Message, true
 	}
-	for {
-		key, next, ok := scanJSONKey(raw, i)
-		if !ok {
-			return chatFields{}, false
-		}
-		i = skipJSONSpace(raw, next)
-		if i == len(raw) || raw[i] != ':' {
-			return chatFields{}, false
-		}
-		v, next, ok := scanJSONString(raw, skipJSONSpace(raw, i+1))
-		if !ok {
-			return chatFields{}, false
-		}
-		switch string(key) {
-		case "message":
-			if f.hasMessage {
-				return chatFields{}, false
-			}
-			f.message, f.hasMessage = v, true
-		case "session_id":
-			if f.hasSessionID {
-				return chatFields{}, false
-			}
-			f.sessionID, f.hasSessionID = v, true
-		case "client_msg_id":
-			if f.hasClientMsgID {
-				return chatFields{}, false
-			}
-			f.clientMsgID, f.hasClientMsgID = v, true
-		default:
-			return chatFields{}, false
-		}
-		i = skipJSONSpace(raw, next)
-		if i == len(raw) {
-			return chatFields{}, false
-		}
-		switch raw[i] {
-		case ',':
-			i = skipJSONSpace(raw, i+1)
-		case '}':
-			return f, skipJSONSpace(raw, i+1) == len(raw)
-		default:
-			return chatFields{}, false
-		}
+	if req.SessionID != nil {
+		f.sessionID, f.hasSessionID = *req.SessionID, true
 	}
-}
-
-// skipJSONSpace returns the index of the first byte from i on that is not JSON white
-// space, or len(raw).
-func skipJSONSpace(raw []byte, i int) int {
-	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\r' || raw[i] == '\t') {
-		i++
+	if req.ClientMsgID != nil {
+		f.clientMsgID, f.hasClientMsgID = *req.ClientMsgID, true
 	}
-	return i
-}
-
-// scanJSONKey reads the member name that starts at raw[i], when it is printable ASCII
-// without escapes, and returns it and the index after its closing quote.
-func scanJSONKey(raw []byte, i int) (key []byte, next int, ok bool) {
-	if i == len(raw) || raw[i] != '"' {
-		return nil, 0, false
-	}
-	for j := i + 1; j < len(raw); j++ {
-		switch c := raw[j]; {
-		case c == '"':
-			return raw[i+1 : j], j + 1, true
-		case c < 0x20 || c >= utf8.RuneSelf || c == '\\':
-			return nil, 0, false
-		}
-	}
-	return nil, 0, false
-}
-
-// scanJSONString reads the JSON string that starts at raw[i] and returns its value and
-// the index after its closing quote. It reports false for anything but a string, for
-// invalid UTF-8, and for a \u escape of a UTF-16 surrogate, which encoding/json pairs
-// or replaces.
-func scanJSONString(raw []byte, i int) (s string, next int, ok bool) {
-	if i == len(raw) || raw[i] != '"' {
-		return "", 0, false
-	}
-	start := i + 1
-	j := plainJSONRun(raw, start)
-	if j < len(raw) && raw[j] == '"' { // no escapes: the common case
-		if !utf8.Valid(raw[start:j]) {
-			return "", 0, false
-		}
-		return string(raw[start:j]), j + 1, true
-	}
-	buf := make([]byte, 0, j-start+64)
-	buf = append(buf, raw[start:j]...)
-	for j < len(raw) && raw[j] == '\\' && j+1 < len(raw) {
-		switch e := raw[j+1]; e {
-		case '"', '\\', '/':
-			buf = append(buf, e)
-		case 'b':
-			buf = append(buf, '\b')
-		case 'f':
-			buf = append(buf, '\f')
-		case 'n':
-			buf = append(buf, '\n')
-		case 'r':
-			buf = append(buf, '\r')
-		case 't':
-			buf = append(buf, '\t')
-		case 'u':
-			if j+6 > len(raw) {
-				return "", 0, false
-			}
-			r := hex4(raw[j+2 : j+6])
-			if r < 0 || utf16.IsSurrogate(r) {
-				return "", 0, false
-			}
-			buf = utf8.AppendRune(buf, r)
-			j += 4
-		default:
-			return "", 0, false
-		}
-		j += 2
-		k := plainJSONRun(raw, j)
-		buf = append(buf, raw[j:k]...)
-		j = k
-	}
-	if j == len(raw) || raw[j] != '"' || !utf8.Valid(raw[start:j]) {
-		return "", 0, false // unterminated, a control character, or invalid UTF-8
-	}
-	return string(buf), j + 1, true
-}
-
-// plainJSONRun returns the index of the first byte from i on that ends a JSON string
-// or needs decoding: a quote, a backslash or a control character; or len(raw).
-func plainJSONRun(raw []byte, i int) int {
-	for i < len(raw) && raw[i] != '"' && raw[i] != '\\' && raw[i] >= 0x20 {
-		i++
-	}
-	return i
-}
-
-// hex4 returns the value of four hexadecimal digits, or -1.
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
+	return f, true
 }

@@ -1,19 +1,24 @@
 package gateway
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/fengda-ai/fengda/dialogue"
-	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
-// The chat reply and the error body are written by hand rather than by json.Marshal:
-// they are written on every turn, and reflection was a good part of the cost of the
-// HTTP edge. The output is byte for byte what json.Marshal writes for replyJSON and
-// errorBody (encode_test.go compares the two, and fuzzes the comparison); any other
-// body still goes through writeJSON.
+// The chat reply and the error body, written on every turn, are written by
+// github.com/go-json-experiment/json (the implementation behind encoding/json/v2)
+// rather than by encoding/json, whose reflection was a good part of the cost of the
+// HTTP edge. The bytes are what json.Marshal writes for replyJSON and errorBody
+// (encode_test.go compares the two, and fuzzes the comparison): what the library
+// refuses (text that is not valid UTF-8, which json.Marshal replaces, or a NaN
+// confidence, which json.Marshal refuses too) is written by writeJSON.
 
 // Header values shared by every JSON response. net/http copies a response's header map
 // when the header is written and never modifies a value slice in place, so one slice
@@ -56,87 +61,31 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
+// writeOptions make the library escape as json.Marshal does: <, >, & and U+2028,
+// U+2029 as \u escapes.
+var writeOptions = jsonv2.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true))
+
 // writeReplyJSON answers with status and the JSON of toReplyJSON(reply).
 func writeReplyJSON(w http.ResponseWriter, status int, reply dialogue.Reply) {
-	p := getBodyBuffer()
-	b, ok := appendReplyJSON(*p, reply)
-	if !ok {
-		// A confidence json.Marshal refuses (NaN, ±Inf): its error and its answer.
-		writeJSON(w, status, toReplyJSON(reply))
-		putBodyBuffer(p, b)
-		return
-	}
-	b = append(b, '\n')
-	writeBody(w, status, b)
-	putBodyBuffer(p, b)
+	body := toReplyJSON(reply)
+	writeJSONv2(w, status, &body)
 }
 
 // writeErrorJSON answers with status and the JSON of errorBody{Error: d}.
 func writeErrorJSON(w http.ResponseWriter, status int, d errorDetail) {
+	writeJSONv2(w, status, &errorBody{Error: d})
+}
+
+// writeJSONv2 answers as writeJSON(w, status, v) does, writing v with the library
+// into a pooled buffer. v is a pointer, which the library need not copy.
+func writeJSONv2(w http.ResponseWriter, status int, v any) {
 	p := getBodyBuffer()
-	b := appendErrorJSON(*p, d)
-	b = append(b, '\n')
-	writeBody(w, status, b)
-	putBodyBuffer(p, b)
-}
-
-// appendReplyJSON appends what json.Marshal(toReplyJSON(r)) returns. It reports false,
-// with dst unchanged in length, when json.Marshal would fail: a confidence or latency
-// that is NaN or infinite.
-func appendReplyJSON(dst []byte, r dialogue.Reply) ([]byte, bool) {
-	n := len(dst)
-	dst = append(dst, `{"session_id":`...)
-	dst = jsonw.AppendString(dst, r.SessionID)
-	dst = append(dst, `,"turn_id":`...)
-	dst = jsonw.AppendString(dst, r.TurnID)
-	dst = append(dst, `,"answer":`...)
-	dst = jsonw.AppendString(dst, r.Answer)
-	dst = append(dst, `,"source":`...)
-	dst = jsonw.AppendString(dst, r.Source)
-	dst = append(dst, `,"confidence":`...)
-	dst, ok := jsonw.AppendFloat(dst, r.Confidence)
-	if !ok {
-		return dst[:n], false
+	buf := bytes.NewBuffer(*p)
+	if err := jsonv2.MarshalWrite(buf, v, writeOptions); err != nil {
+		writeJSON(w, status, v) // json.Marshal's answer, whatever it is
+	} else {
+		buf.WriteByte('\n')
+		writeBody(w, status, buf.Bytes())
 	}
-	dst = append(dst, `,"citations":`...)
-	dst = appendCitationsJSON(dst, r.Citations)
-	dst = append(dst, `,"suggestions":`...)
-	dst = appendCitationsJSON(dst, r.Suggestions)
-	if r.Incomplete {
-		dst = append(dst, `,"incomplete":true`...)
-	}
-	dst = append(dst, `,"latency_ms":`...)
-	dst, ok = jsonw.AppendFloat(dst, latencyMS(r.Latency))
-	if !ok {
-		return dst[:n], false
-	}
-	return append(dst, '}'), true
-}
-
-// appendCitationsJSON appends cs as json.Marshal writes toCitationsJSON(cs): [] when
-// there are none.
-func appendCitationsJSON(dst []byte, cs []dialogue.Citation) []byte {
-	dst = append(dst, '[')
-	for i, c := range cs {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"id":`...)
-		dst = jsonw.AppendString(dst, c.ID)
-		dst = append(dst, `,"question":`...)
-		dst = jsonw.AppendString(dst, c.Question)
-		dst = append(dst, '}')
-	}
-	return append(dst, ']')
-}
-
-// appendErrorJSON appends what json.Marshal(errorBody{Error: d}) returns.
-func appendErrorJSON(dst []byte, d errorDetail) []byte {
-	dst = append(dst, `{"error":{"code":`...)
-	dst = jsonw.AppendString(dst, d.Code)
-	dst = append(dst, `,"message":`...)
-	dst = jsonw.AppendString(dst, d.Message)
-	dst = append(dst, `,"request_id":`...)
-	dst = jsonw.AppendString(dst, d.RequestID)
-	return append(dst, "}}"...)
+	putBodyBuffer(p, buf.Bytes())
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fengda-ai/fengda/dialogue"
-	"github.com/fengda-ai/fengda/internal/jsonw"
 )
 
 // trickyStrings are texts whose JSON encoding has a special case.
@@ -69,65 +67,19 @@ func replyCases() []dialogue.Reply {
 	)
 }
 
-func TestAppendReplyJSONMatchesMarshal(t *testing.T) {
-	for _, r := range replyCases() {
-		want, err := json.Marshal(toReplyJSON(r))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, ok := appendReplyJSON([]byte("prefix"), r)
-		if !ok {
-			t.Fatalf("appendReplyJSON(%+v) refused a reply json.Marshal encodes", r)
-		}
-		if got := string(got); got != "prefix"+string(want) {
-			t.Errorf("appendReplyJSON(%+v):\n got %s\nwant prefix%s", r, got, want)
-		}
-	}
-}
-
-func TestAppendReplyJSONRefusesWhatMarshalRefuses(t *testing.T) {
-	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-		r := dialogue.Reply{Confidence: f}
-		if _, err := json.Marshal(toReplyJSON(r)); err == nil {
-			t.Fatalf("json.Marshal encoded confidence %v", f)
-		}
-		got, ok := appendReplyJSON([]byte("prefix"), r)
-		if ok || string(got) != "prefix" {
-			t.Errorf("appendReplyJSON(confidence %v) = %q, %v; want prefix, false", f, got, ok)
-		}
-	}
-}
-
-func TestAppendJSONFloatMatchesMarshal(t *testing.T) {
-	for _, f := range trickyFloats {
-		for _, v := range []float64{f, -f, f * 3, f / 7} {
-			want, err := json.Marshal(v)
-			if err != nil { // f * 3 overflows
-				continue
-			}
-			got, ok := jsonw.AppendFloat(nil, v)
-			if !ok || string(got) != string(want) {
-				t.Errorf("jsonw.AppendFloat(%v) = %s, %v; want %s", v, got, ok, want)
-			}
-		}
-	}
-}
-
-func TestAppendErrorJSONMatchesMarshal(t *testing.T) {
+func TestWriteErrorJSONMatchesWriteJSON(t *testing.T) {
 	for _, s := range trickyStrings {
 		d := errorDetail{Code: s, Message: "Message: " + s, RequestID: s}
-		want, err := json.Marshal(errorBody{Error: d})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendErrorJSON(nil, d); string(got) != string(want) {
-			t.Errorf("appendErrorJSON(%+v):\n got %s\nwant %s", d, got, want)
-		}
+		want := httptest.NewRecorder()
+		writeJSON(want, http.StatusTooManyRequests, errorBody{Error: d})
+		got := httptest.NewRecorder()
+		writeErrorJSON(got, http.StatusTooManyRequests, d)
+		checkResponse(t, got, want)
 	}
 }
 
-// TestWriteReplyJSONMatchesWriteJSON: the reply written by hand is the response writeJSON
-// writes, status, headers and body; and a reply json.Marshal refuses still gets its 500.
+// TestWriteReplyJSONMatchesWriteJSON: the reply is the response writeJSON writes,
+// status, headers and body; and a reply json.Marshal refuses still gets its 500.
 func TestWriteReplyJSONMatchesWriteJSON(t *testing.T) {
 	cases := append(replyCases(), dialogue.Reply{Confidence: math.NaN()})
 	for _, r := range cases {
@@ -135,17 +87,23 @@ func TestWriteReplyJSONMatchesWriteJSON(t *testing.T) {
 		writeJSON(want, http.StatusOK, toReplyJSON(r))
 		got := httptest.NewRecorder()
 		writeReplyJSON(got, http.StatusOK, r)
-		if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
-			t.Errorf("reply %+v: got %d %q, want %d %q", r, got.Code, got.Body, want.Code, want.Body)
-		}
-		if diff := cmp.Diff(want.Header(), got.Header()); diff != "" {
-			t.Errorf("reply %+v: headers (-want +got):\n%s", r, diff)
-		}
+		checkResponse(t, got, want)
 	}
 }
 
-// FuzzReplyJSON compares the hand-written reply and error bodies with json.Marshal's on
-// arbitrary texts and numbers.
+// checkResponse fails unless got has want's status, headers and body.
+func checkResponse(t *testing.T, got, want *httptest.ResponseRecorder) {
+	t.Helper()
+	if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+		t.Errorf("got %d %q, want %d %q", got.Code, got.Body, want.Code, want.Body)
+	}
+	if diff := cmp.Diff(want.Header(), got.Header()); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+}
+
+// FuzzReplyJSON compares the reply and error responses with writeJSON's on arbitrary
+// texts and numbers.
 func FuzzReplyJSON(f *testing.F) {
 	for i, s := range trickyStrings {
 		f.Add(s, "faq-1", trickyFloats[i%len(trickyFloats)], int64(i)*1234567, i%2 == 0)
@@ -157,21 +115,17 @@ func FuzzReplyJSON(f *testing.F) {
 			Citations:   []dialogue.Citation{{ID: id, Question: text}},
 			Suggestions: []dialogue.Citation{{ID: text, Question: id}, {ID: id, Question: text}},
 		}
-		want, err := json.Marshal(toReplyJSON(r))
-		got, ok := appendReplyJSON(nil, r)
-		if ok != (err == nil) {
-			t.Fatalf("reply %+v: appendReplyJSON ok %v, json.Marshal error %v", r, ok, err)
-		}
-		if ok && !bytes.Equal(got, want) {
-			t.Fatalf("reply %+v:\n got %s\nwant %s", r, got, want)
-		}
+		want := httptest.NewRecorder()
+		writeJSON(want, http.StatusOK, toReplyJSON(r))
+		got := httptest.NewRecorder()
+		writeReplyJSON(got, http.StatusOK, r)
+		checkResponse(t, got, want)
+
 		d := errorDetail{Code: id, Message: text, RequestID: id + text}
-		want, err = json.Marshal(errorBody{Error: d})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendErrorJSON(nil, d); !bytes.Equal(got, want) {
-			t.Fatalf("error %+v:\n got %s\nwant %s", d, got, want)
-		}
+		want = httptest.NewRecorder()
+		writeJSON(want, http.StatusBadRequest, errorBody{Error: d})
+		got = httptest.NewRecorder()
+		writeErrorJSON(got, http.StatusBadRequest, d)
+		checkResponse(t, got, want)
 	})
 }
