@@ -226,8 +226,7 @@ func parseAnswer(data []byte) (string, error) {
 	return string(content), nil
 }
 
-// answer returns the content of a complete JSON answer. It may share memory with data
-// or with the decoder's scratch buffer.
+// answer returns the content of a complete JSON answer.
 func (d *chatDecoder) answer(data []byte) ([]byte, error) {
 	r, err := d.decode(data, partMessage)
 	if err != nil {
