@@ -33,24 +33,21 @@ func TestAllocationBudgets(t *testing.T) {
 				}
 			})
 		}},
-		// Since go-json-experiment reads answers and events (the hand reader before it
-		// shared the data's memory): 4, not 1, for an answer; 3 more an event of a
-		// stream, 146, not 82, for one of 20 tokens; 62, not 59, for a JSON call.
-		{"model answer read (BenchmarkParseAnswer)", 4, func() float64 {
+		{"model answer read (BenchmarkParseAnswer)", 1, func() float64 {
 			return testing.AllocsPerRun(50, func() {
 				if _, err := parseAnswer(benchAnswerBody); err != nil {
 					t.Fatal(err)
 				}
 			})
 		}},
-		{"model call, JSON, without the network (BenchmarkLLMCanned/answer)", 62, func() float64 {
+		{"model call, JSON, without the network (BenchmarkLLMCanned/answer)", 59, func() float64 {
 			return testing.AllocsPerRun(50, func() {
 				if a, err := llmAnswer.Answer(ctx, benchRequest); err != nil || a.Text != want {
 					t.Fatal(a, err)
 				}
 			})
 		}},
-		{"model call, stream, without the network (BenchmarkLLMCanned/stream)", 146, func() float64 {
+		{"model call, stream, without the network (BenchmarkLLMCanned/stream)", 82, func() float64 {
 			return testing.AllocsPerRun(50, func() {
 				if a, err := llmStream.Stream(ctx, benchRequest, func(string) error { return nil }); err != nil || a.Text != want {
 					t.Fatal(a, err)

@@ -226,7 +226,8 @@ func parseAnswer(data []byte) (string, error) {
 	return string(content), nil
 }
 
-// answer returns the content of a complete JSON answer.
+// answer returns the content of a complete JSON answer. It may share memory with data
+// or with the decoder's scratch buffer.
 func (d *chatDecoder) answer(data []byte) ([]byte, error) {
 	r, err := d.decode(data, partMessage)
 	if err != nil {

@@ -102,8 +102,9 @@ func unmarshalReply(data []byte, part replyPart) (chatReply, error) {
 	return r, nil
 }
 
-// checkDecode fails unless the decoder's result for data is json.Unmarshal's.
-func checkDecode(t *testing.T, data []byte, part replyPart) {
+// checkDecode fails unless the decoder's result for data is json.Unmarshal's, and its
+// fast path, when it answers, too.
+func checkDecode(t *testing.T, data []byte, part replyPart) (fast bool) {
 	t.Helper()
 	want, werr := unmarshalReply(data, part)
 	var d chatDecoder
@@ -115,6 +116,17 @@ func checkDecode(t *testing.T, data []byte, part replyPart) {
 	if diff := cmp.Diff(normalReply(want), normalReply(got), opt); diff != "" {
 		t.Fatalf("%q: reply (-want +got):\n%s", data, diff)
 	}
+	r := replyReader{data: data, part: part}
+	fastReply, ok := r.response()
+	if ok {
+		if werr != nil {
+			t.Fatalf("%q: the fast path accepts what json.Unmarshal refuses: %v", data, werr)
+		}
+		if diff := cmp.Diff(normalReply(want), normalReply(fastReply), opt); diff != "" {
+			t.Fatalf("%q: fast reply (-want +got):\n%s", data, diff)
+		}
+	}
+	return ok
 }
 
 // normalReply makes an empty content nil, as json.Unmarshal's and the decoder's may
@@ -130,62 +142,80 @@ func TestChatDecoderMatchesUnmarshal(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
+		fast bool // the fast path answers
 	}{
-		{"answer", string(benchAnswerBody)},
-		{"event", `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"你"},"logprobs":null,"finish_reason":null}]}`},
-		{"role event", `{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`},
-		{"finish event", `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`},
-		{"usage only", `{"choices":[],"usage":{"total_tokens":3}}`},
-		{"null content", `{"choices":[{"delta":{"content":null,"tool_calls":[{"id":"x","function":{"arguments":"{}"}}]}}]}`},
-		{"null delta", `{"choices":[{"delta":null}]}`},
-		{"null choice", `{"choices":[null,{"delta":{"content":"b"}}]}`},
-		{"null choices", `{"choices":null}`},
-		{"second choice", `{"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}}]}`},
-		{"escaped unicode", `{"choices":[{"message":{"content":"\u4f60\u597d\ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t"}}]}`},
-		{"escaped html", `{"choices":[{"message":{"content":"\u003cb\u003e \u0026 \u2028"}}]}`},
-		{"whitespace", " \r\n\t{ \"choices\" : [ { \"message\" : { \"content\" : \"a\" } } ] } \n"},
-		{"error with 200", `{"error":{"message":"Rate limit \u0026 quota","type":"requests","param":null,"code":"429"}}`},
-		{"empty error", `{"error":{}}`},
-		{"null error", `{"error":null,"choices":[{"message":{"content":"a"}}]}`},
-		{"error and content", `{"choices":[{"message":{"content":"\u00e9"}}],"error":{"message":"x\u00e9"}}`},
-		{"numbers", `{"a":-0,"b":1.5e+10,"c":0.25E-3,"d":[1,-2,3e5],"choices":[]}`},
-		{"literals", `{"a":true,"b":false,"c":null,"d":{"e":[{},[]]}}`},
-		{"invalid UTF-8 skipped", "{\"id\":\"\xff\",\"choices\":[{\"message\":{\"content\":\"a\"}}]}"},
-		{"top-level null", `null`},
-		{"top-level array", `[]`},
-		{"other case", `{"Choices":[{"message":{"content":"a"}}]}`},
-		{"other case inside", `{"choices":[{"Message":{"content":"a"}}]}`},
-		{"other case content", `{"choices":[{"message":{"CONTENT":"a"}}]}`},
-		{"kelvin sign", "{\"choices\":[{\"message\":{\"content\":\"a\"},\"\u212aey\":1}]}"},
-		{"long s", "{\"choice\u017f\":[{\"message\":{\"content\":\"a\"}}]}"},
-		{"escaped key", `{"\u0063hoices":[{"message":{"content":"a"}}]}`},
-		{"duplicate content", `{"choices":[{"message":{"content":"a","content":null}}]}`},
-		{"duplicate choices", `{"choices":[{"message":{"content":"a"}}],"choices":[{}]}`},
-		{"duplicate error", `{"error":{"message":"a"},"error":null}`},
-		{"lone surrogate", `{"choices":[{"message":{"content":"\ud83d!"}}]}`},
-		{"invalid UTF-8 content", "{\"choices\":[{\"message\":{\"content\":\"\xffa\"}}]}"},
-		{"content not a string", `{"choices":[{"message":{"content":["a"]}}]}`},
-		{"error not an object", `{"error":"boom"}`},
-		{"choices not an array", `{"choices":{}}`},
-		{"type not a string", `{"error":{"message":"a","type":3}}`},
-		{"second choice malformed", `{"choices":[{"message":{"content":"a"}},{"message":{"content":1}}]}`},
-		{"truncated", `{"choices":[{"message":{"content":"a`},
-		{"trailing data", `{"choices":[]} x`},
-		{"trailing comma", `{"choices":[],}`},
-		{"leading zero", `{"a":01}`},
-		{"bad exponent", `{"a":1e}`},
-		{"bad escape", `{"a":"\x"}`},
-		{"control character", "{\"a\":\"\x01\"}"},
-		{"bad literal", `{"a":nul}`},
-		{"deep", `{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`},
-		{"empty", ``},
+		{"answer", string(benchAnswerBody), true},
+		{"event", `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"你"},"logprobs":null,"finish_reason":null}]}`, true},
+		{"role event", `{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, true},
+		{"finish event", `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`, true},
+		{"usage only", `{"choices":[],"usage":{"total_tokens":3}}`, true},
+		{"null content", `{"choices":[{"delta":{"content":null,"tool_calls":[{"id":"x","function":{"arguments":"{}"}}]}}]}`, true},
+		{"null delta", `{"choices":[{"delta":null}]}`, true},
+		{"null choice", `{"choices":[null,{"delta":{"content":"b"}}]}`, true},
+		{"null choices", `{"choices":null}`, true},
+		{"second choice", `{"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}}]}`, true},
+		{"escaped unicode", `{"choices":[{"message":{"content":"\u4f60\u597d\ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t"}}]}`, true},
+		{"escaped html", `{"choices":[{"message":{"content":"\u003cb\u003e \u0026 \u2028"}}]}`, true},
+		{"whitespace", " \r\n\t{ \"choices\" : [ { \"message\" : { \"content\" : \"a\" } } ] } \n", true},
+		{"error with 200", `{"error":{"message":"Rate limit \u0026 quota","type":"requests","param":null,"code":"429"}}`, true},
+		{"empty error", `{"error":{}}`, true},
+		{"null error", `{"error":null,"choices":[{"message":{"content":"a"}}]}`, true},
+		{"error and content", `{"choices":[{"message":{"content":"\u00e9"}}],"error":{"message":"x\u00e9"}}`, true},
+		{"numbers", `{"a":-0,"b":1.5e+10,"c":0.25E-3,"d":[1,-2,3e5],"choices":[]}`, true},
+		{"literals", `{"a":true,"b":false,"c":null,"d":{"e":[{},[]]}}`, true},
+		{"invalid UTF-8 skipped", "{\"id\":\"\xff\",\"choices\":[{\"message\":{\"content\":\"a\"}}]}", true},
+		{"top-level null", `null`, false},
+		{"top-level array", `[]`, false},
+		{"other case", `{"Choices":[{"message":{"content":"a"}}]}`, false},
+		{"other case inside", `{"choices":[{"Message":{"content":"a"}}]}`, false},
+		{"other case content", `{"choices":[{"message":{"CONTENT":"a"}}]}`, false},
+		{"kelvin sign", "{\"choices\":[{\"message\":{\"content\":\"a\"},\"\u212aey\":1}]}", false},
+		{"long s", "{\"choice\u017f\":[{\"message\":{\"content\":\"a\"}}]}", false},
+		{"escaped key", `{"\u0063hoices":[{"message":{"content":"a"}}]}`, false},
+		{"duplicate content", `{"choices":[{"message":{"content":"a","content":null}}]}`, false},
+		{"duplicate choices", `{"choices":[{"message":{"content":"a"}}],"choices":[{}]}`, false},
+		{"duplicate error", `{"error":{"message":"a"},"error":null}`, false},
+		{"lone surrogate", `{"choices":[{"message":{"content":"\ud83d!"}}]}`, false},
+		{"invalid UTF-8 content", "{\"choices\":[{\"message\":{\"content\":\"\xffa\"}}]}", false},
+		{"content not a string", `{"choices":[{"message":{"content":["a"]}}]}`, false},
+		{"error not an object", `{"error":"boom"}`, false},
+		{"choices not an array", `{"choices":{}}`, false},
+		{"type not a string", `{"error":{"message":"a","type":3}}`, false},
+		{"second choice malformed", `{"choices":[{"message":{"content":"a"}},{"message":{"content":1}}]}`, false},
+		{"truncated", `{"choices":[{"message":{"content":"a`, false},
+		{"trailing data", `{"choices":[]} x`, false},
+		{"trailing comma", `{"choices":[],}`, false},
+		{"leading zero", `{"a":01}`, false},
+		{"bad exponent", `{"a":1e}`, false},
+		{"bad escape", `{"a":"\x"}`, false},
+		{"control character", "{\"a\":\"\x01\"}", false},
+		{"bad literal", `{"a":nul}`, false},
+		{"deep", `{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
+		{"empty", ``, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, part := range []replyPart{partMessage, partDelta} {
-				checkDecode(t, []byte(tt.in), part)
+				if fast := checkDecode(t, []byte(tt.in), part); fast != tt.fast {
+					t.Errorf("fast path taken: %v, want %v", fast, tt.fast)
+				}
 			}
 		})
+	}
+}
+
+// TestChatDecoderReusesScratch decodes escaped content twice with one decoder: the
+// second result does not change the first's length, and both are right.
+func TestChatDecoderReusesScratch(t *testing.T) {
+	var d chatDecoder
+	a, err := d.decode([]byte(`{"choices":[{"delta":{"content":"\u4f60"}}]}`), partDelta)
+	if err != nil || string(a.content) != "你" {
+		t.Fatalf("first: %q, %v", a.content, err)
+	}
+	first := string(a.content)
+	b, err := d.decode([]byte(`{"choices":[{"delta":{"content":"\u597d\u597d"}}],"error":{"message":"\u4f60"}}`), partDelta)
+	if err != nil || string(b.content) != "好好" || b.errMsg != "你" || first != "你" {
+		t.Fatalf("second: %q %q, %v", b.content, b.errMsg, err)
 	}
 }
 
