@@ -6,9 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// The JSON writer of the model request. It is a copy of internal/jsonw's, which the
-// gateway and the session store use: nlpclient imports no other Fengda package, so
-// that it stands on its own. openai_codec_test.go checks it against encoding/json.
+// The JSON writer of the model request, the one JSON writer of Fengda's own: the
+// stored turns and the HTTP edge use go-json-experiment, and this codec stays by hand
+// because a streamed turn decodes an event a token (bench/README.md, "JSON").
+// openai_codec_test.go checks it against encoding/json.
 
 // jsonSafe reports, for each ASCII byte, whether encoding/json writes it in a string as
 // itself. It leaves out control characters, the quote and the backslash, and the HTML
