@@ -14,6 +14,7 @@ import (
 	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/fengda-ai/fengda/queue"
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 	"github.com/redis/go-redis/v9"
@@ -128,7 +129,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 			return fmt.Errorf("session.redis.url: %w", err)
 		}
 		defer func() { _ = client.Close() }()
-		limiter, err := session.NewRedisLimiter(client, session.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
+		limiter, err := ratelimit.NewRedisLimiter(client, ratelimit.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
 		if err != nil {
 			return fmt.Errorf("ratelimit: %w", err)
 		}

@@ -13,17 +13,17 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
-	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// RateStore keeps rate limits shared by every replica (*session.RedisLimiter). Without
+// RateStore keeps rate limits shared by every replica (*ratelimit.RedisLimiter). Without
 // one, each process limits on its own.
 type RateStore interface {
 	// Allow takes one request from k's allowance under r and says whether it may pass.
 	// It returns an error when the store does not answer before ctx ends; the gateway
 	// then limits locally.
-	Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error)
+	Allow(ctx context.Context, k ratelimit.RateKey, r ratelimit.Rate) (ratelimit.RateDecision, error)
 }
 
 // Defaults of RateStoreOptions.
@@ -119,27 +119,27 @@ func (s *Server) allow(ctx context.Context, id tenant.ID, user string) error {
 		return err
 	}
 	now := s.now()
-	tk := session.RateKey{Tenant: id}
+	tk := ratelimit.RateKey{Tenant: id}
 	if err := s.refusedByStore(tk, now); err != nil {
 		// The tenant's limit is spent: refused without a round trip, and without
 		// taking from the user's allowance.
 		return err
 	}
 	if user != "" && limited(tl.limit.UserRPS) {
-		k := session.RateKey{Tenant: id, User: user}
-		if err := s.take(ctx, k, session.Rate{RPS: tl.limit.UserRPS, Burst: burstOf(tl.limit.UserRPS, tl.limit.UserBurst)}, now); err != nil {
+		k := ratelimit.RateKey{Tenant: id, User: user}
+		if err := s.take(ctx, k, ratelimit.Rate{RPS: tl.limit.UserRPS, Burst: burstOf(tl.limit.UserRPS, tl.limit.UserBurst)}, now); err != nil {
 			return err
 		}
 	}
 	if !limited(tl.limit.RPS) {
 		return nil
 	}
-	return s.take(ctx, tk, session.Rate{RPS: tl.limit.RPS, Burst: burstOf(tl.limit.RPS, tl.limit.Burst)}, now)
+	return s.take(ctx, tk, ratelimit.Rate{RPS: tl.limit.RPS, Burst: burstOf(tl.limit.RPS, tl.limit.Burst)}, now)
 }
 
 // refusedByStore returns a *rateLimitedError when the store refused k and its retry
 // time has not come yet.
-func (s *Server) refusedByStore(k session.RateKey, now time.Time) error {
+func (s *Server) refusedByStore(k ratelimit.RateKey, now time.Time) error {
 	if s.limits.store == nil {
 		return nil
 	}
@@ -165,7 +165,7 @@ func burstOf(rps float64, burst int) int {
 
 // take decides one request against k's limit r: by the shared store while it answers,
 // else locally.
-func (s *Server) take(ctx context.Context, k session.RateKey, r session.Rate, now time.Time) error {
+func (s *Server) take(ctx context.Context, k ratelimit.RateKey, r ratelimit.Rate, now time.Time) error {
 	l := &s.limits
 	if l.store != nil {
 		if err := s.refusedByStore(k, now); err != nil {
@@ -253,7 +253,7 @@ func reserve(lim *rate.Limiter, now time.Time) (retryAfter time.Duration, ok boo
 }
 
 // localLimiter returns the local token bucket of k.
-func (s *Server) localLimiter(k session.RateKey, r session.Rate, now time.Time) (*rate.Limiter, error) {
+func (s *Server) localLimiter(k ratelimit.RateKey, r ratelimit.Rate, now time.Time) (*rate.Limiter, error) {
 	if k.User == "" {
 		return s.limiter(k.Tenant)
 	}
@@ -300,16 +300,16 @@ const userSweepEvery = 10 * time.Second
 // active in the last few seconds, not every user ever seen.
 type userBuckets struct {
 	mu    sync.Mutex
-	m     map[session.RateKey]*rate.Limiter
+	m     map[ratelimit.RateKey]*rate.Limiter
 	swept time.Time
 }
 
 // get returns k's bucket for limit r.
-func (u *userBuckets) get(k session.RateKey, r session.Rate, now time.Time) *rate.Limiter {
+func (u *userBuckets) get(k ratelimit.RateKey, r ratelimit.Rate, now time.Time) *rate.Limiter {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.m == nil {
-		u.m = make(map[session.RateKey]*rate.Limiter)
+		u.m = make(map[ratelimit.RateKey]*rate.Limiter)
 	}
 	if now.Sub(u.swept) >= userSweepEvery || now.Before(u.swept) {
 		for key, lim := range u.m {
@@ -343,12 +343,12 @@ func (u *userBuckets) len() int {
 // seconds.
 type refusals struct {
 	mu    sync.Mutex
-	m     map[session.RateKey]time.Time
+	m     map[ratelimit.RateKey]time.Time
 	swept time.Time
 }
 
 // until returns how long k stays refused, if it is.
-func (r *refusals) until(k session.RateKey, now time.Time) (time.Duration, bool) {
+func (r *refusals) until(k ratelimit.RateKey, now time.Time) (time.Duration, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.m[k]
@@ -363,14 +363,14 @@ func (r *refusals) until(k session.RateKey, now time.Time) (time.Duration, bool)
 }
 
 // add records that k is refused until t.
-func (r *refusals) add(k session.RateKey, t, now time.Time) {
+func (r *refusals) add(k ratelimit.RateKey, t, now time.Time) {
 	if !now.Before(t) {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
-		r.m = make(map[session.RateKey]time.Time)
+		r.m = make(map[ratelimit.RateKey]time.Time)
 	}
 	if now.Sub(r.swept) >= userSweepEvery || now.Before(r.swept) {
 		for key, until := range r.m {

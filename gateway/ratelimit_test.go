@@ -18,12 +18,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
 // The Redis limiter is the store main plugs in.
-var _ RateStore = (*session.RedisLimiter)(nil)
+var _ RateStore = (*ratelimit.RedisLimiter)(nil)
 
 const testRedisAddr = "127.0.0.1:6379"
 
@@ -106,9 +107,9 @@ func redisPrefix(t testing.TB, c redis.UniversalClient) string {
 }
 
 // redisLimiter returns a RedisLimiter using c under prefix.
-func redisLimiter(t testing.TB, c redis.UniversalClient, prefix string) *session.RedisLimiter {
+func redisLimiter(t testing.TB, c redis.UniversalClient, prefix string) *ratelimit.RedisLimiter {
 	t.Helper()
-	l, err := session.NewRedisLimiter(c, session.RedisLimiterConfig{KeyPrefix: prefix})
+	l, err := ratelimit.NewRedisLimiter(c, ratelimit.RedisLimiterConfig{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,16 +257,16 @@ type flakyStore struct {
 	calls      atomic.Int32
 }
 
-func (f *flakyStore) Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error) {
+func (f *flakyStore) Allow(ctx context.Context, k ratelimit.RateKey, r ratelimit.Rate) (ratelimit.RateDecision, error) {
 	f.calls.Add(1)
 	switch {
 	case f.down.Load():
-		return session.RateDecision{}, errors.New("connection refused")
+		return ratelimit.RateDecision{}, errors.New("connection refused")
 	case f.slow.Load():
 		<-ctx.Done()
-		return session.RateDecision{}, ctx.Err()
+		return ratelimit.RateDecision{}, ctx.Err()
 	}
-	return session.RateDecision{Allowed: true}, nil
+	return ratelimit.RateDecision{Allowed: true}, nil
 }
 
 // TestRateLimitDegrades: while the store fails or is slow, the limits are local (and
@@ -369,21 +370,21 @@ func TestRateLimitDegrades(t *testing.T) {
 // It counts its calls by key.
 type scriptedStore struct {
 	mu     sync.Mutex
-	refuse map[session.RateKey]time.Duration
-	calls  map[session.RateKey]int
+	refuse map[ratelimit.RateKey]time.Duration
+	calls  map[ratelimit.RateKey]int
 }
 
-func (f *scriptedStore) Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error) {
+func (f *scriptedStore) Allow(ctx context.Context, k ratelimit.RateKey, r ratelimit.Rate) (ratelimit.RateDecision, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls[k]++
 	if d, ok := f.refuse[k]; ok {
-		return session.RateDecision{RetryAfter: d}, nil
+		return ratelimit.RateDecision{RetryAfter: d}, nil
 	}
-	return session.RateDecision{Allowed: true}, nil
+	return ratelimit.RateDecision{Allowed: true}, nil
 }
 
-func (f *scriptedStore) set(k session.RateKey, retry time.Duration) {
+func (f *scriptedStore) set(k ratelimit.RateKey, retry time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if retry == 0 {
@@ -394,7 +395,7 @@ func (f *scriptedStore) set(k session.RateKey, retry time.Duration) {
 }
 
 // count returns the calls for each key, in order, since the last count.
-func (f *scriptedStore) count(keys ...session.RateKey) []int {
+func (f *scriptedStore) count(keys ...ratelimit.RateKey) []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]int, len(keys))
@@ -408,12 +409,12 @@ func (f *scriptedStore) count(keys ...session.RateKey) []int {
 // TestRateLimitRemembersRefusals: a key the store refused is refused without asking the
 // store again until its retry time; a refused tenant takes nothing from its users.
 func TestRateLimitRemembersRefusals(t *testing.T) {
-	store := &scriptedStore{refuse: map[session.RateKey]time.Duration{}, calls: map[session.RateKey]int{}}
+	store := &scriptedStore{refuse: map[ratelimit.RateKey]time.Duration{}, calls: map[ratelimit.RateKey]int{}}
 	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 10, Burst: 10, UserRPS: 1, UserBurst: 1}), func() RateStore { return store }, nil)[0]
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
-	shop := session.RateKey{Tenant: "shop"}
-	alice, bob := session.RateKey{Tenant: "shop", User: "alice"}, session.RateKey{Tenant: "shop", User: "bob"}
+	shop := ratelimit.RateKey{Tenant: "shop"}
+	alice, bob := ratelimit.RateKey{Tenant: "shop", User: "alice"}, ratelimit.RateKey{Tenant: "shop", User: "bob"}
 	check := func(what string, got, want []int) {
 		t.Helper()
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -694,17 +695,17 @@ func TestRefusalsSwept(t *testing.T) {
 	var r refusals
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	for i := range 100 {
-		r.add(session.RateKey{Tenant: "shop", User: fmt.Sprint(i)}, now.Add(time.Second), now)
+		r.add(ratelimit.RateKey{Tenant: "shop", User: fmt.Sprint(i)}, now.Add(time.Second), now)
 	}
-	if d, ok := r.until(session.RateKey{Tenant: "shop", User: "7"}, now.Add(400*time.Millisecond)); !ok || d != 600*time.Millisecond {
+	if d, ok := r.until(ratelimit.RateKey{Tenant: "shop", User: "7"}, now.Add(400*time.Millisecond)); !ok || d != 600*time.Millisecond {
 		t.Errorf("until = %v, %v; want 600ms, true", d, ok)
 	}
 	now = now.Add(userSweepEvery)
-	r.add(session.RateKey{Tenant: "shop"}, now.Add(time.Second), now)
+	r.add(ratelimit.RateKey{Tenant: "shop"}, now.Add(time.Second), now)
 	if len(r.m) != 1 {
 		t.Errorf("%d refusals kept, want 1", len(r.m))
 	}
-	if _, ok := r.until(session.RateKey{Tenant: "shop"}, now.Add(time.Second)); ok {
+	if _, ok := r.until(ratelimit.RateKey{Tenant: "shop"}, now.Add(time.Second)); ok {
 		t.Error("a refusal outlived its retry time")
 	}
 }

@@ -1,4 +1,4 @@
-package session
+package ratelimit
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fengda-ai/fengda/session"
 )
 
 // testRedisLimiter returns a RedisLimiter of the machine's Redis under a key prefix of
@@ -158,10 +160,10 @@ func TestRedisLimiterKeysApart(t *testing.T) {
 }
 
 func TestRedisLimiterUnreachable(t *testing.T) {
-	silent := newFakeRedis(t, func(cmd []string) string { return "" })
+	silent := newSilentRedis(t)
 	for _, addr := range []string{"127.0.0.1:1", silent.addr} {
 		t.Run(addr, func(t *testing.T) {
-			c, err := NewRedisClient(RedisClientConfig{URL: "redis://" + addr + "/0"})
+			c, err := session.NewRedisClient(session.RedisClientConfig{URL: "redis://" + addr + "/0"})
 			if err != nil {
 				t.Fatal(err)
 			}
