@@ -107,36 +107,24 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	if err != nil {
 		return err
 	}
+	limiter, closeLimiter, err := buildLimiter(cfg, tenants, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
 	gwCfg := cfg.Server.Config
-	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
 	gwCfg.Version = buildVersion()
 	gwCfg.Demo = cfg.Demo
 	if q != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
-	srv, err := gateway.New(gwCfg, engine, tenants, metrics, log)
+	gw := gateway.Deps{Dialogue: engine, Tenants: tenants, Metrics: metrics, Log: log}
+	if limiter != nil {
+		gw.Limiter = limiter
+	}
+	srv, err := gateway.New(gwCfg, gw)
 	if err != nil {
 		return err
-	}
-	if cfg.RateLimit.Enabled && cfg.RateLimit.Store == "redis" {
-		// A client of its own, so that limit checks and session traffic never wait for
-		// each other's connections.
-		redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
-		rc := cfg.Session.Redis
-		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
-			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
-		if err != nil {
-			return fmt.Errorf("session.redis.url: %w", err)
-		}
-		defer func() { _ = client.Close() }()
-		limiter, err := ratelimit.NewRedisLimiter(client, ratelimit.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
-		if err != nil {
-			return fmt.Errorf("ratelimit: %w", err)
-		}
-		if err := srv.SetRateStore(limiter, gateway.RateStoreOptions{Timeout: cfg.RateLimit.Timeout, Backoff: cfg.RateLimit.Backoff}); err != nil {
-			return fmt.Errorf("ratelimit: %w", err)
-		}
-		log.Info("rate limits shared through redis", zap.String("at", logging.RedactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -331,6 +319,44 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*faq.Swap, getenv 
 // served gives a model client the FAQ engine s serves now.
 func served(s *faq.Swap) func() openai.FAQ {
 	return func() openai.FAQ { return s.Current() }
+}
+
+var _ gateway.RateLimiter = (*ratelimit.Limiter)(nil)
+
+// buildLimiter returns the rate limiter, nil when ratelimit.enabled is false, and how
+// to close it. With ratelimit.store redis it counts in the Redis of session.redis,
+// through a client of its own so that limit checks and session traffic never wait for
+// each other's connections.
+func buildLimiter(cfg Config, tenants *tenant.Registry, metrics *gateway.Metrics, log *zap.Logger) (*ratelimit.Limiter, func(), error) {
+	if !cfg.RateLimit.Enabled {
+		return nil, func() {}, nil
+	}
+	// The limiter's lines keep the logger name they had when the gateway held the limits.
+	deps := ratelimit.Deps{Tenants: tenants, Observer: metrics, Log: log.Named("gateway")}
+	closeClient := func() {}
+	if cfg.RateLimit.Store == ratelimit.StoreRedis {
+		redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
+		rc := cfg.Session.Redis
+		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
+			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
+		if err != nil {
+			return nil, nil, fmt.Errorf("session.redis.url: %w", err)
+		}
+		closeClient = func() { _ = client.Close() }
+		store, err := ratelimit.NewRedisLimiter(client, ratelimit.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
+		if err != nil {
+			closeClient()
+			return nil, nil, fmt.Errorf("ratelimit: %w", err)
+		}
+		deps.Store = store
+		log.Info("rate limits shared through redis", zap.String("at", logging.RedactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
+	}
+	l, err := ratelimit.New(cfg.RateLimit, deps)
+	if err != nil {
+		closeClient()
+		return nil, nil, err
+	}
+	return l, closeClient, nil
 }
 
 // buildStore opens the configured session store and returns how to close it.

@@ -19,9 +19,9 @@ import (
 )
 
 // Store is the conversation memory the engine reads and writes. Both session.MemoryStore
-// and session.RedisStore implement it. It has five methods rather than three because the
-// HTTP API needs history and erasure as well as the turn itself; splitting it would only
-// make callers pass the same value twice.
+// and session.RedisStore implement it. It has seven methods rather than three because the
+// HTTP API needs history, erasure and queued turns as well as the turn itself; splitting
+// it would only make callers pass the same value several times.
 type Store interface {
 	// Load returns the session's turns, oldest first, or session.ErrNotFound,
 	// or an error wrapping session.ErrUnavailable.
@@ -285,19 +285,19 @@ func (e *Engine) Stream(ctx context.Context, t Turn) (<-chan Event, error) {
 }
 
 // History returns the caller's session, oldest turn first, or ErrNotFound.
-func (e *Engine) History(ctx context.Context, ref session.Ref) ([]session.Turn, error) {
+func (e *Engine) History(ctx context.Context, ref Ref) ([]HistoryTurn, error) {
 	if !session.ValidID(ref.Session) {
 		return nil, ErrNotFound
 	}
-	return e.deps.Store.Load(ctx, ref)
+	return e.deps.Store.Load(ctx, session.Ref(ref))
 }
 
 // DeleteSession erases the caller's session, or returns ErrNotFound.
-func (e *Engine) DeleteSession(ctx context.Context, ref session.Ref) error {
+func (e *Engine) DeleteSession(ctx context.Context, ref Ref) error {
 	if !session.ValidID(ref.Session) {
 		return ErrNotFound
 	}
-	return e.deps.Store.Delete(ctx, ref)
+	return e.deps.Store.Delete(ctx, session.Ref(ref))
 }
 
 // Ready reports whether the engine can take turns: the store answers and it is not draining.

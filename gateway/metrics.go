@@ -163,15 +163,20 @@ func statusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
-func (m *Metrics) observeRateLimited(t tenant.ID) {
+// RateLimited counts a request refused by a rate limit of tenant t.
+func (m *Metrics) RateLimited(t tenant.ID) {
 	m.rateLimited.WithLabelValues(string(t)).Inc()
 }
 
-func (m *Metrics) observeRateLimitFallback(t tenant.ID) {
+// RateLimitFallback counts a rate-limit decision taken locally because the shared
+// store failed.
+func (m *Metrics) RateLimitFallback(t tenant.ID) {
 	m.rlFallbacks.WithLabelValues(string(t)).Inc()
 }
 
-func (m *Metrics) setRateLimitDegraded(degraded bool) {
+// RateLimitDegraded reports whether the rate limits are local because the shared
+// store failed.
+func (m *Metrics) RateLimitDegraded(degraded bool) {
 	v := 0.0
 	if degraded {
 		v = 1

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -68,7 +69,7 @@ func revoke(t *testing.T, h http.Handler, apiKey, body string) (int, revocationJ
 func TestRevocationAPI(t *testing.T) {
 	reg := realRegistry(t)
 	d := &fakeDialogue{}
-	s, err := New(testConfig(), d, reg, NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(t, d, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestRevocationAPI(t *testing.T) {
 }
 
 func TestRevocationAPIRefuses(t *testing.T) {
-	s, err := New(testConfig(), &fakeDialogue{}, realRegistry(t), NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, realRegistry(t), ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestRevocationAPIRefuses(t *testing.T) {
 func TestRevocationNotShared(t *testing.T) {
 	reg := realRegistry(t)
 	reg.SetBroadcast(func(context.Context, string, []byte) error { return errors.New("nats: no servers available") })
-	s, err := New(testConfig(), &fakeDialogue{}, reg, NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
