@@ -14,6 +14,7 @@ import (
 	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/ratelimit"
+	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -27,7 +28,7 @@ var defaultConfigYAML []byte
 // environment variable FENGDA_A_B_C.
 type Config struct {
 	Server    ServerConfig     `yaml:"server"`
-	Session   SessionConfig    `yaml:"session"`
+	Session   session.Config   `yaml:"session"`
 	Dialogue  dialogue.Config  `yaml:"dialogue"`
 	Queue     queue.Config     `yaml:"queue"`
 	RateLimit ratelimit.Config `yaml:"ratelimit"`
@@ -47,43 +48,13 @@ type ServerConfig struct {
 	gateway.Config `yaml:",inline"`
 }
 
-// SessionConfig selects and sizes the conversation store.
-type SessionConfig struct {
-	Store    string        `yaml:"store"` // memory | redis
-	MaxTurns int           `yaml:"max_turns"`
-	TTL      time.Duration `yaml:"ttl"`
-	Memory   struct {
-		MaxBytes int64 `yaml:"max_bytes"`
-	} `yaml:"memory"`
-	Redis RedisConfig `yaml:"redis"`
-}
-
-// RedisConfig locates Redis: one URL, or comma-separated addresses for a cluster, or
-// Sentinel addresses with a master name.
-type RedisConfig struct {
-	URL          string        `yaml:"url"`
-	MasterName   string        `yaml:"master_name"`
-	KeyPrefix    string        `yaml:"key_prefix"`
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-	ReadTimeout  time.Duration `yaml:"read_timeout"`
-	WriteTimeout time.Duration `yaml:"write_timeout"`
-}
-
 // defaultConfig holds the defaults that apply before any file or environment.
 func defaultConfig() Config {
 	var c Config
 	c.Server.Addr = ":8080"
 	c.Server.Config = gateway.DefaultConfig()
 	c.Server.DrainDelay = 5 * time.Second // the gateway's own default is 0, for embedding
-	c.Session.Store = "memory"
-	c.Session.MaxTurns = 100
-	c.Session.TTL = 168 * time.Hour
-	c.Session.Memory.MaxBytes = 256 << 20
-	c.Session.Redis.URL = "redis://127.0.0.1:6379/0"
-	c.Session.Redis.KeyPrefix = "fd:"
-	c.Session.Redis.DialTimeout = 2 * time.Second
-	c.Session.Redis.ReadTimeout = time.Second
-	c.Session.Redis.WriteTimeout = time.Second
+	c.Session = session.DefaultConfig()
 	c.Queue.Defaults()
 	c.RateLimit = ratelimit.DefaultConfig()
 	c.Log = logging.DefaultConfig()

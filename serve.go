@@ -337,8 +337,7 @@ func buildLimiter(cfg Config, tenants *tenant.Registry, metrics *gateway.Metrics
 	if cfg.RateLimit.Store == ratelimit.StoreRedis {
 		redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
 		rc := cfg.Session.Redis
-		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
-			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
+		client, err := session.NewRedisClient(rc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("session.redis.url: %w", err)
 		}
@@ -360,30 +359,20 @@ func buildLimiter(cfg Config, tenants *tenant.Registry, metrics *gateway.Metrics
 }
 
 // buildStore opens the configured session store and returns how to close it.
-func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialogue.Store, func(), error) {
-	if cfg.Store == "memory" {
-		s, err := session.NewMemoryStore(session.MemoryConfig{
-			MaxTurns: cfg.MaxTurns, TTL: cfg.TTL, MaxBytes: cfg.Memory.MaxBytes,
-		})
+func buildStore(ctx context.Context, cfg session.Config, log *zap.Logger) (dialogue.Store, func(), error) {
+	if cfg.Store == session.StoreMemory {
+		s, err := session.NewMemoryStore(cfg.MemoryStoreConfig())
 		if err != nil {
 			return nil, nil, fmt.Errorf("session: %w", err)
 		}
 		return s, func() {}, nil
 	}
 	redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
-	client, err := session.NewRedisClient(session.RedisClientConfig{
-		URL:          cfg.Redis.URL,
-		MasterName:   cfg.Redis.MasterName,
-		DialTimeout:  cfg.Redis.DialTimeout,
-		ReadTimeout:  cfg.Redis.ReadTimeout,
-		WriteTimeout: cfg.Redis.WriteTimeout,
-	})
+	client, err := session.NewRedisClient(cfg.Redis)
 	if err != nil {
 		return nil, nil, fmt.Errorf("session.redis.url: %w", err)
 	}
-	s, err := session.NewRedisStore(client, session.RedisConfig{
-		KeyPrefix: cfg.Redis.KeyPrefix, MaxTurns: cfg.MaxTurns, TTL: cfg.TTL,
-	})
+	s, err := session.NewRedisStore(client, cfg.RedisStoreConfig())
 	if err != nil {
 		_ = client.Close()
 		return nil, nil, fmt.Errorf("session: %w", err)
