@@ -51,6 +51,9 @@ func TestImportDirection(t *testing.T) {
 		// given to them, so they need nothing of session.
 		"ratelimit": {"tenant"},
 		"dialogue":  {"session", "nlpclient", "queue", "tenant"},
+		// The Prometheus metrics implement the observer interfaces the other packages
+		// declare; they need only tenant.ID, and nothing imports them but serve.go.
+		"metrics": {"tenant"},
 		// Not session: the gateway reaches conversations only through the engine, whose
 		// API (dialogue.Ref, dialogue.ValidID) is dialogue's own, and the rate limits
 		// through its RateLimiter interface (ratelimit's error type maps to 429). It

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/metrics"
 	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -292,7 +293,7 @@ func newTestServer(t testing.TB, cfg Config, d *fakeDialogue, log *zap.Logger) (
 // Limiter over tenants configured by rl, sharing its limits through store when not nil.
 func testDeps(t testing.TB, d Dialogue, tenants Tenants, rl ratelimit.Config, store ratelimit.Store, log *zap.Logger) Deps {
 	t.Helper()
-	m := NewMetrics()
+	m := metrics.New()
 	l, err := ratelimit.New(rl, ratelimit.Deps{Tenants: tenants, Store: store, Observer: m, Log: log})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 func (f *fakeTenants) Revoke(context.Context, tenant.Revocation, time.Time) error { return nil }
 
 // realRegistry is two tenants of the real registry, bank-a with apiKeyA.
-func realRegistry(t testing.TB) *tenant.Registry {
+func realRegistry(t testing.TB, opts ...tenant.Option) *tenant.Registry {
 	t.Helper()
 	reg, err := tenant.NewRegistry([]tenant.Config{
 		{
@@ -33,7 +33,7 @@ func realRegistry(t testing.TB) *tenant.Registry {
 			APIKeys:   []tenant.Secret{{Value: apiKeyB}},
 			RateLimit: tenant.RateLimit{RPS: 1000, Burst: 1000},
 		},
-	}, func(string) string { return "" })
+	}, func(string) string { return "" }, opts...)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}
@@ -166,8 +166,9 @@ func TestRevocationAPIRefuses(t *testing.T) {
 // A revocation that could not be shared is in force here, and the caller is told to
 // send it again.
 func TestRevocationNotShared(t *testing.T) {
-	reg := realRegistry(t)
-	reg.SetBroadcast(func(context.Context, string, []byte) error { return errors.New("nats: no servers available") })
+	reg := realRegistry(t, tenant.WithBroadcast(func(context.Context, string, []byte) error {
+		return errors.New("nats: no servers available")
+	}))
 	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)

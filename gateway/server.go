@@ -21,7 +21,7 @@ type Server struct {
 	cfg      Config
 	dialogue Dialogue
 	tenants  Tenants
-	metrics  *Metrics
+	metrics  Metrics
 	log      *zap.Logger
 	handler  http.Handler
 	limiter  RateLimiter           // nil: no rate limits
@@ -41,7 +41,7 @@ type Deps struct {
 	Tenants  Tenants
 	// Limiter applies the tenants' rate limits; nil admits every request.
 	Limiter RateLimiter
-	Metrics *Metrics    // nil: a fresh NewMetrics
+	Metrics Metrics     // nil: none, and /metrics is 404
 	Log     *zap.Logger // nil: discard
 }
 
@@ -72,7 +72,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	metrics, log := deps.Metrics, deps.Log
 	if metrics == nil {
-		metrics = NewMetrics()
+		metrics = noMetrics{}
 	}
 	if log == nil {
 		log = zap.NewNop()

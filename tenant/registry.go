@@ -169,11 +169,14 @@ type Registry struct {
 
 // NewRegistry validates cfgs and builds the registry. getenv resolves Secret.Env.
 // Errors name the offending setting, e.g. `tenants[1].keys[0].alg: unsupported "none"`.
-func NewRegistry(cfgs []Config, getenv func(string) string) (*Registry, error) {
+func NewRegistry(cfgs []Config, getenv func(string) string, opts ...Option) (*Registry, error) {
 	if len(cfgs) == 0 {
 		return nil, errors.New("tenants: at least one tenant is required")
 	}
 	r := &Registry{byID: make(map[ID]*entry, len(cfgs))}
+	for _, o := range opts {
+		o(r)
+	}
 	firstAt := make(map[ID]int, len(cfgs))
 	type secretAt struct {
 		secret []byte
