@@ -13,6 +13,8 @@ import (
 	"github.com/fengda-ai/fengda/internal/yamlenv"
 	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/queue"
+	"github.com/fengda-ai/fengda/ratelimit"
+	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -25,12 +27,12 @@ var defaultConfigYAML []byte
 // Config is the whole configuration. Every scalar key a.b.c can be overridden by the
 // environment variable FENGDA_A_B_C.
 type Config struct {
-	Server    ServerConfig    `yaml:"server"`
-	Session   SessionConfig   `yaml:"session"`
-	Dialogue  dialogue.Config `yaml:"dialogue"`
-	Queue     queue.Config    `yaml:"queue"`
-	RateLimit RateLimitConfig `yaml:"ratelimit"`
-	Log       logging.Config  `yaml:"log"`
+	Server    ServerConfig     `yaml:"server"`
+	Session   session.Config   `yaml:"session"`
+	Dialogue  dialogue.Config  `yaml:"dialogue"`
+	Queue     queue.Config     `yaml:"queue"`
+	RateLimit ratelimit.Config `yaml:"ratelimit"`
+	Log       logging.Config   `yaml:"log"`
 	// Demo turns on the demo page and anonymous demo tokens. Off unless the file says
 	// so; the shipped config.yaml does, for its demo tenants.
 	Demo    gateway.DemoConfig `yaml:"demo"`
@@ -46,63 +48,15 @@ type ServerConfig struct {
 	gateway.Config `yaml:",inline"`
 }
 
-// SessionConfig selects and sizes the conversation store.
-type SessionConfig struct {
-	Store    string        `yaml:"store"` // memory | redis
-	MaxTurns int           `yaml:"max_turns"`
-	TTL      time.Duration `yaml:"ttl"`
-	Memory   struct {
-		MaxBytes int64 `yaml:"max_bytes"`
-	} `yaml:"memory"`
-	Redis RedisConfig `yaml:"redis"`
-}
-
-// RedisConfig locates Redis: one URL, or comma-separated addresses for a cluster, or
-// Sentinel addresses with a master name.
-type RedisConfig struct {
-	URL          string        `yaml:"url"`
-	MasterName   string        `yaml:"master_name"`
-	KeyPrefix    string        `yaml:"key_prefix"`
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-	ReadTimeout  time.Duration `yaml:"read_timeout"`
-	WriteTimeout time.Duration `yaml:"write_timeout"`
-}
-
-// RateLimitConfig switches the rate limits (each tenant's, and each user's where the
-// tenant sets one) on or off, and says where they are counted.
-type RateLimitConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// Store is local (each process counts on its own, so N replicas admit N times a
-	// limit) or redis (counted once for every replica, in the Redis of session.redis,
-	// under its key_prefix, whatever session.store says).
-	Store string `yaml:"store"`
-	// Timeout bounds one call to Redis; past it the request is limited locally.
-	Timeout time.Duration `yaml:"timeout"`
-	// Backoff is how long limits stay local after a failed call before Redis is tried
-	// again, so that an outage does not add Timeout to every request.
-	Backoff time.Duration `yaml:"backoff"`
-}
-
 // defaultConfig holds the defaults that apply before any file or environment.
 func defaultConfig() Config {
 	var c Config
 	c.Server.Addr = ":8080"
 	c.Server.Config = gateway.DefaultConfig()
 	c.Server.DrainDelay = 5 * time.Second // the gateway's own default is 0, for embedding
-	c.Session.Store = "memory"
-	c.Session.MaxTurns = 100
-	c.Session.TTL = 168 * time.Hour
-	c.Session.Memory.MaxBytes = 256 << 20
-	c.Session.Redis.URL = "redis://127.0.0.1:6379/0"
-	c.Session.Redis.KeyPrefix = "fd:"
-	c.Session.Redis.DialTimeout = 2 * time.Second
-	c.Session.Redis.ReadTimeout = time.Second
-	c.Session.Redis.WriteTimeout = time.Second
+	c.Session = session.DefaultConfig()
 	c.Queue.Defaults()
-	c.RateLimit.Enabled = true
-	c.RateLimit.Store = "local"
-	c.RateLimit.Timeout = gateway.DefaultRateStoreTimeout
-	c.RateLimit.Backoff = gateway.DefaultRateStoreBackoff
+	c.RateLimit = ratelimit.DefaultConfig()
 	c.Log = logging.DefaultConfig()
 	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
 	return c
@@ -164,13 +118,12 @@ func (c *Config) validate() error {
 		return errors.New("session.redis.read_timeout: must be positive")
 	case c.Session.Redis.WriteTimeout <= 0:
 		return errors.New("session.redis.write_timeout: must be positive")
-	case !oneOf(c.RateLimit.Store, "local", "redis"):
-		return fmt.Errorf("ratelimit.store: %q is not local or redis", c.RateLimit.Store)
-	case c.RateLimit.Timeout <= 0:
-		return fmt.Errorf("ratelimit.timeout: %s is not positive", c.RateLimit.Timeout)
-	case c.RateLimit.Backoff <= 0:
-		return fmt.Errorf("ratelimit.backoff: %s is not positive", c.RateLimit.Backoff)
-	case c.RateLimit.Store == "redis" && c.Session.Redis.URL == "":
+	}
+	if err := c.RateLimit.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.RateLimit.Store == ratelimit.StoreRedis && c.Session.Redis.URL == "":
 		return errors.New("session.redis.url: required when ratelimit.store is redis")
 	case len(c.Tenants) == 0:
 		return errors.New("tenants: at least one tenant is required")

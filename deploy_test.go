@@ -29,7 +29,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/metrics"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -851,15 +851,15 @@ func TestDeployDockerfile(t *testing.T) {
 
 // metricSources define Fengda's metric vectors and the queue's collector, whose names
 // a registry reports only once they have a child or a server to ask.
-var metricSources = []string{"gateway/metrics.go", "queue/stats.go"}
+var metricSources = []string{"metrics/metrics.go", "queue/stats.go"}
 
 // servedMetrics returns the names /metrics serves: what the registry of
-// gateway.NewMetrics gathers before any traffic (the Go runtime and process collectors),
+// metrics.New gathers before any traffic (the Go runtime and process collectors),
 // and the fengda_* names defined in metricSources.
 func servedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := make(map[string]bool)
-	families, err := gateway.NewMetrics().Registry().Gather()
+	families, err := metrics.New().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

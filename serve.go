@@ -11,9 +11,11 @@ import (
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/logging"
+	"github.com/fengda-ai/fengda/metrics"
 	"github.com/fengda-ai/fengda/nlpclient/faq"
 	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/fengda-ai/fengda/queue"
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 	"github.com/redis/go-redis/v9"
@@ -54,16 +56,19 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
 		zap.Object("config", effectiveConfig(cfg)))
 	// Tenants and their answer engines.
-	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv)
+	// Revocations travel on the queue's board, which needs the tenants to exist first:
+	// the registry is given the publisher now, and the board before serving.
+	revocations := &revocationPublisher{}
+	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv, tenant.WithBroadcast(revocations.put))
 	if err != nil {
 		return fmt.Errorf("tenants: %w", err)
 	}
-	metrics := gateway.NewMetrics()
+	figures := metrics.New()
 	engines, err := buildAnswerers(tenants)
 	if err != nil {
 		return err
 	}
-	answerers, err := buildModels(tenants, engines, p.getenv, metrics, log)
+	answerers, err := buildModels(tenants, engines, p.getenv, figures, log)
 	if err != nil {
 		return err
 	}
@@ -76,11 +81,11 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	defer closeStore()
 
 	// Spillover queue.
-	q, err := openQueue(ctx, cfg.Queue, tenants, metrics, log)
+	q, err := openQueue(ctx, cfg.Queue, tenants, figures, log)
 	if err != nil {
 		return err
 	}
-	if err := shareRevocations(ctx, q, tenants, log); err != nil {
+	if err := shareRevocations(ctx, q, tenants, revocations, log); err != nil {
 		if q != nil {
 			_ = q.Drain(context.Background())
 		}
@@ -89,7 +94,6 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	spill := dialogue.Spill{Queue: q}
 	if q != nil {
 		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
-		spill.Observe, spill.Worked = metrics.ObserveSpill, metrics.ObserveQueuedWorked
 		// Closes the connection if serving never starts; a no-op after the drain below.
 		defer func() { _ = q.Drain(context.Background()) }()
 	}
@@ -99,43 +103,31 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		Store:     store,
 		Answerers: answerers,
 		Tenants:   tenants,
-		Observe:   metrics.ObserveStage,
+		Metrics:   figures,
 		Spill:     spill,
 		Log:       log,
 	})
 	if err != nil {
 		return err
 	}
+	limiter, closeLimiter, err := buildLimiter(cfg, tenants, figures, log)
+	if err != nil {
+		return err
+	}
+	defer closeLimiter()
 	gwCfg := cfg.Server.Config
-	gwCfg.RateLimitEnabled = cfg.RateLimit.Enabled
 	gwCfg.Version = buildVersion()
 	gwCfg.Demo = cfg.Demo
 	if q != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
-	srv, err := gateway.New(gwCfg, engine, tenants, metrics, log)
+	gw := gateway.Deps{Dialogue: engine, Tenants: tenants, Metrics: figures, Log: log}
+	if limiter != nil {
+		gw.Limiter = limiter
+	}
+	srv, err := gateway.New(gwCfg, gw)
 	if err != nil {
 		return err
-	}
-	if cfg.RateLimit.Enabled && cfg.RateLimit.Store == "redis" {
-		// A client of its own, so that limit checks and session traffic never wait for
-		// each other's connections.
-		redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
-		rc := cfg.Session.Redis
-		client, err := session.NewRedisClient(session.RedisClientConfig{URL: rc.URL, MasterName: rc.MasterName,
-			DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout})
-		if err != nil {
-			return fmt.Errorf("session.redis.url: %w", err)
-		}
-		defer func() { _ = client.Close() }()
-		limiter, err := session.NewRedisLimiter(client, session.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
-		if err != nil {
-			return fmt.Errorf("ratelimit: %w", err)
-		}
-		if err := srv.SetRateStore(limiter, gateway.RateStoreOptions{Timeout: cfg.RateLimit.Timeout, Backoff: cfg.RateLimit.Backoff}); err != nil {
-			return fmt.Errorf("ratelimit: %w", err)
-		}
-		log.Info("rate limits shared through redis", zap.String("at", logging.RedactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
 	}
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -221,7 +213,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 
 // openQueue opens the spillover queue, or returns nil when queue.mode is off, and
 // registers its backlog metrics.
-func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, metrics *gateway.Metrics, log *zap.Logger) (*queue.Queue, error) {
+func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, figures *metrics.Metrics, log *zap.Logger) (*queue.Queue, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
@@ -233,7 +225,7 @@ func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, 
 	if err != nil {
 		return nil, err
 	}
-	if err := metrics.Registry().Register(q.Collector()); err != nil {
+	if err := figures.Register(q.Collector()); err != nil {
 		_ = q.Drain(ctx)
 		return nil, fmt.Errorf("queue metrics: %w", err)
 	}
@@ -252,7 +244,7 @@ const revocationBoard = "REVOKED"
 // travel on a board of the queue's server that each replica watches into the registry's
 // in-memory set, records already there applied before serving. With the queue off they
 // apply to this process only.
-func shareRevocations(ctx context.Context, q *queue.Queue, tenants *tenant.Registry, log *zap.Logger) error {
+func shareRevocations(ctx context.Context, q *queue.Queue, tenants *tenant.Registry, pub *revocationPublisher, log *zap.Logger) error {
 	if q == nil {
 		log.Info("queue.mode is off: token revocations apply to this process only")
 		return nil
@@ -272,8 +264,20 @@ func shareRevocations(ctx context.Context, q *queue.Queue, tenants *tenant.Regis
 	if err != nil {
 		return fmt.Errorf("revocations: %w", err)
 	}
-	tenants.SetBroadcast(board.Put)
+	pub.board = board
 	return nil
+}
+
+// revocationPublisher puts the registry's revocations on the queue's board. Its board
+// is set once, before serving; while it is nil (the queue off) revocations apply to
+// this process only.
+type revocationPublisher struct{ board *queue.Board }
+
+func (p *revocationPublisher) put(ctx context.Context, key string, value []byte) error {
+	if p.board == nil {
+		return nil
+	}
+	return p.board.Put(ctx, key, value)
 }
 
 // buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be
@@ -294,7 +298,7 @@ func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*faq.Swap, error) {
 // "openai" a model client grounded on that FAQ engine and falling back to it. All model
 // clients share one HTTP client; each has its own breaker and bulkhead.
 func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*faq.Swap, getenv func(string) string,
-	metrics *gateway.Metrics, log *zap.Logger) (map[tenant.ID]dialogue.Answerer, error) {
+	figures *metrics.Metrics, log *zap.Logger) (map[tenant.ID]dialogue.Answerer, error) {
 	out := make(map[tenant.ID]dialogue.Answerer, len(faqs))
 	var client *http.Client
 	for _, t := range tenants.Tenants() {
@@ -314,7 +318,7 @@ func buildModels(tenants *tenant.Registry, faqs map[tenant.ID]*faq.Swap, getenv 
 			Client:   client,
 			FAQ:      served(faqs[t.ID]),
 			Fallback: t.FallbackAnswer,
-			Observer: metrics.Upstream(t.ID, cfg.Upstream),
+			Observer: figures.Upstream(t.ID, cfg.Upstream),
 			Log:      log.With(zap.String("tenant", t.ID.String())),
 		})
 		if err != nil {
@@ -332,31 +336,65 @@ func served(s *faq.Swap) func() openai.FAQ {
 	return func() openai.FAQ { return s.Current() }
 }
 
+// The observer interfaces each package declares, and the limiter the gateway takes.
+var (
+	_ gateway.Metrics     = (*metrics.Metrics)(nil)
+	_ dialogue.Observer   = (*metrics.Metrics)(nil)
+	_ ratelimit.Observer  = (*metrics.Metrics)(nil)
+	_ openai.LLMObserver  = (*metrics.UpstreamObserver)(nil)
+	_ gateway.RateLimiter = (*ratelimit.Limiter)(nil)
+)
+
+// buildLimiter returns the rate limiter, nil when ratelimit.enabled is false, and how
+// to close it. With ratelimit.store redis it counts in the Redis of session.redis,
+// through a client of its own so that limit checks and session traffic never wait for
+// each other's connections.
+func buildLimiter(cfg Config, tenants *tenant.Registry, figures *metrics.Metrics, log *zap.Logger) (*ratelimit.Limiter, func(), error) {
+	if !cfg.RateLimit.Enabled {
+		return nil, func() {}, nil
+	}
+	// The limiter's lines keep the logger name they had when the gateway held the limits.
+	deps := ratelimit.Deps{Tenants: tenants, Observer: figures, Log: log.Named("gateway")}
+	closeClient := func() {}
+	if cfg.RateLimit.Store == ratelimit.StoreRedis {
+		redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
+		rc := cfg.Session.Redis
+		client, err := session.NewRedisClient(rc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("session.redis.url: %w", err)
+		}
+		closeClient = func() { _ = client.Close() }
+		store, err := ratelimit.NewRedisLimiter(client, ratelimit.RedisLimiterConfig{KeyPrefix: rc.KeyPrefix})
+		if err != nil {
+			closeClient()
+			return nil, nil, fmt.Errorf("ratelimit: %w", err)
+		}
+		deps.Store = store
+		log.Info("rate limits shared through redis", zap.String("at", logging.RedactURLs(rc.URL)), zap.String("key_prefix", rc.KeyPrefix))
+	}
+	l, err := ratelimit.New(cfg.RateLimit, deps)
+	if err != nil {
+		closeClient()
+		return nil, nil, err
+	}
+	return l, closeClient, nil
+}
+
 // buildStore opens the configured session store and returns how to close it.
-func buildStore(ctx context.Context, cfg SessionConfig, log *zap.Logger) (dialogue.Store, func(), error) {
-	if cfg.Store == "memory" {
-		s, err := session.NewMemoryStore(session.MemoryConfig{
-			MaxTurns: cfg.MaxTurns, TTL: cfg.TTL, MaxBytes: cfg.Memory.MaxBytes,
-		})
+func buildStore(ctx context.Context, cfg session.Config, log *zap.Logger) (dialogue.Store, func(), error) {
+	if cfg.Store == session.StoreMemory {
+		s, err := session.NewMemoryStore(cfg.MemoryStoreConfig())
 		if err != nil {
 			return nil, nil, fmt.Errorf("session: %w", err)
 		}
 		return s, func() {}, nil
 	}
 	redis.SetLogger(logging.RedisLogger{Log: log.Named("redis")})
-	client, err := session.NewRedisClient(session.RedisClientConfig{
-		URL:          cfg.Redis.URL,
-		MasterName:   cfg.Redis.MasterName,
-		DialTimeout:  cfg.Redis.DialTimeout,
-		ReadTimeout:  cfg.Redis.ReadTimeout,
-		WriteTimeout: cfg.Redis.WriteTimeout,
-	})
+	client, err := session.NewRedisClient(cfg.Redis)
 	if err != nil {
 		return nil, nil, fmt.Errorf("session.redis.url: %w", err)
 	}
-	s, err := session.NewRedisStore(client, session.RedisConfig{
-		KeyPrefix: cfg.Redis.KeyPrefix, MaxTurns: cfg.MaxTurns, TTL: cfg.TTL,
-	})
+	s, err := session.NewRedisStore(client, cfg.RedisStoreConfig())
 	if err != nil {
 		_ = client.Close()
 		return nil, nil, fmt.Errorf("session: %w", err)

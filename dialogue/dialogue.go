@@ -57,6 +57,20 @@ type Turn struct {
 // Citation names a knowledge-base entry.
 type Citation = session.Citation
 
+// Ref names one session of one user of one tenant.
+type Ref struct {
+	Tenant  tenant.ID
+	Session string // session ID, see ValidID
+	User    string // the verified user (JWT sub); the session's owner
+}
+
+// HistoryTurn is one turn of a session's history, as the store keeps it.
+type HistoryTurn = session.Turn
+
+// ValidID reports whether s can name a session or a turn: 8 to 64 characters of A–Z,
+// a–z, 0–9, '_' or '-'.
+func ValidID(s string) bool { return session.ValidID(s) }
+
 // Reply is the answer to one turn.
 type Reply struct {
 	SessionID   string

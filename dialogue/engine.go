@@ -19,9 +19,9 @@ import (
 )
 
 // Store is the conversation memory the engine reads and writes. Both session.MemoryStore
-// and session.RedisStore implement it. It has five methods rather than three because the
-// HTTP API needs history and erasure as well as the turn itself; splitting it would only
-// make callers pass the same value twice.
+// and session.RedisStore implement it. It has seven methods rather than three because the
+// HTTP API needs history, erasure and queued turns as well as the turn itself; splitting
+// it would only make callers pass the same value several times.
 type Store interface {
 	// Load returns the session's turns, oldest first, or session.ErrNotFound,
 	// or an error wrapping session.ErrUnavailable.
@@ -43,6 +43,24 @@ type Store interface {
 	LoadQueued(ctx context.Context, t tenant.ID, user, turnID string) (session.QueuedTurn, error)
 }
 
+// Observer receives the engine's metrics (*metrics.Metrics).
+type Observer interface {
+	// ObserveStage records how long one stage of a turn took (StageHistoryLoad, …).
+	ObserveStage(t tenant.ID, stage string, d time.Duration)
+	// ObserveSpill counts a turn handed to the spillover queue, by outcome
+	// (SpillAnswered, …), on the process that published it.
+	ObserveSpill(t tenant.ID, outcome string)
+	// ObserveQueuedWorked counts a queued turn this process answered (not one it found
+	// answered already).
+	ObserveQueuedWorked(t tenant.ID)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) ObserveStage(tenant.ID, string, time.Duration) {}
+func (noMetrics) ObserveSpill(tenant.ID, string)                {}
+func (noMetrics) ObserveQueuedWorked(tenant.ID)                 {}
+
 // Answerer answers one message of one tenant. It returns nlpclient.ErrUnavailable (or
 // any error) when it cannot; the engine then answers with the tenant's fallback text.
 type Answerer interface {
@@ -54,7 +72,8 @@ type Tenants interface {
 	Get(id tenant.ID) (*tenant.Tenant, error)
 }
 
-// Stage names for Deps.Observe.
+// Stages the engine times, values of the stage label of fengda_stage_duration_seconds
+// (the gateway's are gateway.StageAuth and gateway.StageRateLimit).
 const (
 	StageHistoryLoad = "history_load"
 	StageAnswer      = "answer"
@@ -111,8 +130,9 @@ type Deps struct {
 	Store     Store
 	Answerers map[tenant.ID]Answerer
 	Tenants   Tenants
-	// Observe, if set, receives the duration of each stage of a turn.
-	Observe func(t tenant.ID, stage string, d time.Duration)
+	// Metrics, if set, receives the duration of each stage of a turn and the spilled
+	// and queued turns.
+	Metrics Observer
 	// Spill, when its Queue is set, hands turns that find the backlog full to the
 	// spillover queue instead of refusing them.
 	Spill Spill
@@ -203,8 +223,8 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Log == nil {
 		deps.Log = zap.NewNop()
 	}
-	if deps.Observe == nil {
-		deps.Observe = func(tenant.ID, string, time.Duration) {}
+	if deps.Metrics == nil {
+		deps.Metrics = noMetrics{}
 	}
 	if err := deps.Spill.setDefaults(); err != nil {
 		return nil, err
@@ -285,19 +305,19 @@ func (e *Engine) Stream(ctx context.Context, t Turn) (<-chan Event, error) {
 }
 
 // History returns the caller's session, oldest turn first, or ErrNotFound.
-func (e *Engine) History(ctx context.Context, ref session.Ref) ([]session.Turn, error) {
+func (e *Engine) History(ctx context.Context, ref Ref) ([]HistoryTurn, error) {
 	if !session.ValidID(ref.Session) {
 		return nil, ErrNotFound
 	}
-	return e.deps.Store.Load(ctx, ref)
+	return e.deps.Store.Load(ctx, session.Ref(ref))
 }
 
 // DeleteSession erases the caller's session, or returns ErrNotFound.
-func (e *Engine) DeleteSession(ctx context.Context, ref session.Ref) error {
+func (e *Engine) DeleteSession(ctx context.Context, ref Ref) error {
 	if !session.ValidID(ref.Session) {
 		return ErrNotFound
 	}
-	return e.deps.Store.Delete(ctx, ref)
+	return e.deps.Store.Delete(ctx, session.Ref(ref))
 }
 
 // Ready reports whether the engine can take turns: the store answers and it is not draining.
@@ -442,7 +462,7 @@ func (e *Engine) process(j *job) {
 			turnID = j.turnID
 		}
 		rec, err = e.deps.Store.LoadRecent(j.ctx, j.ref, e.historyTurns(tn.ID), turnID, j.turn.ClientMsgID)
-		e.deps.Observe(tn.ID, StageHistoryLoad, time.Since(start))
+		e.deps.Metrics.ObserveStage(tn.ID, StageHistoryLoad, time.Since(start))
 		if j.mayExist && errors.Is(err, session.ErrNotFound) {
 			err = nil
 		}
@@ -460,7 +480,7 @@ func (e *Engine) process(j *job) {
 
 	start := time.Now()
 	ans, streamed, err := e.answer(j, tn, history)
-	e.deps.Observe(tn.ID, StageAnswer, time.Since(start))
+	e.deps.Metrics.ObserveStage(tn.ID, StageAnswer, time.Since(start))
 	cut := errors.Is(err, nlpclient.ErrStreamCut)
 	if err != nil && !cut {
 		e.fail(j, err) // the caller left before an answer: nothing to store
@@ -488,7 +508,7 @@ func (e *Engine) process(j *job) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), e.cfg.StoreTimeout)
 	stored, err := e.deps.Store.Append(sctx, j.ref, st, tn.HistoryTTL)
 	cancel()
-	e.deps.Observe(tn.ID, StageHistorySave, time.Since(now))
+	e.deps.Metrics.ObserveStage(tn.ID, StageHistorySave, time.Since(now))
 	if err != nil {
 		e.fail(j, fmt.Errorf("store turn: %w", err))
 		return

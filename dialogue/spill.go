@@ -25,7 +25,7 @@ import (
 // acknowledged without a second answer. When the wait runs out the request gets the
 // turn id to fetch the answer later (QueuedTurn).
 
-// Outcomes of a spilled turn, for Spill.Observe.
+// Outcomes of a spilled turn, for Observer.ObserveSpill.
 const (
 	SpillAnswered = "answered" // the result arrived while the request waited
 	SpillQueued   = "queued"   // the wait ran out: the caller polls by turn id
@@ -44,12 +44,6 @@ type Spill struct {
 	// It must stay below the queue's AckWait, or a turn still being answered is
 	// delivered again.
 	TurnTimeout time.Duration
-	// Observe, if set, counts spilled turns by outcome (SpillAnswered, …), on the
-	// process that published them.
-	Observe func(t tenant.ID, outcome string)
-	// Worked, if set, counts queued turns this process answered (not those it found
-	// answered already).
-	Worked func(t tenant.ID)
 }
 
 func (s *Spill) setDefaults() error {
@@ -61,12 +55,6 @@ func (s *Spill) setDefaults() error {
 	}
 	if s.Wait < 0 || s.TurnTimeout < 0 {
 		return errors.New("dialogue: negative spill wait or turn timeout")
-	}
-	if s.Observe == nil {
-		s.Observe = func(tenant.ID, string) {}
-	}
-	if s.Worked == nil {
-		s.Worked = func(tenant.ID) {}
 	}
 	return nil
 }
@@ -176,10 +164,10 @@ func (e *Engine) publish(ctx context.Context, t Turn) (*spilled, error) {
 // cap, ErrOverloaded (as with spillover off) when it cannot be reached.
 func (e *Engine) spillFailed(t Turn, err error) error {
 	if errors.Is(err, queue.ErrFull) {
-		e.deps.Spill.Observe(t.Tenant, SpillFull)
+		e.deps.Metrics.ObserveSpill(t.Tenant, SpillFull)
 		return ErrQueueFull
 	}
-	e.deps.Spill.Observe(t.Tenant, SpillError)
+	e.deps.Metrics.ObserveSpill(t.Tenant, SpillError)
 	// Once a second at most: during an outage every overflowing turn lands here.
 	if now := time.Now().UnixNano(); now-e.spillWarned.Load() > int64(time.Second) {
 		e.spillWarned.Store(now)
@@ -198,7 +186,7 @@ func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 		// A retry of a request whose message is stored: its turn may be answered
 		// already, and then nobody will reply again.
 		if rec, err := e.deps.Store.LoadRecent(ctx, p.ref, 0, "", p.cmid); err == nil && rec.Found != nil {
-			e.deps.Spill.Observe(p.ref.Tenant, SpillAnswered)
+			e.deps.Metrics.ObserveSpill(p.ref.Tenant, SpillAnswered)
 			return replyOf(p.ref.Session, *rec.Found, time.Since(p.accepted), true), nil
 		}
 	}
@@ -215,7 +203,7 @@ func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 		if err := json.Unmarshal(data, &res); err != nil {
 			return Reply{}, fmt.Errorf("dialogue: decode queued result: %w", err)
 		}
-		e.deps.Spill.Observe(p.ref.Tenant, SpillAnswered)
+		e.deps.Metrics.ObserveSpill(p.ref.Tenant, SpillAnswered)
 		switch {
 		case res.Reply != nil:
 			r := *res.Reply
@@ -232,7 +220,7 @@ func (e *Engine) await(ctx context.Context, p *spilled) (Reply, error) {
 	}
 	// The wait ran out, the process is shutting down, or the queue closed: the turn
 	// stays queued and is answered by whichever process takes it.
-	e.deps.Spill.Observe(p.ref.Tenant, SpillQueued)
+	e.deps.Metrics.ObserveSpill(p.ref.Tenant, SpillQueued)
 	return Reply{Queued: true, SessionID: p.ref.Session, TurnID: p.turnID}, nil
 }
 
@@ -377,7 +365,7 @@ func (e *Engine) HandleQueued(ctx context.Context, m queue.Msg) error {
 	switch {
 	case r.err == nil:
 		if !r.reply.Duplicate {
-			e.deps.Spill.Worked(m.Tenant)
+			e.deps.Metrics.ObserveQueuedWorked(m.Tenant)
 		}
 		e.replyQueued(m.Tenant, qt.TurnID, queuedResult{Reply: &r.reply}, log)
 		return nil

@@ -54,6 +54,16 @@ func startSpillLogged(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qc
 	return startSpillOn(t, b, cfg, qcfg, spill, a, wrap, log, nil)
 }
 
+func (r *spillRig) ObserveStage(tenant.ID, string, time.Duration) {}
+
+func (r *spillRig) ObserveSpill(_ tenant.ID, outcome string) {
+	r.mu.Lock()
+	r.outcomes[outcome]++
+	r.mu.Unlock()
+}
+
+func (r *spillRig) ObserveQueuedWorked(tenant.ID) { r.worked.Add(1) }
+
 // startSpillOn is startSpillLogged with the engine's store wrapped by wrapStore, if set.
 func startSpillOn(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg queue.Config, spill dialogue.Spill,
 	a dialogue.Answerer, wrap func(queue.Handler) queue.Handler, log *zap.Logger, wrapStore func(dialogue.Store) dialogue.Store) *spillRig {
@@ -72,12 +82,6 @@ func startSpillOn(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg q
 	}
 	r := &spillRig{store: store, q: q, outcomes: map[string]int{}}
 	spill.Queue = q
-	spill.Observe = func(_ tenant.ID, outcome string) {
-		r.mu.Lock()
-		r.outcomes[outcome]++
-		r.mu.Unlock()
-	}
-	spill.Worked = func(tenant.ID) { r.worked.Add(1) }
 	var engineStore dialogue.Store = store
 	if wrapStore != nil {
 		engineStore = wrapStore(store)
@@ -89,8 +93,9 @@ func startSpillOn(t *testing.T, b queuetest.Backend, cfg dialogue.Config, qcfg q
 			bank: {ID: bank, FallbackAnswer: "busy, try later"},
 			shop: {ID: shop, FallbackAnswer: "busy, try later"},
 		},
-		Spill: spill,
-		Log:   log,
+		Spill:   spill,
+		Metrics: r,
+		Log:     log,
 	})
 	if err != nil {
 		t.Fatal(err)

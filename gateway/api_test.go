@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/fengda-ai/fengda/dialogue"
-	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -219,11 +219,11 @@ func TestChatCreateContentLengthOverLimit(t *testing.T) {
 
 func TestSessionMessages(t *testing.T) {
 	at := time.Date(2025, 3, 1, 9, 30, 0, 123_000_000, time.FixedZone("CST", 8*3600))
-	owned := func(_ context.Context, ref session.Ref) ([]session.Turn, error) {
+	owned := func(_ context.Context, ref dialogue.Ref) ([]dialogue.HistoryTurn, error) {
 		if ref.Tenant != "acme" || ref.User != "u1" || ref.Session != "sess-0001" {
 			return nil, dialogue.ErrNotFound
 		}
-		return []session.Turn{
+		return []dialogue.HistoryTurn{
 			{ID: "t1", User: "hello", Answer: "Hi, how can I help?", At: at, AnsweredAt: at.Add(250 * time.Millisecond)},
 			{ID: "t2", User: "hours?", Answer: "9 to 5.", At: at.Add(time.Minute), AnsweredAt: at.Add(time.Minute + time.Second)},
 		}, nil
@@ -232,7 +232,7 @@ func TestSessionMessages(t *testing.T) {
 		name       string
 		path       string
 		token      string
-		history    func(context.Context, session.Ref) ([]session.Turn, error)
+		history    func(context.Context, dialogue.Ref) ([]dialogue.HistoryTurn, error)
 		wantStatus int
 		wantBody   string
 	}{
@@ -246,7 +246,7 @@ func TestSessionMessages(t *testing.T) {
 		},
 		{
 			name: "empty session", path: "/v1/sessions/sess-0002/messages", token: tokenAcme, wantStatus: 200,
-			history:  func(context.Context, session.Ref) ([]session.Turn, error) { return nil, nil },
+			history:  func(context.Context, dialogue.Ref) ([]dialogue.HistoryTurn, error) { return nil, nil },
 			wantBody: `{"session_id":"sess-0002","messages":[]}`,
 		},
 		{name: "another tenant's session", path: "/v1/sessions/sess-0001/messages", token: tokenBank, history: owned, wantStatus: 404},
@@ -256,7 +256,9 @@ func TestSessionMessages(t *testing.T) {
 		{name: "no token", path: "/v1/sessions/sess-0001/messages", history: owned, wantStatus: 401},
 		{
 			name: "store down", path: "/v1/sessions/sess-0001/messages", token: tokenAcme, wantStatus: 503,
-			history: func(context.Context, session.Ref) ([]session.Turn, error) { return nil, dialogue.ErrUnavailable },
+			history: func(context.Context, dialogue.Ref) ([]dialogue.HistoryTurn, error) {
+				return nil, dialogue.ErrUnavailable
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -280,8 +282,8 @@ func TestSessionMessages(t *testing.T) {
 }
 
 func TestSessionDelete(t *testing.T) {
-	del := func(_ context.Context, ref session.Ref) error {
-		if ref != (session.Ref{Tenant: "acme", Session: "sess-0001", User: "u1"}) {
+	del := func(_ context.Context, ref dialogue.Ref) error {
+		if ref != (dialogue.Ref{Tenant: "acme", Session: "sess-0001", User: "u1"}) {
 			return dialogue.ErrNotFound
 		}
 		return nil
@@ -505,13 +507,10 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestRateLimitTokens(t *testing.T) {
-	s, _ := newTestServer(t, testConfig(), nil, nil)
-	lim, err := s.limiter("acme")
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, &acmeLimited{limit: tenant.RateLimit{RPS: 0.5, Burst: 1}}, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim.SetBurst(1)
-	lim.SetLimit(0.5)
 	statuses := make([]int, 0, 2)
 	for range 2 {
 		w := do(t, s.Handler(), request{method: "POST", path: "/v1/tokens", header: map[string]string{"X-API-Key": keyAcme}, body: `{"user_id":"u1"}`})
@@ -528,7 +527,10 @@ func TestRateLimitTokens(t *testing.T) {
 }
 
 func TestRateLimitDisabled(t *testing.T) {
-	s, _ := newTestServer(t, testConfig(func(c *Config) { c.RateLimitEnabled = false }), nil, nil)
+	s, err := New(testConfig(), Deps{Dialogue: &fakeDialogue{}, Tenants: &fakeTenants{}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 50 {
 		w := do(t, s.Handler(), request{method: "POST", path: "/v1/chat", header: bearer(tokenSlow), body: `{"message":"hi"}`})
 		if w.Code != 200 {
@@ -578,8 +580,10 @@ func TestPanicIsInternal(t *testing.T) {
 }
 
 func TestUnknownTenantOfValidToken(t *testing.T) {
-	s, _ := newTestServer(t, testConfig(), nil, nil)
-	s.tenants = &goneTenant{fakeTenants: &fakeTenants{}}
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, &goneTenant{fakeTenants: &fakeTenants{}}, ratelimit.Config{}, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := do(t, s.Handler(), request{method: "POST", path: "/v1/chat", header: bearer(tokenAcme), body: `{"message":"hi"}`})
 	if got, want := w.Code, 401; got != want {
 		t.Fatalf("status = %d, want %d", got, want)

@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/fengda-ai/fengda/ratelimit"
+	"github.com/fengda-ai/fengda/tenant"
 )
 
 // BenchmarkChatHandler measures the gateway's own cost of one JSON chat turn: request
@@ -23,13 +26,11 @@ func BenchmarkChatHandler(b *testing.B) {
 // handler, with an engine that answers at once and a rate limit that never runs dry
 // (still taken from), and fails tb unless it is answered 200.
 func chatTurn(tb testing.TB) func() {
-	s, _ := newTestServer(tb, testConfig(), &fakeDialogue{quiet: true}, nil)
-	lim, err := s.limiter("acme")
+	tenants := &acmeLimited{limit: tenant.RateLimit{RPS: 1e9, Burst: 1e9}}
+	s, err := New(testConfig(), testDeps(tb, &fakeDialogue{quiet: true}, tenants, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lim.SetLimit(1e9)
-	lim.SetBurst(1e9)
 	h := s.Handler()
 	body := `{"message":"信用卡丢了怎么办?","session_id":"sess-0001","client_msg_id":"m-1"}`
 	base := httptest.NewRequest("POST", "/v1/chat", nil)

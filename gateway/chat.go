@@ -12,7 +12,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/fengda-ai/fengda/dialogue"
-	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -59,7 +58,7 @@ func (f chatFields) input(maxMessageChars int) (chatInput, error) {
 	}
 	in := chatInput{Message: f.message}
 	if f.hasSessionID {
-		if !session.ValidID(f.sessionID) {
+		if !dialogue.ValidID(f.sessionID) {
 			return chatInput{}, invalid("Field \"session_id\" must be 8 to 64 characters of letters, digits, '_' or '-'.")
 		}
 		in.SessionID = f.sessionID

@@ -5,8 +5,7 @@ import (
 	"time"
 )
 
-// Config holds the gateway's settings. Start from DefaultConfig: the zero Config has
-// RateLimitEnabled false, and Defaults cannot tell an unset bool from a false one.
+// Config holds the gateway's settings. Zero values take the defaults (see Defaults).
 type Config struct {
 	// MaxBodyBytes caps a request body; larger is 413 too_large. Default 16384.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -33,9 +32,6 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for in-flight requests once the listener is
 	// closed. Default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// RateLimitEnabled turns the per-tenant rate limits on. Default true. It is set
-	// from the top-level key ratelimit.enabled, so it has no key of its own here.
-	RateLimitEnabled bool `yaml:"-"`
 	// QueueWait is how long a chat request whose turn went to the spillover queue may
 	// wait for its result (queue.max_wait); its write deadline is extended by as much.
 	// 0 when spillover is off. Set from the queue section, so it has no key here.
@@ -93,15 +89,15 @@ const (
 	DefaultSSEHeartbeat      = 15 * time.Second
 )
 
-// DefaultConfig returns the documented defaults, rate limits on.
+// DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	c := Config{RateLimitEnabled: true}
+	var c Config
 	c.Defaults()
 	return c
 }
 
-// Defaults sets every zero numeric field to its default. It leaves RateLimitEnabled
-// alone, and DrainDelay, whose zero is a valid setting.
+// Defaults sets every zero numeric field to its default. It leaves DrainDelay alone,
+// whose zero is a valid setting.
 func (c *Config) Defaults() {
 	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)

@@ -20,7 +20,6 @@ func TestDefaultConfig(t *testing.T) {
 		IdleTimeout:       120 * time.Second,
 		RequestTimeout:    10 * time.Second,
 		ShutdownTimeout:   20 * time.Second,
-		RateLimitEnabled:  true,
 		TokenMaxTTL:       24 * time.Hour,
 		SSEHeartbeat:      15 * time.Second,
 		Demo:              DemoConfig{TokenTTL: 30 * time.Minute},
@@ -52,7 +51,7 @@ func TestConfigValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("Validate = %v, want an error holding %q", err, tt.wantErr)
 			}
-			if _, err := New(cfg, &fakeDialogue{}, &fakeTenants{}, nil, nil); err == nil {
+			if _, err := New(cfg, Deps{Dialogue: &fakeDialogue{}, Tenants: &fakeTenants{}}); err == nil {
 				t.Error("New accepted the config")
 			}
 		})
@@ -60,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestNewFillsZeroConfig(t *testing.T) {
-	s, err := New(Config{}, &fakeDialogue{}, &fakeTenants{}, nil, nil)
+	s, err := New(Config{}, Deps{Dialogue: &fakeDialogue{}, Tenants: &fakeTenants{}})
 	if err != nil {
 		t.Fatalf("New(Config{}) = %v", err)
 	}
@@ -70,10 +69,10 @@ func TestNewFillsZeroConfig(t *testing.T) {
 	if s.cfg.DrainDelay != 0 {
 		t.Errorf("DrainDelay = %v, want 0: no delay unless configured", s.cfg.DrainDelay)
 	}
-	if _, err := New(DefaultConfig(), nil, &fakeTenants{}, nil, nil); err == nil {
+	if _, err := New(DefaultConfig(), Deps{Tenants: &fakeTenants{}}); err == nil {
 		t.Error("New accepted a nil engine")
 	}
-	if _, err := New(DefaultConfig(), &fakeDialogue{}, nil, nil, nil); err == nil {
+	if _, err := New(DefaultConfig(), Deps{Dialogue: &fakeDialogue{}}); err == nil {
 		t.Error("New accepted a nil registry")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -36,11 +37,6 @@ func (e *invalidError) Is(target error) bool { return target == dialogue.ErrInva
 
 func invalid(reason string) error { return &invalidError{reason: reason} }
 
-// rateLimitedError is a request refused by its tenant's rate limit.
-type rateLimitedError struct{ retryAfter time.Duration }
-
-func (e *rateLimitedError) Error() string { return "rate limited" }
-
 // queueFullRetryAfter is the Retry-After of a queue_full refusal: long enough for the
 // replicas to work off part of a full queue.
 const queueFullRetryAfter = 5 * time.Second
@@ -63,7 +59,7 @@ type errorClass struct {
 // wrap.
 func classify(err error) errorClass {
 	var inv *invalidError
-	var rl *rateLimitedError
+	var rl *ratelimit.LimitedError
 	switch {
 	case errors.As(err, &inv):
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: inv.reason}
@@ -86,7 +82,7 @@ func classify(err error) errorClass {
 	case errors.Is(err, errHeaderTooLarge):
 		return errorClass{status: http.StatusRequestHeaderFieldsTooLarge, code: "too_large", message: "The request headers are too large."}
 	case errors.As(err, &rl):
-		return errorClass{status: http.StatusTooManyRequests, code: "rate_limited", message: "Too many requests; retry later.", retryAfter: rl.retryAfter}
+		return errorClass{status: http.StatusTooManyRequests, code: "rate_limited", message: "Too many requests; retry later.", retryAfter: rl.RetryAfter}
 	case errors.Is(err, dialogue.ErrQueueFull):
 		return errorClass{status: http.StatusTooManyRequests, code: "queue_full", message: "The service is at capacity and its queue is full; retry later.", retryAfter: queueFullRetryAfter}
 	case errors.Is(err, dialogue.ErrOverloaded):

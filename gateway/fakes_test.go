@@ -17,7 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fengda-ai/fengda/dialogue"
-	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/metrics"
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -114,12 +115,28 @@ func (f *fakeTenants) Get(id tenant.ID) (*tenant.Tenant, error) {
 	return nil, tenant.ErrUnknown
 }
 
+// acmeLimited is the fake registry with acme's rate limit set to limit.
+type acmeLimited struct {
+	fakeTenants
+	limit tenant.RateLimit
+}
+
+func (f *acmeLimited) Get(id tenant.ID) (*tenant.Tenant, error) {
+	t, err := f.fakeTenants.Get(id)
+	if err != nil || id != "acme" {
+		return t, err
+	}
+	limited := *t
+	limited.RateLimit = f.limit
+	return &limited, nil
+}
+
 // fakeDialogue answers with its function fields, or a fixed reply when they are nil.
 type fakeDialogue struct {
 	submit  func(ctx context.Context, t dialogue.Turn) (dialogue.Reply, error)
 	stream  func(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error)
-	history func(ctx context.Context, ref session.Ref) ([]session.Turn, error)
-	del     func(ctx context.Context, ref session.Ref) error
+	history func(ctx context.Context, ref dialogue.Ref) ([]dialogue.HistoryTurn, error)
+	del     func(ctx context.Context, ref dialogue.Ref) error
 	queued  func(ctx context.Context, t tenant.ID, user, turnID string) (dialogue.Reply, error)
 	ready   func(ctx context.Context) error
 
@@ -127,7 +144,7 @@ type fakeDialogue struct {
 
 	mu    sync.Mutex
 	turns []dialogue.Turn
-	refs  []session.Ref
+	refs  []dialogue.Ref
 }
 
 var fixedReply = dialogue.Reply{
@@ -174,7 +191,7 @@ func (f *fakeDialogue) Stream(ctx context.Context, t dialogue.Turn) (<-chan dial
 	return streamOf(0, metaEvent(), deltaEvent("Opening "), deltaEvent("hours"), doneEvent())(ctx, t)
 }
 
-func (f *fakeDialogue) History(ctx context.Context, ref session.Ref) ([]session.Turn, error) {
+func (f *fakeDialogue) History(ctx context.Context, ref dialogue.Ref) ([]dialogue.HistoryTurn, error) {
 	f.mu.Lock()
 	f.refs = append(f.refs, ref)
 	f.mu.Unlock()
@@ -186,7 +203,7 @@ func (f *fakeDialogue) History(ctx context.Context, ref session.Ref) ([]session.
 
 func (f *fakeDialogue) QueuedTurn(ctx context.Context, t tenant.ID, user, turnID string) (dialogue.Reply, error) {
 	f.mu.Lock()
-	f.refs = append(f.refs, session.Ref{Tenant: t, User: user, Session: turnID})
+	f.refs = append(f.refs, dialogue.Ref{Tenant: t, User: user, Session: turnID})
 	f.mu.Unlock()
 	if f.queued != nil {
 		return f.queued(ctx, t, user, turnID)
@@ -194,7 +211,7 @@ func (f *fakeDialogue) QueuedTurn(ctx context.Context, t tenant.ID, user, turnID
 	return dialogue.Reply{}, dialogue.ErrNotFound
 }
 
-func (f *fakeDialogue) DeleteSession(ctx context.Context, ref session.Ref) error {
+func (f *fakeDialogue) DeleteSession(ctx context.Context, ref dialogue.Ref) error {
 	f.mu.Lock()
 	f.refs = append(f.refs, ref)
 	f.mu.Unlock()
@@ -265,11 +282,23 @@ func newTestServer(t testing.TB, cfg Config, d *fakeDialogue, log *zap.Logger) (
 		d = &fakeDialogue{}
 	}
 	tenants := &fakeTenants{}
-	s, err := New(cfg, d, tenants, NewMetrics(), log)
+	s, err := New(cfg, testDeps(t, d, tenants, ratelimit.Config{}, nil, log))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	return s, tenants
+}
+
+// testDeps are the parts of a test server: d, tenants, fresh metrics and a rate
+// Limiter over tenants configured by rl, sharing its limits through store when not nil.
+func testDeps(t testing.TB, d Dialogue, tenants Tenants, rl ratelimit.Config, store ratelimit.Store, log *zap.Logger) Deps {
+	t.Helper()
+	m := metrics.New()
+	l, err := ratelimit.New(rl, ratelimit.Deps{Tenants: tenants, Store: store, Observer: m, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Deps{Dialogue: d, Tenants: tenants, Limiter: l, Metrics: m, Log: log}
 }
 
 // request describes one test request.

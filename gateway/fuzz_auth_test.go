@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -41,7 +42,7 @@ func FuzzAuthorization(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s, err := New(testConfig(), &fakeDialogue{quiet: true}, reg, NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(f, &fakeDialogue{quiet: true}, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/dialogue"
 )
 
 // FuzzChatBody feeds arbitrary bodies to the chat decoder and to the whole handler: the
@@ -59,7 +59,7 @@ func checkValidInput(t *testing.T, in chatInput, maxChars int) {
 			t.Fatalf("accepted control character %U in %q", r, in.Message)
 		}
 	}
-	if in.SessionID != "" && !session.ValidID(in.SessionID) {
+	if in.SessionID != "" && !dialogue.ValidID(in.SessionID) {
 		t.Fatalf("accepted session id %q", in.SessionID)
 	}
 	if len(in.ClientMsgID) > 64 {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/fengda-ai/fengda/dialogue"
-	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -26,12 +25,12 @@ type Dialogue interface {
 	// Submit's) means no channel.
 	Stream(ctx context.Context, t dialogue.Turn) (<-chan dialogue.Event, error)
 	// History returns the caller's session, oldest turn first, or dialogue.ErrNotFound.
-	History(ctx context.Context, ref session.Ref) ([]session.Turn, error)
+	History(ctx context.Context, ref dialogue.Ref) ([]dialogue.HistoryTurn, error)
 	// QueuedTurn returns the caller's queued turn: its reply once answered, a Reply with
 	// Queued set while it waits, or dialogue.ErrNotFound.
 	QueuedTurn(ctx context.Context, t tenant.ID, user, turnID string) (dialogue.Reply, error)
 	// DeleteSession erases the caller's session, or returns dialogue.ErrNotFound.
-	DeleteSession(ctx context.Context, ref session.Ref) error
+	DeleteSession(ctx context.Context, ref dialogue.Ref) error
 	// Ready returns nil when the engine can take turns.
 	Ready(ctx context.Context) error
 }

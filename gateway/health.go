@@ -43,5 +43,5 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 
 // handleMetrics serves GET /metrics in the Prometheus text format.
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	s.metrics.handler().ServeHTTP(w, r)
+	s.metrics.Handler().ServeHTTP(w, r)
 }

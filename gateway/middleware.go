@@ -149,7 +149,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		latency := time.Since(start)
-		s.metrics.observeRequest(route, status, info.tenant, latency)
+		s.metrics.ObserveRequest(route, status, info.tenant, latency)
 		skipped := 0
 		if status == http.StatusTooManyRequests {
 			var ok bool

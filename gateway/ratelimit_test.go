@@ -18,12 +18,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// The Redis limiter is the store main plugs in.
-var _ RateStore = (*session.RedisLimiter)(nil)
+// The Limiter is the RateLimiter serve.go plugs in.
+var _ RateLimiter = (*ratelimit.Limiter)(nil)
 
 const testRedisAddr = "127.0.0.1:6379"
 
@@ -106,9 +107,9 @@ func redisPrefix(t testing.TB, c redis.UniversalClient) string {
 }
 
 // redisLimiter returns a RedisLimiter using c under prefix.
-func redisLimiter(t testing.TB, c redis.UniversalClient, prefix string) *session.RedisLimiter {
+func redisLimiter(t testing.TB, c redis.UniversalClient, prefix string) *ratelimit.RedisLimiter {
 	t.Helper()
-	l, err := session.NewRedisLimiter(c, session.RedisLimiterConfig{KeyPrefix: prefix})
+	l, err := ratelimit.NewRedisLimiter(c, ratelimit.RedisLimiterConfig{KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,19 +117,20 @@ func redisLimiter(t testing.TB, c redis.UniversalClient, prefix string) *session
 }
 
 // replicas builds n servers over the same registry, as n replicas of one deployment.
-// With a non-nil store each is given its own client of it by newStore.
-func replicas(t testing.TB, n int, reg Tenants, newStore func() RateStore, log *zap.Logger) []*Server {
+// With a non-nil newStore each is given its own client of the shared store by it.
+func replicas(t testing.TB, n int, reg Tenants, newStore func() ratelimit.Store, log *zap.Logger) []*Server {
 	t.Helper()
 	out := make([]*Server, n)
 	for i := range out {
-		s, err := New(testConfig(), &fakeDialogue{}, reg, NewMetrics(), log)
+		var store ratelimit.Store
+		if newStore != nil {
+			store = newStore()
+		}
+		// A generous timeout: on a loaded machine a slow Redis call would make the
+		// replicas limit on their own, which is not what these tests are about.
+		s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, reg, ratelimit.Config{Timeout: time.Second}, store, log))
 		if err != nil {
 			t.Fatal(err)
-		}
-		if newStore != nil {
-			if err := s.SetRateStore(newStore(), RateStoreOptions{}); err != nil {
-				t.Fatal(err)
-			}
 		}
 		out[i] = s
 	}
@@ -173,7 +175,7 @@ func TestRateLimitPerUser(t *testing.T) {
 		{"redis, two replicas", func(t *testing.T) []*Server {
 			c := requireRedis(t)
 			prefix := redisPrefix(t, c)
-			return replicas(t, 2, newLimitTenants(rl), func() RateStore {
+			return replicas(t, 2, newLimitTenants(rl), func() ratelimit.Store {
 				return redisLimiter(t, testRedisClient(t, testRedisAddr), prefix)
 			}, nil)
 		}},
@@ -229,10 +231,10 @@ func TestRateLimitSharedByReplicas(t *testing.T) {
 		{"each on its own", false, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var newStore func() RateStore
+			var newStore func() ratelimit.Store
 			if tc.shared {
 				prefix := redisPrefix(t, c)
-				newStore = func() RateStore { return redisLimiter(t, testRedisClient(t, testRedisAddr), prefix) }
+				newStore = func() ratelimit.Store { return redisLimiter(t, testRedisClient(t, testRedisAddr), prefix) }
 			}
 			servers := replicas(t, 2, newLimitTenants(rl), newStore, nil)
 			admitted := 0
@@ -249,23 +251,23 @@ func TestRateLimitSharedByReplicas(t *testing.T) {
 	}
 }
 
-// flakyStore is a RateStore that fails while down, blocks until the call's deadline
+// flakyStore is a ratelimit.Store that fails while down, blocks until the call's deadline
 // while slow, and otherwise allows everything. It counts its calls.
 type flakyStore struct {
 	down, slow atomic.Bool
 	calls      atomic.Int32
 }
 
-func (f *flakyStore) Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error) {
+func (f *flakyStore) Allow(ctx context.Context, k ratelimit.Key, r ratelimit.Rate) (ratelimit.Decision, error) {
 	f.calls.Add(1)
 	switch {
 	case f.down.Load():
-		return session.RateDecision{}, errors.New("connection refused")
+		return ratelimit.Decision{}, errors.New("connection refused")
 	case f.slow.Load():
 		<-ctx.Done()
-		return session.RateDecision{}, ctx.Err()
+		return ratelimit.Decision{}, ctx.Err()
 	}
-	return session.RateDecision{Allowed: true}, nil
+	return ratelimit.Decision{Allowed: true}, nil
 }
 
 // TestRateLimitDegrades: while the store fails or is slow, the limits are local (and
@@ -274,8 +276,8 @@ func (f *flakyStore) Allow(ctx context.Context, k session.RateKey, r session.Rat
 func TestRateLimitDegrades(t *testing.T) {
 	log, logs := observedLogger()
 	store := &flakyStore{}
-	s, _ := newTestServer(t, testConfig(), nil, log)
-	if err := s.SetRateStore(store, RateStoreOptions{Timeout: 20 * time.Millisecond, Backoff: time.Second}); err != nil {
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, &fakeTenants{}, ratelimit.Config{Timeout: 20 * time.Millisecond, Backoff: time.Second}, store, log))
+	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -369,21 +371,21 @@ func TestRateLimitDegrades(t *testing.T) {
 // It counts its calls by key.
 type scriptedStore struct {
 	mu     sync.Mutex
-	refuse map[session.RateKey]time.Duration
-	calls  map[session.RateKey]int
+	refuse map[ratelimit.Key]time.Duration
+	calls  map[ratelimit.Key]int
 }
 
-func (f *scriptedStore) Allow(ctx context.Context, k session.RateKey, r session.Rate) (session.RateDecision, error) {
+func (f *scriptedStore) Allow(ctx context.Context, k ratelimit.Key, r ratelimit.Rate) (ratelimit.Decision, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls[k]++
 	if d, ok := f.refuse[k]; ok {
-		return session.RateDecision{RetryAfter: d}, nil
+		return ratelimit.Decision{RetryAfter: d}, nil
 	}
-	return session.RateDecision{Allowed: true}, nil
+	return ratelimit.Decision{Allowed: true}, nil
 }
 
-func (f *scriptedStore) set(k session.RateKey, retry time.Duration) {
+func (f *scriptedStore) set(k ratelimit.Key, retry time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if retry == 0 {
@@ -394,7 +396,7 @@ func (f *scriptedStore) set(k session.RateKey, retry time.Duration) {
 }
 
 // count returns the calls for each key, in order, since the last count.
-func (f *scriptedStore) count(keys ...session.RateKey) []int {
+func (f *scriptedStore) count(keys ...ratelimit.Key) []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]int, len(keys))
@@ -408,12 +410,12 @@ func (f *scriptedStore) count(keys ...session.RateKey) []int {
 // TestRateLimitRemembersRefusals: a key the store refused is refused without asking the
 // store again until its retry time; a refused tenant takes nothing from its users.
 func TestRateLimitRemembersRefusals(t *testing.T) {
-	store := &scriptedStore{refuse: map[session.RateKey]time.Duration{}, calls: map[session.RateKey]int{}}
-	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 10, Burst: 10, UserRPS: 1, UserBurst: 1}), func() RateStore { return store }, nil)[0]
+	store := &scriptedStore{refuse: map[ratelimit.Key]time.Duration{}, calls: map[ratelimit.Key]int{}}
+	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 10, Burst: 10, UserRPS: 1, UserBurst: 1}), func() ratelimit.Store { return store }, nil)[0]
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
-	shop := session.RateKey{Tenant: "shop"}
-	alice, bob := session.RateKey{Tenant: "shop", User: "alice"}, session.RateKey{Tenant: "shop", User: "bob"}
+	shop := ratelimit.Key{Tenant: "shop"}
+	alice, bob := ratelimit.Key{Tenant: "shop", User: "alice"}, ratelimit.Key{Tenant: "shop", User: "bob"}
 	check := func(what string, got, want []int) {
 		t.Helper()
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -458,32 +460,13 @@ func TestRateLimitRemembersRefusals(t *testing.T) {
 	}
 }
 
-// TestRateLimitClientGone: a client that leaves during the store's call says nothing
-// about the store.
-func TestRateLimitClientGone(t *testing.T) {
-	store := &flakyStore{}
-	store.slow.Store(true)
-	s, _ := newTestServer(t, testConfig(), nil, nil)
-	if err := s.SetRateStore(store, RateStoreOptions{Timeout: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if err := s.allow(ctx, "slow", "u3"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("allow = %v, want the request's own context error", err)
-	}
-	if s.limits.degraded.Load() || s.limits.retryAt.Load() != 0 {
-		t.Error("a request that ended on its own marked the store as failed")
-	}
-}
-
 // TestRateLimitRedisDown: replicas whose Redis is unreachable limit locally, without a
 // 5xx, report it, and share their limits again once Redis is back.
 func TestRateLimitRedisDown(t *testing.T) {
 	requireRedis(t)
 	t.Run("closed port", func(t *testing.T) {
 		c := testRedisClient(t, "127.0.0.1:1")
-		s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 0.1, Burst: 2}), func() RateStore { return redisLimiter(t, c, "fdtest:") }, nil)[0]
+		s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 0.1, Burst: 2}), func() ratelimit.Store { return redisLimiter(t, c, "fdtest:") }, nil)[0]
 		var statuses []int
 		for range 4 {
 			got, h, body := chatAs(t, s, "alice")
@@ -505,7 +488,7 @@ func TestRateLimitRedisDown(t *testing.T) {
 		prefix := redisPrefix(t, c)
 		px := newToggleProxy(t, testRedisAddr)
 		store := redisLimiter(t, testRedisClient(t, px.addr), prefix)
-		s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 0.1, Burst: 3}), func() RateStore { return store }, nil)[0]
+		s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 0.1, Burst: 3}), func() ratelimit.Store { return store }, nil)[0]
 		now := time.Now()
 		s.now = func() time.Time { return now }
 
@@ -520,7 +503,7 @@ func TestRateLimitRedisDown(t *testing.T) {
 			t.Errorf("redis down: fengda_ratelimit_degraded = %v, want 1", got)
 		}
 		px.setDown(false)
-		now = now.Add(2 * DefaultRateStoreBackoff)
+		now = now.Add(2 * ratelimit.DefaultBackoff)
 		// Shared again: Redis has 2 of the burst of 3 left.
 		var statuses []int
 		for i := range 3 {
@@ -616,7 +599,7 @@ func (p *toggleProxy) setDown(down bool) {
 func TestRateLimitUserBurstDefault(t *testing.T) {
 	c := requireRedis(t)
 	prefix := redisPrefix(t, c)
-	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 100, Burst: 100, UserRPS: 2}), func() RateStore { return redisLimiter(t, c, prefix) }, nil)[0]
+	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 100, Burst: 100, UserRPS: 2}), func() ratelimit.Store { return redisLimiter(t, c, prefix) }, nil)[0]
 	var statuses []int
 	for range 3 {
 		got, _, _ := chatAs(t, s, "alice")
@@ -625,51 +608,8 @@ func TestRateLimitUserBurstDefault(t *testing.T) {
 	if want := []int{200, 200, 429}; fmt.Sprint(statuses) != fmt.Sprint(want) {
 		t.Errorf("statuses %v, want %v", statuses, want)
 	}
-	if s.limits.degraded.Load() {
+	if got := counterValue(t, s, "fengda_ratelimit_degraded"); got != 0 {
 		t.Error("the store was marked as failed")
-	}
-}
-
-// TestUserBucketsSwept: the local buckets of users who have gone quiet are dropped.
-func TestUserBucketsSwept(t *testing.T) {
-	s := replicas(t, 1, newLimitTenants(tenant.RateLimit{RPS: 1000, Burst: 1000, UserRPS: 1, UserBurst: 2}), nil, nil)[0]
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	s.now = func() time.Time { return now }
-	for i := range 100 {
-		if got, _, _ := chatAs(t, s, fmt.Sprintf("u%d", i)); got != 200 {
-			t.Fatalf("user %d: status %d", i, got)
-		}
-	}
-	if got := s.limits.users.len(); got != 100 {
-		t.Fatalf("%d user buckets, want 100", got)
-	}
-	now = now.Add(userSweepEvery)
-	chatAs(t, s, "late")
-	if got := s.limits.users.len(); got != 1 {
-		t.Errorf("after %v: %d user buckets, want 1 (the users before are full again)", userSweepEvery, got)
-	}
-}
-
-func TestSetRateStore(t *testing.T) {
-	s, _ := newTestServer(t, testConfig(), nil, nil)
-	for _, tc := range []struct {
-		name  string
-		store RateStore
-		o     RateStoreOptions
-	}{
-		{"nil store", nil, RateStoreOptions{}},
-		{"negative timeout", &flakyStore{}, RateStoreOptions{Timeout: -time.Second}},
-		{"negative backoff", &flakyStore{}, RateStoreOptions{Backoff: -time.Second}},
-	} {
-		if err := s.SetRateStore(tc.store, tc.o); err == nil {
-			t.Errorf("%s: SetRateStore accepted it", tc.name)
-		}
-	}
-	if err := s.SetRateStore(&flakyStore{}, RateStoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if s.limits.timeout != DefaultRateStoreTimeout || s.limits.backoff != DefaultRateStoreBackoff {
-		t.Errorf("timeout, backoff = %v, %v; want the defaults", s.limits.timeout, s.limits.backoff)
 	}
 }
 
@@ -687,24 +627,4 @@ func counterValue(t testing.TB, s *Server, sample string) float64 {
 		}
 	}
 	return 0
-}
-
-// TestRefusalsSwept: remembered refusals are dropped once past.
-func TestRefusalsSwept(t *testing.T) {
-	var r refusals
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 100 {
-		r.add(session.RateKey{Tenant: "shop", User: fmt.Sprint(i)}, now.Add(time.Second), now)
-	}
-	if d, ok := r.until(session.RateKey{Tenant: "shop", User: "7"}, now.Add(400*time.Millisecond)); !ok || d != 600*time.Millisecond {
-		t.Errorf("until = %v, %v; want 600ms, true", d, ok)
-	}
-	now = now.Add(userSweepEvery)
-	r.add(session.RateKey{Tenant: "shop"}, now.Add(time.Second), now)
-	if len(r.m) != 1 {
-		t.Errorf("%d refusals kept, want 1", len(r.m))
-	}
-	if _, ok := r.until(session.RateKey{Tenant: "shop"}, now.Add(time.Second)); ok {
-		t.Error("a refusal outlived its retry time")
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -32,7 +33,7 @@ func TestRealRegistryRoundTrip(t *testing.T) {
 		t.Fatalf("NewRegistry: %v", err)
 	}
 	d := &fakeDialogue{}
-	s, err := New(testConfig(), d, reg, NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(t, d, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -17,7 +18,7 @@ import (
 func (f *fakeTenants) Revoke(context.Context, tenant.Revocation, time.Time) error { return nil }
 
 // realRegistry is two tenants of the real registry, bank-a with apiKeyA.
-func realRegistry(t testing.TB) *tenant.Registry {
+func realRegistry(t testing.TB, opts ...tenant.Option) *tenant.Registry {
 	t.Helper()
 	reg, err := tenant.NewRegistry([]tenant.Config{
 		{
@@ -32,7 +33,7 @@ func realRegistry(t testing.TB) *tenant.Registry {
 			APIKeys:   []tenant.Secret{{Value: apiKeyB}},
 			RateLimit: tenant.RateLimit{RPS: 1000, Burst: 1000},
 		},
-	}, func(string) string { return "" })
+	}, func(string) string { return "" }, opts...)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}
@@ -68,7 +69,7 @@ func revoke(t *testing.T, h http.Handler, apiKey, body string) (int, revocationJ
 func TestRevocationAPI(t *testing.T) {
 	reg := realRegistry(t)
 	d := &fakeDialogue{}
-	s, err := New(testConfig(), d, reg, NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(t, d, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestRevocationAPI(t *testing.T) {
 }
 
 func TestRevocationAPIRefuses(t *testing.T) {
-	s, err := New(testConfig(), &fakeDialogue{}, realRegistry(t), NewMetrics(), nil)
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, realRegistry(t), ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +166,10 @@ func TestRevocationAPIRefuses(t *testing.T) {
 // A revocation that could not be shared is in force here, and the caller is told to
 // send it again.
 func TestRevocationNotShared(t *testing.T) {
-	reg := realRegistry(t)
-	reg.SetBroadcast(func(context.Context, string, []byte) error { return errors.New("nats: no servers available") })
-	s, err := New(testConfig(), &fakeDialogue{}, reg, NewMetrics(), nil)
+	reg := realRegistry(t, tenant.WithBroadcast(func(context.Context, string, []byte) error {
+		return errors.New("nats: no servers available")
+	}))
+	s, err := New(testConfig(), testDeps(t, &fakeDialogue{}, reg, ratelimit.Config{}, nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

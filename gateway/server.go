@@ -21,10 +21,10 @@ type Server struct {
 	cfg      Config
 	dialogue Dialogue
 	tenants  Tenants
-	metrics  *Metrics
+	metrics  Metrics
 	log      *zap.Logger
 	handler  http.Handler
-	limits   limiters
+	limiter  RateLimiter           // nil: no rate limits
 	web      *web                  // the demo page, the widget and the allowed origins
 	refusals logging.TenantSampler // thins the access lines of 429s
 	now      func() time.Time      // the clock of token checks and rate limits
@@ -35,24 +35,34 @@ type Server struct {
 	running  atomic.Bool
 }
 
+// Deps are the parts the server works with.
+type Deps struct {
+	Dialogue Dialogue
+	Tenants  Tenants
+	// Limiter applies the tenants' rate limits; nil admits every request.
+	Limiter RateLimiter
+	Metrics Metrics     // nil: none, and /metrics is 404
+	Log     *zap.Logger // nil: discard
+}
+
 // New validates cfg (after filling its zero fields with defaults) and builds the server.
-// A nil metrics gets a fresh NewMetrics; a nil log discards. It starts no goroutines.
-func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Logger) (*Server, error) {
+// It starts no goroutines.
+func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	if d == nil {
+	if deps.Dialogue == nil {
 		return nil, errors.New("gateway: nil dialogue engine")
 	}
-	if tenants == nil {
+	if deps.Tenants == nil {
 		return nil, errors.New("gateway: nil tenant registry")
 	}
 	if err := cfg.Demo.Validate(cfg.TokenMaxTTL); err != nil {
 		return nil, fmt.Errorf("gateway config: demo.%w", err)
 	}
-	all := tenants.Tenants()
-	demo, err := demoTenants(cfg.Demo, tenants, all)
+	all := deps.Tenants.Tenants()
+	demo, err := demoTenants(cfg.Demo, deps.Tenants, all)
 	if err != nil {
 		return nil, err
 	}
@@ -60,16 +70,18 @@ func New(cfg Config, d Dialogue, tenants Tenants, metrics *Metrics, log *zap.Log
 	if err != nil {
 		return nil, err
 	}
+	metrics, log := deps.Metrics, deps.Log
 	if metrics == nil {
-		metrics = NewMetrics()
+		metrics = noMetrics{}
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	s := &Server{
 		cfg:      cfg,
-		dialogue: d,
-		tenants:  tenants,
+		dialogue: deps.Dialogue,
+		tenants:  deps.Tenants,
+		limiter:  deps.Limiter,
 		metrics:  metrics,
 		log:      log.Named("gateway"),
 		cutoff:   make(chan struct{}),

@@ -7,7 +7,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/fengda-ai/fengda/session"
+	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -30,7 +30,7 @@ type historyJSON struct {
 
 // toHistoryJSON turns stored turns, oldest first, into messages: each turn is the user's
 // message at At and the assistant's answer at AnsweredAt.
-func toHistoryJSON(id string, turns []session.Turn) historyJSON {
+func toHistoryJSON(id string, turns []dialogue.HistoryTurn) historyJSON {
 	msgs := make([]messageJSON, 0, 2*len(turns))
 	for _, t := range turns {
 		answered := t.AnsweredAt
@@ -49,13 +49,13 @@ func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 // sessionRef names the session of the route's {id} as the caller's own: the engine
 // answers not found for any session that is not.
-func sessionRef(r *http.Request) (session.Ref, error) {
+func sessionRef(r *http.Request) (dialogue.Ref, error) {
 	id := chi.URLParam(r, "id")
-	if !session.ValidID(id) {
-		return session.Ref{}, invalid("The session id must be 8 to 64 characters of letters, digits, '_' or '-'.")
+	if !dialogue.ValidID(id) {
+		return dialogue.Ref{}, invalid("The session id must be 8 to 64 characters of letters, digits, '_' or '-'.")
 	}
 	p, _ := tenant.FromContext(r.Context())
-	return session.Ref{Tenant: p.Tenant, Session: id, User: p.User}, nil
+	return dialogue.Ref{Tenant: p.Tenant, Session: id, User: p.User}, nil
 }
 
 // handleSessionMessages serves GET /v1/sessions/{id}/messages: the history of one of the

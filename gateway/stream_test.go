@@ -508,7 +508,7 @@ func TestMetricsExposition(t *testing.T) {
 	do(t, h, request{method: "GET", path: "/v1/sessions/sess-0001/messages", header: bearer(tokenBank)})
 	do(t, h, request{method: "POST", path: "/v1/chat", header: bearer("forged"), body: `{"message":"hi"}`})
 	do(t, h, request{method: "GET", path: "/v1/sessions/sess-secret-path/oops"})
-	s.metrics.ObserveStage("acme", StageAnswer, 3*time.Millisecond)
+	s.metrics.ObserveStage("acme", dialogue.StageAnswer, 3*time.Millisecond)
 	w := do(t, h, request{method: "GET", path: "/metrics"})
 	body := w.Body.String()
 	for _, want := range []string{

@@ -249,7 +249,7 @@ func TestDemoTenantsConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(testConfig(func(c *Config) { c.Demo = tt.demo }), &fakeDialogue{}, &fakeTenants{}, nil, nil)
+			_, err := New(testConfig(func(c *Config) { c.Demo = tt.demo }), Deps{Dialogue: &fakeDialogue{}, Tenants: &fakeTenants{}})
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Errorf("New: %v", err)

@@ -11,7 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisClientConfig says how to reach Redis. Zero values take the documented defaults.
+// RedisClientConfig says how to reach Redis, and under which prefix Fengda's keys live
+// there. Zero values take the documented defaults.
 type RedisClientConfig struct {
 	// URL is redis://[user:password@]host:port/db or rediss:// for TLS (default
 	// "redis://127.0.0.1:6379/0"). Several comma-separated addresses (host:port or
@@ -20,6 +21,9 @@ type RedisClientConfig struct {
 	URL string `yaml:"url"`
 	// MasterName is the Sentinel master name; empty for a single node or a Cluster.
 	MasterName string `yaml:"master_name"`
+	// KeyPrefix starts every key of the store and of the shared rate limits (default
+	// "fd:"); NewRedisClient does not use it.
+	KeyPrefix string `yaml:"key_prefix"`
 	// DialTimeout bounds one connection attempt (default 2s).
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// ReadTimeout bounds waiting for a reply when the context has no earlier deadline
@@ -33,6 +37,7 @@ type RedisClientConfig struct {
 // Defaults of RedisClientConfig.
 const (
 	DefaultRedisURL          = "redis://127.0.0.1:6379/0"
+	DefaultKeyPrefix         = "fd:"
 	DefaultRedisDialTimeout  = 2 * time.Second
 	DefaultRedisReadTimeout  = time.Second
 	DefaultRedisWriteTimeout = time.Second

@@ -1,40 +1,25 @@
 package tenant
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/ed25519"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 	"unicode/utf8"
-
-	"github.com/golang-jwt/jwt/v5"
 )
-
-// ErrUnauthenticated is returned by Registry.Verify for any token that must be refused:
-// malformed, forged, expired, wrong algorithm, unknown kid or tenant, wrong iss/aud.
-var ErrUnauthenticated = errors.New("unauthenticated")
-
-// ErrNoSigningKey is returned by Registry.Mint for a tenant whose keys are all public
-// keys (EdDSA, RS256): its tokens come from its own identity provider, not from Fengda.
-var ErrNoSigningKey = errors.New("tenant has no HS256 signing key")
 
 // Algorithms a tenant key may use. Anything else, "none" included, is refused at start-up
 // and at verification.
@@ -76,14 +61,6 @@ const (
 )
 
 var validMethods = []string{AlgHS256, AlgEdDSA, AlgRS256}
-
-// Secret is a secret value read from the environment or a file. Value is for demo
-// tenants only and is marked as such in config.yaml.
-type Secret struct {
-	Env   string `yaml:"env"`   // name of an environment variable holding the secret
-	File  string `yaml:"file"`  // path of a file holding the secret (trailing newline trimmed)
-	Value string `yaml:"value"` // inline value: demo tenants only
-}
 
 // KeyConfig is one JWT key of a tenant, selected by the token's kid header.
 type KeyConfig struct {
@@ -169,11 +146,14 @@ type Registry struct {
 
 // NewRegistry validates cfgs and builds the registry. getenv resolves Secret.Env.
 // Errors name the offending setting, e.g. `tenants[1].keys[0].alg: unsupported "none"`.
-func NewRegistry(cfgs []Config, getenv func(string) string) (*Registry, error) {
+func NewRegistry(cfgs []Config, getenv func(string) string, opts ...Option) (*Registry, error) {
 	if len(cfgs) == 0 {
 		return nil, errors.New("tenants: at least one tenant is required")
 	}
 	r := &Registry{byID: make(map[ID]*entry, len(cfgs))}
+	for _, o := range opts {
+		o(r)
+	}
 	firstAt := make(map[ID]int, len(cfgs))
 	type secretAt struct {
 		secret []byte
@@ -499,54 +479,6 @@ func looksRandom(t string) bool {
 	return entropy >= 3
 }
 
-// ResolveSecret reads s from exactly one of its sources (env, file or value). Errors
-// never contain the secret.
-func ResolveSecret(s Secret, getenv func(string) string) ([]byte, error) {
-	set := 0
-	for _, v := range []string{s.Env, s.File, s.Value} {
-		if v != "" {
-			set++
-		}
-	}
-	if set != 1 {
-		return nil, errors.New("set exactly one of env, file, value")
-	}
-	switch {
-	case s.Env != "":
-		if getenv == nil {
-			return nil, fmt.Errorf("env %s: no environment given", s.Env)
-		}
-		v := getenv(s.Env)
-		if v == "" {
-			return nil, fmt.Errorf("env %s: empty or unset", s.Env)
-		}
-		return []byte(v), nil
-	case s.File != "":
-		b, err := readSmallFile(s.File)
-		if err != nil {
-			return nil, err
-		}
-		b = bytes.TrimRight(b, "\r\n")
-		if len(b) == 0 {
-			return nil, fmt.Errorf("file %s: empty", s.File)
-		}
-		return b, nil
-	default:
-		return []byte(s.Value), nil
-	}
-}
-
-func readSmallFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > maxSecretFile {
-		return nil, fmt.Errorf("file %s: larger than %d bytes", path, maxSecretFile)
-	}
-	return os.ReadFile(path)
-}
-
 // loadPublicKey reads a PEM public key ("PUBLIC KEY", or "RSA PUBLIC KEY" for RS256) of
 // the type alg needs.
 func loadPublicKey(path, alg string) (any, error) {
@@ -623,204 +555,4 @@ func (r *Registry) ByAPIKey(key string) (*Tenant, error) {
 		return nil, ErrUnknown
 	}
 	return r.Get(found)
-}
-
-// Mint signs a user token for tenant id with the tenant's first signing key.
-// It returns ErrUnknown for an unknown tenant and ErrNoSigningKey for a tenant whose keys
-// are all public keys. user must be 1 to MaxUser bytes of UTF-8 without control
-// characters; ttl must be in (0, MaxTokenTTL].
-func (r *Registry) Mint(id ID, user string, ttl time.Duration, now time.Time) (token string, expires time.Time, err error) {
-	e, ok := r.byID[id]
-	if !ok {
-		return "", time.Time{}, fmt.Errorf("mint: %w: %q", ErrUnknown, id)
-	}
-	if e.signing == nil {
-		return "", time.Time{}, fmt.Errorf("mint for %s: %w: its tokens come from its identity provider", id, ErrNoSigningKey)
-	}
-	if err := checkUser(user); err != nil {
-		return "", time.Time{}, fmt.Errorf("mint for %s: %w", id, err)
-	}
-	if ttl <= 0 || ttl > MaxTokenTTL {
-		return "", time.Time{}, fmt.Errorf("mint for %s: ttl %s outside (0, %s]", id, ttl, MaxTokenTTL)
-	}
-	var jti [16]byte
-	_, _ = rand.Read(jti[:]) // crypto/rand.Read never fails (Go 1.24+)
-	iat := now.Unix()
-	exp := now.Add(ttl).Unix()
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"tid": string(id),
-		"sub": user,
-		"iat": iat,
-		"exp": exp,
-		"jti": hex.EncodeToString(jti[:]),
-		"iss": e.issuer,
-		"aud": e.audience,
-	})
-	tok.Header["kid"] = e.signing.kid
-	s, err := tok.SignedString(e.signing.verify)
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("mint for %s: %w", id, err)
-	}
-	return s, time.Unix(exp, 0), nil
-}
-
-// tokenClaims are the claims Verify reads; sid and anything else are ignored.
-type tokenClaims struct {
-	TID string `json:"tid"`
-	jwt.RegisteredClaims
-}
-
-// Reasons Verify gives. They are fixed strings, safe to log: none echoes the token.
-var (
-	errTooLarge      = errors.New("token too large")
-	errEmpty         = errors.New("no token")
-	errMalformed     = errors.New("malformed token")
-	errAlg           = errors.New("algorithm not allowed")
-	errBadTID        = errors.New("missing or invalid tid")
-	errUnknownTenant = errors.New("unknown tenant")
-	errNoKID         = errors.New("missing kid")
-	errUnknownKID    = errors.New("unknown kid")
-	errAlgMismatch   = errors.New("algorithm does not match the key")
-	errSignature     = errors.New("bad signature")
-	errExpired       = errors.New("expired")
-	errNoExp         = errors.New("missing exp")
-	errFuture        = errors.New("issued in the future or not yet valid")
-	errIssuer        = errors.New("wrong issuer")
-	errAudience      = errors.New("wrong audience")
-	errSubject       = errors.New("missing or invalid sub")
-	errInvalid       = errors.New("invalid token")
-	errRevoked       = errors.New("revoked")
-)
-
-// Verify checks token and returns who it names; every failure wraps ErrUnauthenticated
-// with a short reason that is safe to log.
-//
-// The key is chosen by the token's own tid and kid: a token claiming tenant B is only ever
-// checked against B's keys, and the key's configured algorithm must be the token's.
-func (r *Registry) Verify(token string, now time.Time) (Principal, error) {
-	if len(token) > MaxTokenSize {
-		return Principal{}, refuse(errTooLarge)
-	}
-	if token == "" {
-		return Principal{}, refuse(errEmpty)
-	}
-	// A remembered token is checked against the revocations like any other.
-	if p, ok := r.verified.get(token, now); ok {
-		if r.revoked.revoked(p) {
-			return Principal{}, refuse(errRevoked)
-		}
-		return p, nil
-	}
-	var c tokenClaims
-	var e *entry
-	parser := jwt.NewParser(
-		jwt.WithValidMethods(validMethods),
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(Leeway),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithStrictDecoding(), // one token, one encoding
-	)
-	tok, err := parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		id, err := ParseID(c.TID)
-		if err != nil {
-			return nil, errBadTID
-		}
-		var ok bool
-		if e, ok = r.byID[id]; !ok {
-			return nil, errUnknownTenant
-		}
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, errNoKID
-		}
-		k, ok := e.lookup(kid)
-		if !ok {
-			return nil, errUnknownKID
-		}
-		if k.alg != t.Method.Alg() {
-			return nil, errAlgMismatch
-		}
-		return k.verify, nil
-	})
-	if err != nil {
-		if tok != nil && tok.Method != nil && !slices.Contains(validMethods, tok.Method.Alg()) {
-			return Principal{}, refuse(errAlg) // "none" among them
-		}
-		return Principal{}, refuse(reason(err))
-	}
-	if c.Issuer != e.issuer {
-		return Principal{}, refuse(errIssuer)
-	}
-	if !slices.Contains(c.Audience, e.audience) {
-		return Principal{}, refuse(errAudience)
-	}
-	if checkUser(c.Subject) != nil {
-		return Principal{}, refuse(errSubject)
-	}
-	p := Principal{Tenant: e.tenant.ID, User: c.Subject, TokenID: c.ID}
-	if c.IssuedAt != nil {
-		p.IssuedAt = c.IssuedAt.Time
-	}
-	r.verified.put(token, p, c.RegisteredClaims)
-	if r.revoked.revoked(p) {
-		return Principal{}, refuse(errRevoked)
-	}
-	return p, nil
-}
-
-func refuse(reason error) error {
-	return fmt.Errorf("%w: %w", ErrUnauthenticated, reason)
-}
-
-// reason maps a parser error to one of the fixed reasons, so that nothing taken from the
-// token (an algorithm name, a JSON fragment) reaches a log.
-func reason(err error) error {
-	for _, r := range []error{errBadTID, errUnknownTenant, errNoKID, errUnknownKID, errAlgMismatch} {
-		if errors.Is(err, r) {
-			return r
-		}
-	}
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return errMalformed
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		// Only an unknown or missing alg gets here: keyfunc errors are handled above.
-		return errAlg
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return errSignature
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return errNoExp
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return errExpired
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
-		return errFuture
-	}
-	return errInvalid
-}
-
-// checkUser validates a user ID: it ends up in logs and store keys.
-func checkUser(user string) error {
-	switch {
-	case user == "":
-		return errors.New("user: required")
-	case len(user) > MaxUser:
-		return fmt.Errorf("user: longer than %d bytes", MaxUser)
-	case !printable(user):
-		return errors.New("user: must be UTF-8 without control characters")
-	}
-	return nil
-}
-
-// printable reports whether s is valid UTF-8 without control characters.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
 }

@@ -64,7 +64,7 @@ type fixture struct {
 	rsaPEM []byte
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, opts ...Option) *fixture {
 	t.Helper()
 	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -95,7 +95,7 @@ func newFixture(t testing.TB) *fixture {
 		},
 	}
 	env := map[string]string{"SHOP_B_SECRET": secretB, "SHOP_B_API_KEY": apiKeyB}
-	reg, err := NewRegistry(cfgs, func(k string) string { return env[k] })
+	reg, err := NewRegistry(cfgs, func(k string) string { return env[k] }, opts...)
 	if err != nil {
 		t.Fatalf("NewRegistry: %v", err)
 	}

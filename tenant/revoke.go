@@ -35,15 +35,23 @@ type Revocation struct {
 }
 
 // Broadcast shares a revocation with every replica: key and value are what
-// ApplyRevocation reads. Until it is set, revocations apply to this process only.
+// ApplyRevocation reads. Without one, revocations apply to this process only.
 type Broadcast func(ctx context.Context, key string, value []byte) error
+
+// An Option configures a Registry at construction.
+type Option func(*Registry)
+
+// WithBroadcast makes Revoke share every revocation through b.
+func WithBroadcast(b Broadcast) Option {
+	return func(r *Registry) { r.revoked.broadcast = b }
+}
 
 // revocations is the in-memory set Verify consults: no store round trip per request.
 // Entries are keyed by a digest of the jti or user, as they travel between replicas.
 type revocations struct {
 	mu        sync.RWMutex
 	byTenant  map[ID]*revokedSet
-	broadcast Broadcast
+	broadcast Broadcast // set at construction, read-only after
 	pruned    time.Time
 }
 
@@ -75,13 +83,6 @@ func digestOf(s string) digest {
 	return digest(sum[:16])
 }
 
-// SetBroadcast makes Revoke share every revocation through b. Call it before serving.
-func (r *Registry) SetBroadcast(b Broadcast) {
-	r.revoked.mu.Lock()
-	r.revoked.broadcast = b
-	r.revoked.mu.Unlock()
-}
-
 // Revoke refuses, from now on, the token or the user's tokens rv names: at once in this
 // process, and, through the broadcast, in every replica. An error from the broadcast is
 // returned after the revocation took effect here; Revoke may be called again with the
@@ -111,9 +112,7 @@ func (r *Registry) Revoke(ctx context.Context, rv Revocation, now time.Time) err
 		kind, d, rec.Before = kindUser, digestOf(rv.User), rv.Before.Unix()
 	}
 	r.revoked.apply(rv.Tenant, kind, d, rec)
-	r.revoked.mu.RLock()
 	b := r.revoked.broadcast
-	r.revoked.mu.RUnlock()
 	if b == nil {
 		return nil
 	}

@@ -83,19 +83,20 @@ func TestRevokeUser(t *testing.T) {
 // What Revoke broadcasts, ApplyRevocation on another replica applies: the same tokens
 // are refused there. No raw jti or user id travels.
 func TestRevocationBroadcast(t *testing.T) {
-	a, b := newFixture(t), newFixture(t) // two replicas with the same configuration
 	type record struct {
 		key   string
 		value []byte
 	}
 	var mu sync.Mutex
 	var sent []record
-	a.reg.SetBroadcast(func(_ context.Context, key string, value []byte) error {
+	// Two replicas with the same configuration.
+	b := newFixture(t)
+	a := newFixture(t, WithBroadcast(func(_ context.Context, key string, value []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sent = append(sent, record{key, value})
 		return b.reg.ApplyRevocation(key, value)
-	})
+	}))
 	tok, _, _ := a.reg.Mint("bank-a", "user-with-phone-13812345678", time.Hour, testNow)
 	p := mustVerify(t, b.reg, tok, testNow)
 	ctx := context.Background()
@@ -121,13 +122,13 @@ func TestRevocationBroadcast(t *testing.T) {
 	}
 
 	// A failing broadcast still revokes here, and says so.
-	a.reg.SetBroadcast(func(context.Context, string, []byte) error { return errors.New("nats down") })
-	tok2, _, _ := a.reg.Mint("bank-a", "u9", time.Hour, testNow)
-	p2 := mustVerify(t, a.reg, tok2, testNow)
-	if err := a.reg.Revoke(ctx, Revocation{Tenant: "bank-a", TokenID: p2.TokenID}, testNow); err == nil {
+	c := newFixture(t, WithBroadcast(func(context.Context, string, []byte) error { return errors.New("nats down") }))
+	tok2, _, _ := c.reg.Mint("bank-a", "u9", time.Hour, testNow)
+	p2 := mustVerify(t, c.reg, tok2, testNow)
+	if err := c.reg.Revoke(ctx, Revocation{Tenant: "bank-a", TokenID: p2.TokenID}, testNow); err == nil {
 		t.Error("Revoke with a failing broadcast returned nil")
 	}
-	wantRevoked(t, a.reg, tok2, testNow)
+	wantRevoked(t, c.reg, tok2, testNow)
 }
 
 func TestRevokeRefuses(t *testing.T) {

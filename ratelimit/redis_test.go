@@ -1,4 +1,4 @@
-package session
+package ratelimit
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fengda-ai/fengda/session"
 )
 
 // testRedisLimiter returns a RedisLimiter of the machine's Redis under a key prefix of
@@ -47,7 +49,7 @@ func TestRedisLimiterKeys(t *testing.T) {
 	l, c, prefix := testRedisLimiter(t)
 	const user = "+86 138 0013 8000" // a phone number: never in a key
 	r := Rate{RPS: 1, Burst: 5}
-	for _, k := range []RateKey{{Tenant: "acme"}, {Tenant: "acme", User: user}} {
+	for _, k := range []Key{{Tenant: "acme"}, {Tenant: "acme", User: user}} {
 		if d, err := l.Allow(ctx, k, r); err != nil || !d.Allowed {
 			t.Fatalf("Allow(%v) = %+v, %v; want allowed", k.User, d, err)
 		}
@@ -90,7 +92,7 @@ func TestRedisLimiterSharedByReplicas(t *testing.T) {
 	const rps, burst = 20, 10
 	const window = time.Second
 	r := Rate{RPS: rps, Burst: burst}
-	k := RateKey{Tenant: "acme"}
+	k := Key{Tenant: "acme"}
 	var admitted, refused atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -135,7 +137,7 @@ func TestRedisLimiterKeysApart(t *testing.T) {
 	ctx := context.Background()
 	l, _, _ := testRedisLimiter(t)
 	r := Rate{RPS: 0.5, Burst: 2} // a fractional rate: one every 2s
-	a := RateKey{Tenant: "acme", User: "alice"}
+	a := Key{Tenant: "acme", User: "alice"}
 	for i := range 2 {
 		if d, err := l.Allow(ctx, a, r); err != nil || !d.Allowed {
 			t.Fatalf("alice %d: %+v, %v; want allowed", i, d, err)
@@ -150,7 +152,7 @@ func TestRedisLimiterKeysApart(t *testing.T) {
 	}
 	// Another user, the tenant's own limit, and the same user at another tenant are
 	// limits of their own.
-	for _, k := range []RateKey{{Tenant: "acme", User: "bob"}, {Tenant: "acme"}, {Tenant: "other", User: "alice"}} {
+	for _, k := range []Key{{Tenant: "acme", User: "bob"}, {Tenant: "acme"}, {Tenant: "other", User: "alice"}} {
 		if d, err := l.Allow(ctx, k, r); err != nil || !d.Allowed {
 			t.Errorf("Allow(%+v) = %+v, %v; want allowed", k, d, err)
 		}
@@ -158,10 +160,10 @@ func TestRedisLimiterKeysApart(t *testing.T) {
 }
 
 func TestRedisLimiterUnreachable(t *testing.T) {
-	silent := newFakeRedis(t, func(cmd []string) string { return "" })
+	silent := newSilentRedis(t)
 	for _, addr := range []string{"127.0.0.1:1", silent.addr} {
 		t.Run(addr, func(t *testing.T) {
-			c, err := NewRedisClient(RedisClientConfig{URL: "redis://" + addr + "/0"})
+			c, err := session.NewRedisClient(session.RedisClientConfig{URL: "redis://" + addr + "/0"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +176,7 @@ func TestRedisLimiterUnreachable(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			start := time.Now()
-			_, err = l.Allow(ctx, RateKey{Tenant: "acme"}, Rate{RPS: 1, Burst: 1})
+			_, err = l.Allow(ctx, Key{Tenant: "acme"}, Rate{RPS: 1, Burst: 1})
 			if err == nil {
 				t.Error("Allow = nil error, want one")
 			}
@@ -198,11 +200,11 @@ func TestRedisLimiterConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := l.key(RateKey{Tenant: "acme"}); got != "fd:rl:{acme}:t" {
+	if got := l.key(Key{Tenant: "acme"}); got != "fd:rl:{acme}:t" {
 		t.Errorf("default key = %q, want fd:rl:{acme}:t", got)
 	}
 	for _, r := range []Rate{{RPS: 0, Burst: 1}, {RPS: -1, Burst: 1}, {RPS: 1, Burst: 0}} {
-		if _, err := l.Allow(context.Background(), RateKey{Tenant: "acme"}, r); err == nil || !strings.Contains(err.Error(), "is not a limit") {
+		if _, err := l.Allow(context.Background(), Key{Tenant: "acme"}, r); err == nil || !strings.Contains(err.Error(), "is not a limit") {
 			t.Errorf("Allow with %+v = %v, want an invalid-rate error", r, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package session
+package ratelimit
 
 import (
 	"context"
@@ -16,12 +16,8 @@ import (
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// The rate limits shared by replicas live here rather than in the gateway because this
-// package owns the Redis client: the gateway only sees RedisLimiter through an
-// interface of its own, and limits on its own when it fails.
-
-// RateKey names one rate limit: a tenant's own (User empty) or one of its users'.
-type RateKey struct {
+// Key names one rate limit: a tenant's own (User empty) or one of its users'.
+type Key struct {
 	Tenant tenant.ID
 	User   string // the verified user (JWT sub); empty for the tenant's own limit
 }
@@ -32,8 +28,8 @@ type Rate struct {
 	Burst int
 }
 
-// RateDecision is a limiter's answer for one request.
-type RateDecision struct {
+// Decision is a limiter's answer for one request.
+type Decision struct {
 	Allowed bool
 	// RetryAfter is, for a refused request, how long until one request would pass.
 	RetryAfter time.Duration
@@ -74,14 +70,13 @@ type RedisLimiter struct {
 }
 
 // NewRedisLimiter validates cfg and returns a limiter using client, which the caller
-// owns and closes. Use NewRedisClient to build the client; its calls are bounded by the
-// context given to Allow.
+// owns and closes; its calls are bounded by the context given to Allow.
 func NewRedisLimiter(client redis.UniversalClient, cfg RedisLimiterConfig) (*RedisLimiter, error) {
 	if client == nil {
-		return nil, errors.New("session: redis limiter: nil client")
+		return nil, errors.New("ratelimit: redis limiter: nil client")
 	}
 	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
-		return nil, fmt.Errorf("session: redis limiter: key_prefix %q must not contain braces", cfg.KeyPrefix)
+		return nil, fmt.Errorf("ratelimit: redis limiter: key_prefix %q must not contain braces", cfg.KeyPrefix)
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "fd:"
@@ -92,23 +87,23 @@ func NewRedisLimiter(client redis.UniversalClient, cfg RedisLimiterConfig) (*Red
 // Allow takes one request from k's allowance under r and says whether it may pass. It
 // returns an error when Redis does not answer before ctx ends, or for a rate that is
 // not positive.
-func (l *RedisLimiter) Allow(ctx context.Context, k RateKey, r Rate) (RateDecision, error) {
+func (l *RedisLimiter) Allow(ctx context.Context, k Key, r Rate) (Decision, error) {
 	lim, err := gcraLimit(r)
 	if err != nil {
-		return RateDecision{}, err
+		return Decision{}, err
 	}
 	res, err := l.limiter.Allow(ctx, l.key(k), lim)
 	if err != nil {
-		return RateDecision{}, fmt.Errorf("redis rate limit of tenant %s: %w", k.Tenant, err)
+		return Decision{}, fmt.Errorf("redis rate limit of tenant %s: %w", k.Tenant, err)
 	}
 	if res.Allowed > 0 {
-		return RateDecision{Allowed: true}, nil
+		return Decision{Allowed: true}, nil
 	}
-	return RateDecision{RetryAfter: max(res.RetryAfter, 0)}, nil
+	return Decision{RetryAfter: max(res.RetryAfter, 0)}, nil
 }
 
 // key returns the Redis key of k.
-func (l *RedisLimiter) key(k RateKey) string {
+func (l *RedisLimiter) key(k Key) string {
 	base := l.prefix + "rl:{" + string(k.Tenant) + "}:"
 	if k.User == "" {
 		return base + "t"
@@ -120,7 +115,7 @@ func (l *RedisLimiter) key(k RateKey) string {
 // gcraLimit converts r into redis_rate's whole events per period.
 func gcraLimit(r Rate) (redis_rate.Limit, error) {
 	if !(r.RPS > 0) || math.IsInf(r.RPS, 0) || r.Burst < 1 {
-		return redis_rate.Limit{}, fmt.Errorf("session: redis limiter: rate %v/s burst %d is not a limit", r.RPS, r.Burst)
+		return redis_rate.Limit{}, fmt.Errorf("ratelimit: redis limiter: rate %v/s burst %d is not a limit", r.RPS, r.Burst)
 	}
 	rps := min(r.RPS, maxRateRPS)
 	if rps == math.Trunc(rps) {
