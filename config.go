@@ -101,7 +101,7 @@ func (c *Config) validate() error {
 	case c.Server.Addr == "":
 		return errors.New("server.addr: must not be empty")
 	case c.Server.AdminAddr != "" && !loopback(c.Server.AdminAddr):
-		return fmt.Errorf("server.admin_addr: %q is not a loopback address: the profiles it serves must not be reachable from the network; use 127.0.0.1:6060 or [::1]:6060, and an SSH tunnel or kubectl port-forward to reach it", c.Server.AdminAddr)
+		return fmt.Errorf("server.admin_addr: %q is not a loopback address (e.g. 127.0.0.1:6060): profiles must not be reachable from the network", c.Server.AdminAddr)
 	case c.Session.Store != "memory" && c.Session.Store != "redis":
 		return fmt.Errorf("session.store: %q is not memory or redis", c.Session.Store)
 	case c.Session.MaxTurns < 1 || c.Session.MaxTurns > 10000:
