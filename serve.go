@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
@@ -18,9 +23,6 @@ import (
 	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/session"
 	"github.com/fengda-ai/fengda/tenant"
-	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 )
 
 // runServe serves until ctx ends: fengda [serve] [-config FILE].
@@ -50,124 +52,168 @@ func runServe(ctx context.Context, args []string, p process) error {
 	return serve(ctx, cfg, source, p, log.Logger, log.Files)
 }
 
-// serve builds every module, runs them, and shuts them down in reverse order. files
-// are the tenant log files, nil when log.tenant_dir is off.
+// serve builds every module, listens, runs them until ctx ends, and shuts them down
+// in reverse order. files are the tenant log files, nil when log.tenant_dir is off.
 func serve(ctx context.Context, cfg Config, source string, p process, log *zap.Logger, files *logging.TenantFiles) error {
 	log.Info("fengda starting", zap.String("version", buildVersion()), zap.String("config_source", source),
 		zap.Object("config", effectiveConfig(cfg)))
-	// Tenants and their answer engines.
-	// Revocations travel on the queue's board, which needs the tenants to exist first:
-	// the registry is given the publisher now, and the board before serving.
-	revocations := &revocationPublisher{}
-	tenants, err := tenant.NewRegistry(cfg.Tenants, p.getenv, tenant.WithBroadcast(revocations.put))
-	if err != nil {
-		return fmt.Errorf("tenants: %w", err)
-	}
-	figures := metrics.New()
-	engines, err := buildAnswerers(tenants)
+	m, err := build(ctx, cfg, p.getenv, log)
 	if err != nil {
 		return err
 	}
-	answerers, err := buildModels(tenants, engines, p.getenv, figures, log)
+	defer m.close()
+	ln, adminLn, err := listen(cfg.Server, log)
 	if err != nil {
 		return err
 	}
-
-	// Session store.
-	store, closeStore, err := buildStore(ctx, cfg.Session, log)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-
-	// Spillover queue.
-	q, err := openQueue(ctx, cfg.Queue, tenants, figures, log)
-	if err != nil {
-		return err
-	}
-	if err := shareRevocations(ctx, q, tenants, revocations, log); err != nil {
-		if q != nil {
-			_ = q.Drain(context.Background())
-		}
-		return err
-	}
-	spill := dialogue.Spill{Queue: q}
-	if q != nil {
-		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
-		// Closes the connection if serving never starts; a no-op after the drain below.
-		defer func() { _ = q.Drain(context.Background()) }()
-	}
-
-	// Dialogue engine and HTTP edge.
-	engine, err := dialogue.New(cfg.Dialogue, dialogue.Deps{
-		Store:     store,
-		Answerers: answerers,
-		Tenants:   tenants,
-		Metrics:   figures,
-		Spill:     spill,
-		Log:       log,
-	})
-	if err != nil {
-		return err
-	}
-	limiter, closeLimiter, err := buildLimiter(cfg, tenants, figures, log)
-	if err != nil {
-		return err
-	}
-	defer closeLimiter()
-	gwCfg := cfg.Server.Config
-	gwCfg.Version = buildVersion()
-	gwCfg.Demo = cfg.Demo
-	if q != nil {
-		gwCfg.QueueWait = cfg.Queue.MaxWait
-	}
-	gw := gateway.Deps{Dialogue: engine, Tenants: tenants, Metrics: figures, Log: log}
-	if limiter != nil {
-		gw.Limiter = limiter
-	}
-	srv, err := gateway.New(gwCfg, gw)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Server.Addr)
-	if err != nil {
-		return fmt.Errorf("server.addr: %w", err)
-	}
-	var adminLn net.Listener
-	if cfg.Server.AdminAddr != "" {
-		if adminLn, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("server.admin_addr: %w", err)
-		}
-		log.Info("admin listener (pprof) open", zap.String("addr", adminLn.Addr().String()))
-	}
-
 	log.Info("fengda listening",
 		zap.String("addr", ln.Addr().String()),
 		zap.String("version", buildVersion()),
 		zap.String("config", source),
 		zap.String("session_store", cfg.Session.Store),
 		zap.String("queue", cfg.Queue.Mode),
-		zap.Int("tenants", len(tenants.Tenants())))
+		zap.Int("tenants", len(m.tenants.Tenants())))
 	if cfg.Demo.Enabled {
 		log.Warn("demo mode is on: GET / serves the demo page and POST /v1/demo/token gives anyone a demo token; set demo.enabled false for real users",
-			zap.Strings("demo_tenants", srv.DemoTenants()),
+			zap.Strings("demo_tenants", m.srv.DemoTenants()),
 			zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
 			zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
 	}
 	if p.ready != nil {
 		p.ready(ln.Addr())
 	}
+	err = m.run(ctx, cfg, ln, adminLn, p.reload, files, log)
+	log.Info("fengda stopped")
+	return err
+}
 
-	// Shutdown, when ctx ends (SIGTERM), is the reverse of start. The gateway answers
-	// /readyz with 503 at once and keeps serving for server.drain_delay while load
-	// balancers catch up; then it stops accepting and finishes the requests in flight
-	// (JSON turns get their answer, SSE streams finish their turn and get a shutdown
-	// event; requests waiting for a queued turn get its id to poll with halfway through
-	// server.shutdown_timeout), while this process still works the queue. Then the queue
-	// stops pulling and finishes and acknowledges the turns it took; then the engine
-	// drains its accepted turns; then the admin listener and the store close (the store
-	// deferred above), and runServe closes the log.
+// modules are the parts serve builds, and how to close them.
+type modules struct {
+	tenants *tenant.Registry
+	faqs    map[tenant.ID]*faq.Swap // each tenant's FAQ engine, reloaded on SIGHUP
+	queue   *queue.Queue            // nil when queue.mode is off
+	engine  *dialogue.Engine
+	srv     *gateway.Server
+	closers []func() // in the order they were opened
+}
+
+// close closes what build opened, in reverse order.
+func (m *modules) close() {
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i]()
+	}
+}
+
+// build builds every module from the bottom up: tenants and their answer engines, the
+// session store, the spillover queue and the revocations it carries, the dialogue
+// engine, the rate limits, the HTTP edge. On an error it closes what it opened.
+func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap.Logger) (_ *modules, err error) {
+	m := &modules{}
+	defer func() {
+		if err != nil {
+			m.close()
+		}
+	}()
+
+	// Tenants and their answer engines. Revocations travel on the queue's board, which
+	// needs the tenants to exist first: the registry is given the publisher now, and the
+	// board below.
+	revocations := &revocationPublisher{}
+	if m.tenants, err = tenant.NewRegistry(cfg.Tenants, getenv, tenant.WithBroadcast(revocations.put)); err != nil {
+		return nil, fmt.Errorf("tenants: %w", err)
+	}
+	figures := metrics.New()
+	if m.faqs, err = buildAnswerers(m.tenants); err != nil {
+		return nil, err
+	}
+	answerers, err := buildModels(m.tenants, m.faqs, getenv, figures, log)
+	if err != nil {
+		return nil, err
+	}
+
+	// Session store.
+	store, closeStore, err := buildStore(ctx, cfg.Session, log)
+	if err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, closeStore)
+
+	// Spillover queue, and the revocations it carries to every replica.
+	if m.queue, err = openQueue(ctx, cfg.Queue, m.tenants, figures, log); err != nil {
+		return nil, err
+	}
+	spill := dialogue.Spill{Queue: m.queue}
+	if q := m.queue; q != nil {
+		// Closes the connection if serving never starts; a no-op after run's drain.
+		m.closers = append(m.closers, func() { _ = q.Drain(context.Background()) })
+		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
+	}
+	if err := shareRevocations(ctx, m.queue, m.tenants, revocations, log); err != nil {
+		return nil, err
+	}
+
+	// Dialogue engine.
+	m.engine, err = dialogue.New(cfg.Dialogue, dialogue.Deps{
+		Store:     store,
+		Answerers: answerers,
+		Tenants:   m.tenants,
+		Metrics:   figures,
+		Spill:     spill,
+		Log:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Rate limits and the HTTP edge.
+	limiter, closeLimiter, err := buildLimiter(cfg, m.tenants, figures, log)
+	if err != nil {
+		return nil, err
+	}
+	m.closers = append(m.closers, closeLimiter)
+	gwCfg := cfg.Server.Config
+	gwCfg.Version = buildVersion()
+	gwCfg.Demo = cfg.Demo
+	if m.queue != nil {
+		gwCfg.QueueWait = cfg.Queue.MaxWait
+	}
+	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Metrics: figures, Log: log}
+	if limiter != nil {
+		gw.Limiter = limiter
+	}
+	if m.srv, err = gateway.New(gwCfg, gw); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// listen opens the server's listener and, with server.admin_addr set, the admin one.
+func listen(cfg ServerConfig, log *zap.Logger) (ln, adminLn net.Listener, err error) {
+	if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, nil, fmt.Errorf("server.addr: %w", err)
+	}
+	if cfg.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("server.admin_addr: %w", err)
+		}
+		log.Info("admin listener (pprof) open", zap.String("addr", adminLn.Addr().String()))
+	}
+	return ln, adminLn, nil
+}
+
+// run serves on ln (and the admin listener, if any) until ctx ends, then shuts down in
+// the reverse order of start. The gateway answers /readyz with 503 at once and keeps
+// serving for server.drain_delay while load balancers catch up; then it stops accepting
+// and finishes the requests in flight (JSON turns get their answer, SSE streams finish
+// their turn and get a shutdown event; requests waiting for a queued turn get its id to
+// poll with halfway through server.shutdown_timeout), while this process still works
+// the queue. Then the queue stops pulling and finishes and acknowledges the turns it
+// took; then the engine drains its accepted turns; then the admin listener closes, and
+// serve closes the store.
+func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener, reload <-chan os.Signal,
+	files *logging.TenantFiles, log *zap.Logger) error {
+	q, engine := m.queue, m.engine
 	g, gctx := errgroup.WithContext(ctx)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
@@ -189,7 +235,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 	g.Go(func() error {
 		defer stopAdmin() // last: a slow shutdown can still be profiled
 		defer stopEngine()
-		err := srv.Run(gctx, ln)
+		err := m.srv.Run(gctx, ln)
 		if q != nil {
 			// In-flight queued turns end within their deadline plus storing them.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.RequestTimeout+cfg.Dialogue.StoreTimeout+time.Second)
@@ -203,12 +249,10 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		return err
 	})
 	g.Go(func() error {
-		reloadKBs(gctx, p.reload, tenants, engines, files, log)
+		reloadKBs(gctx, reload, m.tenants, m.faqs, files, log)
 		return nil
 	})
-	err = g.Wait()
-	log.Info("fengda stopped")
-	return err
+	return g.Wait()
 }
 
 // openQueue opens the spillover queue, or returns nil when queue.mode is off, and
