@@ -90,6 +90,8 @@ type Config struct {
 	// call the API from a browser (CORS) and frame the tenant's chat page; "*" is any.
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	Widget         Widget   `yaml:"widget"`
+	// Handoff is how customers reach a person (human handoff, 转人工).
+	Handoff Handoff `yaml:"handoff"`
 }
 
 // Tenant is one configured, validated tenant.
@@ -103,6 +105,7 @@ type Tenant struct {
 	// AllowedOrigins are normalised origins (scheme://host[:port], lower case) or "*".
 	AllowedOrigins []string
 	Widget         Widget
+	Handoff        Handoff
 	// Mints is true when the tenant has an HS256 key, so that Fengda can sign its users'
 	// tokens (POST /v1/tokens, demo tokens).
 	Mints bool
@@ -227,6 +230,7 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 			FallbackAnswer: cfg.FallbackAnswer,
 			HistoryTTL:     cfg.HistoryTTL,
 			Widget:         cfg.Widget,
+			Handoff:        cfg.Handoff,
 		},
 		issuer:   cmp.Or(cfg.Issuer, DefaultIssuer),
 		audience: cmp.Or(cfg.Audience, DefaultAudience),
@@ -278,6 +282,10 @@ func newEntry(id ID, cfg Config, at string, getenv func(string) string) (*entry,
 	}
 	t.AllowedOrigins = origins
 	if err := t.Widget.validate(at + ".widget"); err != nil {
+		return nil, err
+	}
+	t.Handoff.Phrases = slices.Clone(t.Handoff.Phrases)
+	if err := t.Handoff.validate(at, getenv); err != nil {
 		return nil, err
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/fengda-ai/fengda/nlpclient/openai"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // Test secrets: never used outside these tests.
@@ -302,9 +303,10 @@ func TestNewRegistryDefaults(t *testing.T) {
 		Engine:         Engine{Kind: "faq"},
 		FallbackAnswer: DefaultFallbackAnswer,
 		Widget:         Widget{Lang: LangZH},
+		Handoff:        Handoff{Phrases: DefaultHandoffPhrases, AfterUnresolved: DefaultAfterUnresolved},
 		Mints:          true,
 	}
-	if diff := cmp.Diff(got, want); diff != "" {
+	if diff := cmp.Diff(got, want, cmpopts.IgnoreUnexported(Handoff{})); diff != "" {
 		t.Errorf("Get(bank-a) mismatch (-got +want):\n%s", diff)
 	}
 
@@ -339,6 +341,9 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		HistoryTTL:     72 * time.Hour,
 		AllowedOrigins: []string{"https://www.bank-a.example"},
 		Widget:         Widget{Lang: LangEN, Greeting: "Hello"},
+		Handoff: Handoff{Phrases: []string{" agent please "}, AfterUnresolved: 3,
+			Hours:      Hours{Timezone: "Asia/Shanghai", Days: []string{"mon", "FRI"}, Open: "09:00", Close: "18:00"},
+			WebhookURL: "https://desk.bank-a.example/hook", WebhookSecret: Secret{Value: "0123456789abcdef"}},
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -353,9 +358,12 @@ func TestNewRegistryConfiguredValues(t *testing.T) {
 		HistoryTTL:     72 * time.Hour,
 		AllowedOrigins: []string{"https://www.bank-a.example"},
 		Widget:         Widget{Lang: LangEN, Greeting: "Hello"},
-		Mints:          true,
+		Handoff: Handoff{Phrases: []string{"agent please"}, AfterUnresolved: 3,
+			Hours:      Hours{Timezone: "Asia/Shanghai", Days: []string{"mon", "FRI"}, Open: "09:00", Close: "18:00"},
+			WebhookURL: "https://desk.bank-a.example/hook", WebhookSecret: Secret{Value: "0123456789abcdef"}},
+		Mints: true,
 	}
-	if diff := cmp.Diff(got, want); diff != "" {
+	if diff := cmp.Diff(got, want, cmpopts.IgnoreUnexported(Handoff{})); diff != "" {
 		t.Errorf("Get(bank-a) mismatch (-got +want):\n%s", diff)
 	}
 }
