@@ -45,8 +45,10 @@ type Turn struct {
 	Suggestions []Citation `json:"suggestions,omitempty"`
 	// Incomplete marks an answer whose stream was cut: Answer holds what reached the user.
 	Incomplete bool      `json:"incomplete,omitzero"`
-	At         time.Time `json:"at"`          // when the user's message arrived
-	AnsweredAt time.Time `json:"answered_at"` // when the answer was made
+	At         time.Time `json:"at"`                   // when the user's message arrived
+	AnsweredAt time.Time `json:"answered_at"`          // when the answer was made
+	AgentID    string    `json:"agent_id,omitempty"`   // an agent's message: who wrote it
+	AgentName  string    `json:"agent_name,omitempty"` // and the name the customer sees
 }
 
 // Recent is what answering a turn needs from its session, as LoadRecent returns it.

@@ -41,10 +41,9 @@ type Handoff struct {
 }
 
 // HandoffMessages are a tenant's own notices; "" keeps the built-in text of its
-// language. {position} and {opens} are replaced by the queue position and the
-// desk's next opening time.
+// language (the widget's). {opens} is replaced by the desk's next opening time.
 type HandoffMessages struct {
-	Waiting string `yaml:"waiting"` // a person is coming: "{position}"
+	Waiting string `yaml:"waiting"` // a person is coming
 	Closed  string `yaml:"closed"`  // outside hours: "{opens}"
 	Offline string `yaml:"offline"` // in hours, no agent online
 }

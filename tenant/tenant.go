@@ -109,6 +109,10 @@ type Principal struct {
 	// IssuedAt is the JWT's iat, zero when it has none: revoking a user refuses the
 	// tokens issued before the revocation.
 	IssuedAt time.Time
+	// Role is the token's role claim: "user" (the default), "agent" or "admin".
+	Role string
+	// Name is the token's name claim, an agent's display name; may be empty.
+	Name string
 }
 
 // NewContext returns a context carrying p.
