@@ -12,8 +12,8 @@ import (
 )
 
 // TestImportDirection keeps the module graph of the design honest: dependencies point
-// down only (gateway → dialogue → session/nlpclient/queue → tenant; gateway → ratelimit
-// → tenant; the engines below nlpclient are wired by main).
+// down only (gateway → dialogue → handoff → session → tenant; dialogue → nlpclient/queue;
+// gateway → ratelimit → tenant; the engines below nlpclient are wired by main).
 func TestImportDirection(t *testing.T) {
 	const module = "github.com/fengda-ai/fengda/"
 	// nlpclient imports nothing of ours, tenant only the model client's Config.
@@ -48,15 +48,19 @@ func TestImportDirection(t *testing.T) {
 		// The rate limits read each tenant's configured limits; the Redis client is
 		// given to them, so they need nothing of session.
 		"ratelimit": {"tenant"},
-		"dialogue":  {"session", "nlpclient", "queue", "tenant"},
+		// Human handoff: its state is in the session store, its live events on a Bus
+		// (the queue's connection, given by serve.go), so it needs nothing of queue.
+		"handoff":  {"session", "tenant"},
+		"dialogue": {"session", "nlpclient", "queue", "tenant", "handoff"},
 		// The Prometheus metrics implement the observer interfaces the other packages
 		// declare; they need only tenant.ID, and nothing imports them but serve.go.
 		"metrics": {"tenant"},
 		// Not session: the gateway reaches conversations only through the engine, whose
 		// API (dialogue.Ref, dialogue.ValidID) is dialogue's own, and the rate limits
 		// through its RateLimiter interface (ratelimit's error type maps to 429). It
-		// thins its access lines with logging.TenantSampler.
-		"gateway": {"dialogue", "ratelimit", "tenant", "logging"},
+		// thins its access lines with logging.TenantSampler. The handoff's routes reach
+		// the desk through its Handoff interface, with handoff's own names.
+		"gateway": {"dialogue", "ratelimit", "tenant", "logging", "handoff"},
 	}
 	for pkg, ok := range allowed {
 		files, err := filepath.Glob(filepath.Join(pkg, "*.go"))

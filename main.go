@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	_ "time/tzdata" // handoff.hours time zones on a machine without a zoneinfo database
 
 	"go.uber.org/zap"
 )

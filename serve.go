@@ -15,6 +15,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/handoff"
 	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/metrics"
 	"github.com/fengda-ai/fengda/nlpclient/faq"
@@ -93,6 +94,7 @@ type modules struct {
 	faqs    map[tenant.ID]*faq.Swap // each tenant's FAQ engine, reloaded on SIGHUP
 	queue   *queue.Queue            // nil when queue.mode is off
 	engine  *dialogue.Engine
+	desk    *handoff.Desk
 	srv     *gateway.Server
 	closers []func() // in the order they were opened
 }
@@ -152,6 +154,24 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		return nil, err
 	}
 
+	// Human handoff: its state in the session store, its live events on the queue's
+	// connection (this process only with the queue off).
+	var bus handoff.Bus
+	if m.queue != nil {
+		bus = m.queue.Live()
+	}
+	m.desk, err = handoff.New(handoff.Deps{Store: store, Tenants: m.tenants, Bus: bus, Metrics: figures, Log: log}, m.tenants.Tenants())
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]tenant.ID, 0, len(m.tenants.Tenants()))
+	for _, t := range m.tenants.Tenants() {
+		ids = append(ids, t.ID)
+	}
+	if err := figures.RegisterWaiting(store, ids); err != nil {
+		return nil, err
+	}
+
 	// Dialogue engine.
 	m.engine, err = dialogue.New(cfg.Dialogue, dialogue.Deps{
 		Store:     store,
@@ -159,6 +179,7 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		Tenants:   m.tenants,
 		Metrics:   figures,
 		Spill:     spill,
+		Handoff:   m.desk,
 		Log:       log,
 	})
 	if err != nil {
@@ -177,7 +198,7 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 	if m.queue != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
-	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Metrics: figures, Log: log}
+	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Handoff: m.desk, Metrics: figures, Log: log}
 	if limiter != nil {
 		gw.Limiter = limiter
 	}
@@ -218,6 +239,7 @@ func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener,
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	g.Go(func() error { return engine.Run(engineCtx) })
+	g.Go(func() error { return m.desk.Run(engineCtx) }) // webhooks: a last try after the server stops
 	if q != nil {
 		g.Go(func() error {
 			// Not gctx: the drain below, not a cancel, ends consuming.
@@ -425,7 +447,13 @@ func buildLimiter(cfg Config, tenants *tenant.Registry, figures *metrics.Metrics
 }
 
 // buildStore opens the configured session store and returns how to close it.
-func buildStore(ctx context.Context, cfg session.Config, log *zap.Logger) (dialogue.Store, func(), error) {
+// sessionStore is the session store as the engine and the handoff desk use it.
+type sessionStore interface {
+	dialogue.Store
+	handoff.Store
+}
+
+func buildStore(ctx context.Context, cfg session.Config, log *zap.Logger) (sessionStore, func(), error) {
 	if cfg.Store == session.StoreMemory {
 		s, err := session.NewMemoryStore(cfg.MemoryStoreConfig())
 		if err != nil {

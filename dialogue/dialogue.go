@@ -76,7 +76,7 @@ type Reply struct {
 	SessionID   string
 	TurnID      string
 	Answer      string
-	Source      string // faq|llm|clarify|fallback
+	Source      string // faq|llm|clarify|fallback|handoff
 	Confidence  float64
 	Citations   []Citation
 	Suggestions []Citation
@@ -85,6 +85,9 @@ type Reply struct {
 	Latency    time.Duration
 	// Duplicate is true when the reply was stored earlier under the same ClientMsgID.
 	Duplicate bool
+	// Handoff is set when Source is "handoff": the session waits for, or talks with,
+	// a person.
+	Handoff *HandoffStatus
 	// Queued: the turn is in the spillover queue and not answered yet. Only SessionID
 	// and TurnID are set; the answer is fetched later by TurnID (Engine.QueuedTurn).
 	Queued bool

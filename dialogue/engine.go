@@ -136,7 +136,11 @@ type Deps struct {
 	// Spill, when its Queue is set, hands turns that find the backlog full to the
 	// spillover queue instead of refusing them.
 	Spill Spill
-	Log   *zap.Logger
+	// Handoff, if set, hands sessions to a person: on a message that asks for one,
+	// after unresolved answers in a row, and keeps the bot silent while a person
+	// answers.
+	Handoff Handoff
+	Log     *zap.Logger
 }
 
 // Engine answers turns with a bounded pool of workers. Turns of one session are answered
@@ -461,7 +465,7 @@ func (e *Engine) process(j *job) {
 		if j.redelivered {
 			turnID = j.turnID
 		}
-		rec, err = e.deps.Store.LoadRecent(j.ctx, j.ref, e.historyTurns(tn.ID), turnID, j.turn.ClientMsgID)
+		rec, err = e.deps.Store.LoadRecent(j.ctx, j.ref, e.loadTurns(tn), turnID, j.turn.ClientMsgID)
 		e.deps.Metrics.ObserveStage(tn.ID, StageHistoryLoad, time.Since(start))
 		if j.mayExist && errors.Is(err, session.ErrNotFound) {
 			err = nil
@@ -476,15 +480,31 @@ func (e *Engine) process(j *job) {
 		e.finish(j, *rec.Found, true)
 		return
 	}
+	desk := e.deps.Handoff
+	switch {
+	case desk == nil:
+	case rec.Handoff.Active():
+		e.hold(j, tn) // a person answers: the bot is silent
+		return
+	case desk.Asks(tn, j.turn.Message):
+		e.handOver(j, tn, session.CauseAsked)
+		return
+	}
 	history := rec.Turns
 
 	start := time.Now()
-	ans, streamed, err := e.answer(j, tn, history)
+	ans, streamed, err := e.answer(j, tn, botHistory(history, e.historyTurns(tn.ID)))
 	e.deps.Metrics.ObserveStage(tn.ID, StageAnswer, time.Since(start))
 	cut := errors.Is(err, nlpclient.ErrStreamCut)
 	if err != nil && !cut {
 		e.fail(j, err) // the caller left before an answer: nothing to store
 		return
+	}
+	if desk != nil && !streamed && unresolved(string(ans.Source)) {
+		if after := desk.AfterUnresolved(tn); after > 0 && unresolvedStreak(history)+1 >= after {
+			e.handOver(j, tn, session.CauseUnresolved)
+			return
+		}
 	}
 	if !streamed {
 		e.emitPieces(j, ans.Text)
@@ -622,9 +642,26 @@ func (e *Engine) historyTurns(t tenant.ID) int {
 	return n
 }
 
-// finish delivers the stored turn as the reply.
+// finish delivers the stored turn as the reply; a turn the handoff answered carries
+// the session's handoff status as it is now.
 func (e *Engine) finish(j *job, t session.Turn, duplicate bool) {
-	e.deliver(j, replyOf(j.ref.Session, t, time.Since(j.accepted), duplicate))
+	r := replyOf(j.ref.Session, t, time.Since(j.accepted), duplicate)
+	if t.Source == session.SourceHandoff && e.deps.Handoff != nil {
+		if st, err := e.deps.Handoff.Status(j.ctx, j.ref.Tenant, j.ref.Session); err == nil {
+			r.Handoff = &st
+		}
+	}
+	e.deliver(j, r)
+}
+
+// loadTurns is how many earlier turns a turn of tn loads: what its answer engine
+// reads, and enough to count the unresolved answers before a handoff.
+func (e *Engine) loadTurns(tn *tenant.Tenant) int {
+	n := e.historyTurns(tn.ID)
+	if e.deps.Handoff != nil {
+		n = max(n, e.deps.Handoff.AfterUnresolved(tn)-1)
+	}
+	return n
 }
 
 // replyOf is the reply made of stored turn t of session sessionID.

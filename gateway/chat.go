@@ -7,11 +7,13 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/handoff"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -111,6 +113,8 @@ type replyJSON struct {
 	// Incomplete: the answer's stream was cut; answer holds the part that was sent.
 	Incomplete bool    `json:"incomplete,omitzero"`
 	LatencyMS  float64 `json:"latency_ms"`
+	// Handoff: the session waits for, or talks with, a person (source "handoff").
+	Handoff *handoff.Status `json:"handoff,omitempty"`
 }
 
 func toCitationsJSON(cs []dialogue.Citation) []citationJSON {
@@ -132,6 +136,7 @@ func toReplyJSON(r dialogue.Reply) replyJSON {
 		Suggestions: toCitationsJSON(r.Suggestions),
 		Incomplete:  r.Incomplete,
 		LatencyMS:   latencyMS(r.Latency),
+		Handoff:     r.Handoff,
 	}
 }
 
@@ -416,6 +421,22 @@ func (e *sseWriter) event(name string, v any) error {
 		return err
 	}
 	e.buf = append(e.buf[:0], "event: "...)
+	e.buf = append(e.buf, name...)
+	e.buf = append(e.buf, "\ndata: "...)
+	e.buf = append(e.buf, data...)
+	e.buf = append(e.buf, "\n\n"...)
+	return e.write()
+}
+
+// raw writes an event whose data is JSON already, with its id when id > 0.
+func (e *sseWriter) raw(id int64, name string, data []byte) error {
+	e.buf = e.buf[:0]
+	if id > 0 {
+		e.buf = append(e.buf, "id: "...)
+		e.buf = strconv.AppendInt(e.buf, id, 10)
+		e.buf = append(e.buf, '\n')
+	}
+	e.buf = append(e.buf, "event: "...)
 	e.buf = append(e.buf, name...)
 	e.buf = append(e.buf, "\ndata: "...)
 	e.buf = append(e.buf, data...)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/handoff"
 	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -69,6 +70,14 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "This tenant's user tokens come from its identity provider; Fengda does not issue them."}
 	case errors.Is(err, tenant.ErrUnauthenticated):
 		return errorClass{status: http.StatusUnauthorized, code: "unauthenticated", message: "A valid credential is required."}
+	case errors.Is(err, handoff.ErrConflict):
+		return errorClass{status: http.StatusConflict, code: "conflict", message: "The conversation is not in a state that allows this: another agent holds it, or it is closed or not yours."}
+	case errors.Is(err, handoff.ErrDisabled):
+		return errorClass{status: http.StatusForbidden, code: "forbidden", message: "This tenant has turned the handoff to a person off."}
+	case errors.Is(err, handoff.ErrInvalid):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The message must be non-empty text."}
+	case errors.Is(err, handoff.ErrTooLong):
+		return errorClass{status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The message is too long."}
 	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):
 		return errorClass{status: http.StatusNotFound, code: "not_found", message: "Not found."}
 	case errors.Is(err, errOriginNotAllowed):

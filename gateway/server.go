@@ -21,6 +21,7 @@ type Server struct {
 	cfg      Config
 	dialogue Dialogue
 	tenants  Tenants
+	handoff  Handoff // nil: no handoff routes
 	metrics  Metrics
 	log      *zap.Logger
 	handler  http.Handler
@@ -30,6 +31,7 @@ type Server struct {
 	now      func() time.Time      // the clock of token checks and rate limits
 
 	draining atomic.Bool   // set when Run's ctx ends: /readyz fails, streams end with a shutdown event
+	closing  chan struct{} // closed when the listener closes: event streams end now
 	cutoff   chan struct{} // closed shortly before Run's shutdown timeout: open streams end now
 	cutOnce  sync.Once
 	running  atomic.Bool
@@ -39,6 +41,9 @@ type Server struct {
 type Deps struct {
 	Dialogue Dialogue
 	Tenants  Tenants
+	// Handoff, if set, serves the handoff's routes: a customer's request for a person
+	// and session events, and the agents' API.
+	Handoff Handoff
 	// Limiter applies the tenants' rate limits; nil admits every request.
 	Limiter RateLimiter
 	Metrics Metrics     // nil: none, and /metrics is 404
@@ -80,10 +85,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		dialogue: deps.Dialogue,
+		handoff:  deps.Handoff,
 		tenants:  deps.Tenants,
 		limiter:  deps.Limiter,
 		metrics:  metrics,
 		log:      log.Named("gateway"),
+		closing:  make(chan struct{}),
 		cutoff:   make(chan struct{}),
 		now:      time.Now,
 		web:      web,
@@ -147,6 +154,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 
 	s.log.Info("shutting down: listener closed, in-flight requests finishing")
+	close(s.closing)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	cut := time.AfterFunc(s.cfg.ShutdownTimeout-cutMargin(s.cfg.ShutdownTimeout), func() {

@@ -8,6 +8,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/fengda-ai/fengda/dialogue"
+	"github.com/fengda-ai/fengda/handoff"
 	"github.com/fengda-ai/fengda/tenant"
 )
 
@@ -15,10 +16,12 @@ import (
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 type messageJSON struct {
-	Role    string `json:"role"` // user | assistant
+	Role    string `json:"role"` // user | assistant | agent
 	Content string `json:"content"`
-	TurnID  string `json:"turn_id"`
-	At      string `json:"at"`
+	// Agent names the agent who wrote an agent message.
+	Agent  *handoff.Agent `json:"agent,omitempty"`
+	TurnID string         `json:"turn_id"`
+	At     string         `json:"at"`
 	// Incomplete marks an assistant message whose stream was cut.
 	Incomplete bool `json:"incomplete,omitempty"`
 }
@@ -29,7 +32,9 @@ type historyJSON struct {
 }
 
 // toHistoryJSON turns stored turns, oldest first, into messages: each turn is the user's
-// message at At and the assistant's answer at AnsweredAt.
+// message at At and the assistant's answer at AnsweredAt. A handoff adds turns with one
+// side only: a customer's message while a person answers (no answer), the notice of the
+// "talk to a person" button (no message) and an agent's message (role agent).
 func toHistoryJSON(id string, turns []dialogue.HistoryTurn) historyJSON {
 	msgs := make([]messageJSON, 0, 2*len(turns))
 	for _, t := range turns {
@@ -37,10 +42,18 @@ func toHistoryJSON(id string, turns []dialogue.HistoryTurn) historyJSON {
 		if answered.IsZero() {
 			answered = t.At
 		}
-		msgs = append(msgs,
-			messageJSON{Role: "user", Content: t.User, TurnID: t.ID, At: formatTime(t.At)},
-			messageJSON{Role: "assistant", Content: t.Answer, TurnID: t.ID, At: formatTime(answered), Incomplete: t.Incomplete},
-		)
+		if t.Source == handoff.SourceAgent {
+			msgs = append(msgs, messageJSON{Role: handoff.RoleAgent, Content: t.Answer,
+				Agent: &handoff.Agent{Name: t.AgentName}, TurnID: t.ID, At: formatTime(answered)})
+			continue
+		}
+		oneSided := t.Source == handoff.SourceHandoff
+		if !oneSided || t.User != "" {
+			msgs = append(msgs, messageJSON{Role: "user", Content: t.User, TurnID: t.ID, At: formatTime(t.At)})
+		}
+		if !oneSided || t.Answer != "" {
+			msgs = append(msgs, messageJSON{Role: "assistant", Content: t.Answer, TurnID: t.ID, At: formatTime(answered), Incomplete: t.Incomplete})
+		}
 	}
 	return historyJSON{SessionID: id, Messages: msgs}
 }

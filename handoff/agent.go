@@ -171,8 +171,8 @@ func (d *Desk) Post(ctx context.Context, agent tenant.Principal, sessionID, cont
 	return msg, nil
 }
 
-// Close gives the conversation back to the bot: by the agent holding it, or by any
-// agent while it waits. ErrConflict when another agent holds it or it is closed.
+// Close gives the conversation back to the bot, by the agent holding it: ErrConflict
+// when it waits, another agent holds it or it is closed.
 func (d *Desk) Close(ctx context.Context, agent tenant.Principal, sessionID, resolution string) (Conversation, error) {
 	tn, err := d.tenant(agent.Tenant)
 	if err != nil {

@@ -290,13 +290,11 @@ func (d *Desk) Status(ctx context.Context, t tenant.ID, sessionID string) (Statu
 // Request is the widget's "talk to a person" button: ref's session is handed to a
 // person, and the notice is stored as a turn of its own (once: a session already
 // waiting or with an agent gets its status and the notice, and nothing is stored).
+// A session that does not exist yet is created; another user's is ErrNotFound.
 func (d *Desk) Request(ctx context.Context, ref session.Ref) (Opened, session.Turn, error) {
 	tn, err := d.tenants.Get(ref.Tenant)
 	if err != nil {
 		return Opened{}, session.Turn{}, fmt.Errorf("%w: %v", ErrNotFound, err)
-	}
-	if _, err := d.store.LoadRecent(ctx, ref, 0, "", ""); err != nil {
-		return Opened{}, session.Turn{}, err
 	}
 	o, err := d.Open(ctx, tn, ref, session.CauseButton, "")
 	if err != nil || !o.New {
@@ -310,3 +308,18 @@ func (d *Desk) Request(ctx context.Context, ref session.Ref) (Opened, session.Tu
 	}
 	return o, stored, nil
 }
+
+// Ref names a customer's session (session.Ref), for callers that do not know the store.
+type Ref = session.Ref
+
+// The session store's names, for callers that do not know the store.
+const (
+	StatusWaiting = session.HandoffWaiting
+	StatusAgent   = session.HandoffAgent
+	StatusClosed  = session.HandoffClosed
+	// SourceHandoff is the source of a turn the handoff answered: its notice, or a
+	// customer's message while a person answers.
+	SourceHandoff = session.SourceHandoff
+	// SourceAgent is the source of an agent's message.
+	SourceAgent = session.SourceAgent
+)

@@ -8,6 +8,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,6 +48,9 @@ type Metrics struct {
 
 	spilled      *prometheus.CounterVec
 	queuedWorked *prometheus.CounterVec
+
+	handoffs    *prometheus.CounterVec
+	handoffWait *prometheus.HistogramVec
 }
 
 // New builds the metrics and a registry holding them plus the Go runtime and process
@@ -111,11 +115,21 @@ func New() *Metrics {
 		Name: "fengda_queued_turns_worked_total",
 		Help: "Queued turns this process took from the spillover queue and answered.",
 	}, []string{"tenant"})
+	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_handoffs_total",
+		Help: "Sessions handed to a person, by cause: asked (the message asked for one), button (the widget's button), unresolved (clarify or fallback answers in a row).",
+	}, []string{"tenant", "cause"})
+	m.handoffWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fengda_handoff_wait_seconds",
+		Help:    "How long a handed-off conversation waited until an agent claimed it.",
+		Buckets: []float64{1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+	}, []string{"tenant"})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.stage, m.requests, m.duration, m.rateLimited, m.rlFallbacks, m.rlDegraded,
 		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks, m.spilled, m.queuedWorked,
+		m.handoffs, m.handoffWait,
 	)
 	return m
 }
@@ -140,6 +154,50 @@ func (m *Metrics) ObserveSpill(t tenant.ID, outcome string) {
 // ObserveQueuedWorked counts one queued turn this process answered.
 func (m *Metrics) ObserveQueuedWorked(t tenant.ID) {
 	m.queuedWorked.WithLabelValues(string(t)).Inc()
+}
+
+// ObserveHandoff counts a session of tenant t handed to a person, by cause.
+func (m *Metrics) ObserveHandoff(t tenant.ID, cause string) {
+	m.handoffs.WithLabelValues(string(t), cause).Inc()
+}
+
+// ObserveClaimWait records how long a conversation of tenant t waited for its agent.
+func (m *Metrics) ObserveClaimWait(t tenant.ID, d time.Duration) {
+	m.handoffWait.WithLabelValues(string(t)).Observe(d.Seconds())
+}
+
+// WaitingCounter counts a tenant's conversations waiting for a person (the handoff
+// desk's store).
+type WaitingCounter interface {
+	CountWaiting(ctx context.Context, t tenant.ID) (int, error)
+}
+
+// RegisterWaiting adds the gauge fengda_handoff_waiting, read from counter at each
+// scrape for every tenant in ts. A tenant whose count cannot be read is left out of
+// that scrape.
+func (m *Metrics) RegisterWaiting(counter WaitingCounter, ts []tenant.ID) error {
+	return m.reg.Register(&waitingCollector{counter: counter, tenants: ts,
+		desc: prometheus.NewDesc("fengda_handoff_waiting", "Conversations waiting for a person, per tenant.", []string{"tenant"}, nil)})
+}
+
+type waitingCollector struct {
+	counter WaitingCounter
+	tenants []tenant.ID
+	desc    *prometheus.Desc
+}
+
+func (c *waitingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *waitingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, t := range c.tenants {
+		n, err := c.counter.CountWaiting(ctx, t)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(t))
+	}
 }
 
 // ObserveRequest records one HTTP request by route pattern, status and tenant.

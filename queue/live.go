@@ -1,0 +1,40 @@
+package queue
+
+import (
+	"errors"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Live is the queue's connection used for core NATS subjects, outside the spillover
+// stream: live events that every replica's subscribers see at most once
+// (handoff.Bus).
+type Live struct{ nc *nats.Conn }
+
+// Live returns the queue's connection for live events.
+func (q *Queue) Live() *Live { return &Live{nc: q.nc} }
+
+// Publish sends data on subject.
+func (q *Live) Publish(subject string, data []byte) error {
+	if q.nc == nil {
+		return errors.New("queue: not connected")
+	}
+	return q.nc.Publish(subject, data)
+}
+
+// Subscribe calls fn with every message published on subject until
+// unsubscribe is called. fn runs on the subscription's own goroutine and must not
+// block.
+func (q *Live) Subscribe(subject string, fn func(data []byte)) (unsubscribe func(), err error) {
+	if q.nc == nil {
+		return nil, errors.New("queue: not connected")
+	}
+	sub, err := q.nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
+	if err != nil {
+		return nil, err
+	}
+	// A slow consumer's messages are dropped, never buffered without bound: the
+	// streams read what they missed back from the session store.
+	_ = sub.SetPendingLimits(4096, 8<<20)
+	return func() { _ = sub.Unsubscribe() }, nil
+}
