@@ -6,8 +6,8 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
