@@ -556,6 +556,37 @@ func TestTokenCommand(t *testing.T) {
 	if err := runWith(context.Background(), []string{"token", "-tenant", "nope", "-user", "u1"}, process{getenv: func(string) string { return "" }, stdout: io.Discard}); err == nil {
 		t.Error("token for an unknown tenant succeeded")
 	}
+
+	roleAndName := func(token string) (role, name any) {
+		t.Helper()
+		parsed, _, err := jwt.NewParser().ParseUnverified(strings.TrimSpace(token), jwt.MapClaims{})
+		if err != nil {
+			t.Fatalf("token %q: %v", token, err)
+		}
+		c := parsed.Claims.(jwt.MapClaims)
+		return c["role"], c["name"]
+	}
+	if role, name := roleAndName(out); role != tenant.RoleUser || name != nil {
+		t.Errorf("default token: role %v, name %v; want user and no name", role, name)
+	}
+	agent := mustRun(t, "token", "-tenant", "northwind-shop", "-user", "agent-7", "-role", "agent", "-name", "Li Wei")
+	if role, name := roleAndName(agent); role != tenant.RoleAgent || name != "Li Wei" {
+		t.Errorf("agent token: role %v, name %v; want agent Li Wei", role, name)
+	}
+	for _, args := range [][]string{
+		{"-role", "root"},
+		{"-role", ""},
+		{"-role", "agent", "-name", "Li\nWei"},
+	} {
+		err := runWith(context.Background(), append([]string{"token", "-tenant", "northwind-shop", "-user", "u1"}, args...), process{getenv: func(string) string { return "" }, stdout: io.Discard})
+		if err == nil {
+			t.Errorf("token %v succeeded", args)
+		}
+	}
+	err := runWith(context.Background(), []string{"token", "-tenant", "northwind-shop", "-user", "u1", "-role", "root"}, process{getenv: func(string) string { return "" }, stdout: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), `-role "root": must be user, agent or admin`) {
+		t.Errorf("bad role: %v, want it named", err)
+	}
 }
 
 func mustRun(t *testing.T, args ...string) string {

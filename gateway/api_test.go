@@ -326,7 +326,7 @@ func TestTokenCreate(t *testing.T) {
 		wantBody   string
 	}{
 		{name: "default ttl", header: key, body: `{"user_id":"u1"}`, wantStatus: 201, wantTTL: time.Hour,
-			wantBody: `{"token":"minted.acme.u1","expires_at":"2025-03-01T13:00:00Z"}`},
+			wantBody: `{"token":"minted.acme.u1","expires_at":"2025-03-01T13:00:00Z","role":"user"}`},
 		{name: "explicit ttl", header: key, body: `{"user_id":"用户-7","ttl_seconds":60}`, wantStatus: 201, wantTTL: time.Minute},
 		{name: "max ttl", header: key, body: `{"user_id":"u1","ttl_seconds":86400}`, wantStatus: 201, wantTTL: 24 * time.Hour},
 		{name: "ttl over max", header: key, body: `{"user_id":"u1","ttl_seconds":86401}`, wantStatus: 400},

@@ -18,19 +18,29 @@ import (
 // can only ever renew a demo user's token, never a real user's.
 const demoUserPrefix = "demo-"
 
+// demoAgentPrefix starts the user id of every demo agent; demoAgentName is the name the
+// demo agents show to customers.
+const (
+	demoAgentPrefix = demoUserPrefix + "agent-"
+	demoAgentName   = "Demo agent"
+)
+
 // errNotDemoTenant is a demo token asked for a tenant that is not on the demo page.
 var errNotDemoTenant = fmt.Errorf("%w: not a demo tenant", errRouteNotFound)
 
 // demoTokenRequest is the body of POST /v1/demo/token.
 type demoTokenRequest struct {
 	Tenant *string `json:"tenant"`
+	// Role is "user" (the default) or "agent"; the demo mints no admin tokens.
+	Role *string `json:"role"`
 }
 
 // handleDemoToken serves POST /v1/demo/token, present in demo mode only: a short-lived
-// token for a new anonymous user of a demo tenant. A request that carries a valid
-// token of an anonymous user of the same tenant gets a fresh token for that same user,
-// so that a page open longer than a token's life keeps its conversation. Rate limited
-// by the tenant's limit, and refused to pages of origins the tenant does not allow.
+// token for a new anonymous user of a demo tenant, or, with "role":"agent", for a new
+// demo agent named "Demo agent". A request that carries a valid demo token of the same
+// tenant and role gets a fresh token for that same user or agent, so that a page open
+// longer than a token's life keeps its conversation. Rate limited by the tenant's limit,
+// and refused to pages of origins the tenant does not allow.
 func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 	raw, err := readBody(r, s.cfg.MaxBodyBytes)
 	if err != nil {
@@ -45,6 +55,14 @@ func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 	if req.Tenant == nil {
 		s.writeError(w, r, invalid("Field \"tenant\" is required."))
 		return
+	}
+	role := tenant.RoleUser
+	if req.Role != nil {
+		if *req.Role != tenant.RoleUser && *req.Role != tenant.RoleAgent {
+			s.writeError(w, r, invalid(fmt.Sprintf("Field \"role\" must be %q or %q.", tenant.RoleUser, tenant.RoleAgent)))
+			return
+		}
+		role = *req.Role
 	}
 	t := s.web.demo[tenant.ID(*req.Tenant)]
 	if t == nil {
@@ -63,36 +81,44 @@ func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	user, renewed := s.demoUser(r, t.ID, now)
-	token, expires, err := s.tenants.Mint(t.ID, user, s.cfg.Demo.TokenTTL, now)
+	user, renewed := s.demoUser(r, t.ID, role, now)
+	name := ""
+	if role == tenant.RoleAgent {
+		name = demoAgentName
+	}
+	token, expires, err := s.tenants.MintRole(t.ID, user, role, name, s.cfg.Demo.TokenTTL, now)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("mint demo token: %w", err))
 		return
 	}
 	s.log.Debug("demo token", zap.String("request_id", infoFrom(r.Context()).requestID()),
-		zap.String("tenant", string(t.ID)), zap.Bool("renewed", renewed))
+		zap.String("tenant", string(t.ID)), zap.String("role", role), zap.Bool("renewed", renewed))
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, tokenJSON{Token: token, ExpiresAt: expires.UTC().Format(time.RFC3339)})
+	writeJSON(w, http.StatusOK, tokenJSON{Token: token, ExpiresAt: expires.UTC().Format(time.RFC3339), Role: role})
 }
 
-// demoUser returns the user of the request's bearer token when it is a valid token of
-// an anonymous demo user of id, else a new anonymous user.
-func (s *Server) demoUser(r *http.Request, id tenant.ID, now time.Time) (user string, renewed bool) {
+// demoUser returns the user of the request's bearer token when it is a valid demo
+// token of tenant id and role (an anonymous user's or a demo agent's), else a new one.
+func (s *Server) demoUser(r *http.Request, id tenant.ID, role string, now time.Time) (user string, renewed bool) {
+	prefix := demoUserPrefix
+	if role == tenant.RoleAgent {
+		prefix = demoAgentPrefix
+	}
 	if r.Header.Get("Authorization") != "" {
 		p, err := s.verify(r, now)
-		if err == nil && p.Tenant == id && strings.HasPrefix(p.User, demoUserPrefix) {
+		if err == nil && p.Tenant == id && roleOf(p) == role && strings.HasPrefix(p.User, prefix) {
 			return p.User, true
 		}
 	}
-	return newDemoUser(), false
+	return newDemoUser(prefix), false
 }
 
-// newDemoUser returns a random anonymous user id: 100 bits, as "demo-" and 20 letters
-// and digits.
-func newDemoUser() string {
+// newDemoUser returns a random demo user id: 100 bits, as prefix and 20 letters and
+// digits.
+func newDemoUser(prefix string) string {
 	var b [20 * 5 / 8]byte
 	_, _ = rand.Read(b[:])
-	return demoUserPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
 // demoTenants picks the demo page's tenants: cfg's list in its order, or every tenant

@@ -27,6 +27,9 @@ var (
 	errNotShared = errors.New("not shared with the other replicas")
 	// errUnsupportedMediaType is a body that is not JSON by its Content-Type.
 	errUnsupportedMediaType = errors.New("unsupported media type")
+	// errForbidden is a valid credential that may not call the route: a token of
+	// another role, or a feature the tenant has turned off.
+	errForbidden = errors.New("forbidden")
 )
 
 // invalidError is a request the gateway refused while decoding or validating it. Its
@@ -68,6 +71,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The request is invalid."}
 	case errors.Is(err, tenant.ErrNoSigningKey):
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "This tenant's user tokens come from its identity provider; Fengda does not issue them."}
+	case errors.Is(err, tenant.ErrInvalidClaim):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The token's user, role or name is invalid."}
 	case errors.Is(err, tenant.ErrUnauthenticated):
 		return errorClass{status: http.StatusUnauthorized, code: "unauthenticated", message: "A valid credential is required."}
 	case errors.Is(err, handoff.ErrConflict):
@@ -78,6 +83,8 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The message must be non-empty text."}
 	case errors.Is(err, handoff.ErrTooLong):
 		return errorClass{status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The message is too long."}
+	case errors.Is(err, errForbidden):
+		return errorClass{status: http.StatusForbidden, code: "forbidden", message: "This credential may not call this route."}
 	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):
 		return errorClass{status: http.StatusNotFound, code: "not_found", message: "Not found."}
 	case errors.Is(err, errOriginNotAllowed):

@@ -37,7 +37,9 @@ const (
 	tokenAcme = "tok-acme-u1"
 	tokenBank = "tok-bank-u2"
 	tokenSlow = "tok-slow-u3"
-	keyAcme   = "key-acme"
+	// tokenAcmeAgent is acme's agent Li Wei.
+	tokenAcmeAgent = "tok-acme-agent"
+	keyAcme        = "key-acme"
 	// originBank is the one web origin bank allows.
 	originBank = "https://www.bank.example"
 )
@@ -51,15 +53,17 @@ type fakeTenants struct {
 }
 
 type mintCall struct {
-	tenant tenant.ID
-	user   string
-	ttl    time.Duration
+	tenant     tenant.ID
+	user       string
+	role, name string
+	ttl        time.Duration
 }
 
 var fakePrincipals = map[string]tenant.Principal{
-	tokenAcme: {Tenant: "acme", User: "u1", TokenID: "j1"},
-	tokenBank: {Tenant: "bank", User: "u2", TokenID: "j2"},
-	tokenSlow: {Tenant: "slow", User: "u3", TokenID: "j3"},
+	tokenAcme:      {Tenant: "acme", User: "u1", TokenID: "j1"},
+	tokenBank:      {Tenant: "bank", User: "u2", TokenID: "j2"},
+	tokenSlow:      {Tenant: "slow", User: "u3", TokenID: "j3"},
+	tokenAcmeAgent: {Tenant: "acme", User: "agent-1", TokenID: "j4", Role: tenant.RoleAgent, Name: "Li Wei"},
 }
 
 var fakeTenantTable = map[tenant.ID]*tenant.Tenant{
@@ -71,10 +75,15 @@ var fakeTenantTable = map[tenant.ID]*tenant.Tenant{
 
 func (f *fakeTenants) Verify(token string, now time.Time) (tenant.Principal, error) {
 	p, ok := fakePrincipals[token]
-	if rest, minted := strings.CutPrefix(token, "minted."); minted {
-		// A token of Mint: "minted.<tenant>.<user>".
+	if kind, rest, minted := strings.Cut(token, "."); minted && strings.HasPrefix(kind, "minted") {
+		// A token of MintRole: "minted.<tenant>.<user>" for a user, else
+		// "minted-<role>.<tenant>.<user>".
+		role := tenant.RoleUser
+		if r, ok := strings.CutPrefix(kind, "minted-"); ok {
+			role = r
+		}
 		id, user, _ := strings.Cut(rest, ".")
-		p, ok = tenant.Principal{Tenant: tenant.ID(id), User: user}, fakeTenantTable[tenant.ID(id)] != nil
+		p, ok = tenant.Principal{Tenant: tenant.ID(id), User: user, Role: role}, fakeTenantTable[tenant.ID(id)] != nil && tenant.ValidRole(role)
 	}
 	if !ok {
 		return tenant.Principal{}, fmt.Errorf("%w: bad signature", tenant.ErrUnauthenticated)
@@ -83,13 +92,24 @@ func (f *fakeTenants) Verify(token string, now time.Time) (tenant.Principal, err
 }
 
 func (f *fakeTenants) Mint(id tenant.ID, user string, ttl time.Duration, now time.Time) (string, time.Time, error) {
+	return f.MintRole(id, user, tenant.RoleUser, "", ttl, now)
+}
+
+func (f *fakeTenants) MintRole(id tenant.ID, user, role, name string, ttl time.Duration, now time.Time) (string, time.Time, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.mintErr != nil {
 		return "", time.Time{}, f.mintErr
 	}
-	f.minted = append(f.minted, mintCall{tenant: id, user: user, ttl: ttl})
-	return "minted." + string(id) + "." + user, now.Add(ttl), nil
+	if !tenant.ValidRole(role) {
+		return "", time.Time{}, fmt.Errorf("mint: %w: role %q", tenant.ErrInvalidClaim, role)
+	}
+	f.minted = append(f.minted, mintCall{tenant: id, user: user, role: role, name: name, ttl: ttl})
+	kind := "minted"
+	if role != tenant.RoleUser {
+		kind += "-" + role
+	}
+	return kind + "." + string(id) + "." + user, now.Add(ttl), nil
 }
 
 func (f *fakeTenants) ByAPIKey(key string) (*tenant.Tenant, error) {

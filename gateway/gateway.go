@@ -41,6 +41,10 @@ type Tenants interface {
 	Verify(token string, now time.Time) (tenant.Principal, error)
 	// Mint signs a user token for tenant id.
 	Mint(id tenant.ID, user string, ttl time.Duration, now time.Time) (token string, expires time.Time, err error)
+	// MintRole signs a token of role (tenant.RoleUser, RoleAgent or RoleAdmin) and
+	// display name for tenant id. It returns tenant.ErrUnknown, tenant.ErrNoSigningKey,
+	// or tenant.ErrInvalidClaim for a bad user, role or name.
+	MintRole(id tenant.ID, user, role, name string, ttl time.Duration, now time.Time) (token string, expires time.Time, err error)
 	// ByAPIKey returns the tenant owning key, or tenant.ErrUnknown.
 	ByAPIKey(key string) (*tenant.Tenant, error)
 	// Get returns the tenant with the given id, or tenant.ErrUnknown.

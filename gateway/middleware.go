@@ -325,3 +325,32 @@ func (s *Server) verify(r *http.Request, now time.Time) (tenant.Principal, error
 	}
 	return p, nil
 }
+
+// requireRole refuses, with 403 forbidden, a request whose principal (put in the context
+// by authenticate, which must run first) is not of role. A principal without a role is a
+// user's, as is a token without a role claim.
+func (s *Server) requireRole(role string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := tenant.FromContext(r.Context())
+			if !ok {
+				// A route wired without authenticate: refuse rather than let it through.
+				s.writeError(w, r, fmt.Errorf("%w: no principal", tenant.ErrUnauthenticated))
+				return
+			}
+			if got := roleOf(p); got != role {
+				s.writeError(w, r, fmt.Errorf("%w: role %s on a route of role %s", errForbidden, got, role))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// roleOf returns p's role; a principal without one is a user.
+func roleOf(p tenant.Principal) string {
+	if p.Role == "" {
+		return tenant.RoleUser
+	}
+	return p.Role
+}

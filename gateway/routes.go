@@ -4,11 +4,13 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
 // routes lists the whole API. Middleware, outermost first: request id and access log →
 // recover → header and body limits → CORS (browser routes) → (API routes)
-// authentication → origin check → tenant rate limit.
+// authentication → origin check → tenant rate limit → the token's role.
 //
 // No route sits behind chi's middleware.Timeout or Throttle: they cut SSE streams or hold
 // a slot for a stream's whole life. The chat turn's deadline is set in its handler.
@@ -41,10 +43,15 @@ func (s *Server) routes() http.Handler {
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, s.checkOrigin, s.rateLimit)
-		r.Post("/v1/chat", s.handleChatCreate)
-		r.Get("/v1/turns/{turn_id}", s.handleTurnGet)
-		r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)
-		r.Delete("/v1/sessions/{id}", s.handleSessionDelete)
+
+		// The customer API: tokens of role user only.
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(tenant.RoleUser))
+			r.Post("/v1/chat", s.handleChatCreate)
+			r.Get("/v1/turns/{turn_id}", s.handleTurnGet)
+			r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)
+			r.Delete("/v1/sessions/{id}", s.handleSessionDelete)
+		})
 	})
 	return r
 }

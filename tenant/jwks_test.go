@@ -159,6 +159,48 @@ func TestJWKS(t *testing.T) {
 	}
 }
 
+// A token of the tenant's identity provider carries its role and name like one Fengda
+// minted, and is refused for a role that is not one of Fengda's.
+func TestJWKSRole(t *testing.T) {
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	writeJWKS(t, path,
+		jwkOf(t, "ed-2026", edPub, map[string]string{"use": "sig", "alg": "EdDSA"}),
+		jwkOf(t, "rsa-2026", &rsaKey().PublicKey, map[string]string{"alg": "RS256"}),
+	)
+	reg := jwksRegistry(t, path)
+
+	agent := sign(t, jwt.SigningMethodRS256, rsaKey(), "rsa-2026", idpClaims(func(c jwt.MapClaims) {
+		c["role"] = RoleAgent
+		c["name"] = "Li Wei"
+	}))
+	p, err := reg.Verify(agent, testNow)
+	if err != nil {
+		t.Fatalf("Verify agent: %v", err)
+	}
+	if p.Tenant != "bank-j" || p.Role != RoleAgent || p.Name != "Li Wei" {
+		t.Errorf("Verify agent = %+v, want bank-j's agent Li Wei", p)
+	}
+
+	user, err := reg.Verify(sign(t, jwt.SigningMethodEdDSA, edPriv, "ed-2026", idpClaims(nil)), testNow)
+	if err != nil || user.Role != RoleUser || user.Name != "" {
+		t.Errorf("Verify without role = %+v, %v; want a user without a name", user, err)
+	}
+
+	for name, edit := range map[string]func(jwt.MapClaims){
+		"unknown role":     func(c jwt.MapClaims) { c["role"] = "supervisor" },
+		"role as a number": func(c jwt.MapClaims) { c["role"] = 2 },
+		"name too long":    func(c jwt.MapClaims) { c["name"] = strings.Repeat("x", MaxName+1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok := sign(t, jwt.SigningMethodEdDSA, edPriv, "ed-2026", idpClaims(edit))
+			if p, err := reg.Verify(tok, testNow); !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("Verify = %+v, %v; want %v", p, err, ErrUnauthenticated)
+			}
+		})
+	}
+}
+
 func rsaPublicPEM(t *testing.T) []byte {
 	_, b := writePEM(t, &rsaKey().PublicKey)
 	return b

@@ -405,7 +405,7 @@ func TestMintVerify(t *testing.T) {
 			if got.TokenID == "" {
 				t.Error("TokenID is empty")
 			}
-			want := Principal{Tenant: id, User: "用户-42", TokenID: got.TokenID, IssuedAt: testNow}
+			want := Principal{Tenant: id, User: "用户-42", TokenID: got.TokenID, IssuedAt: testNow, Role: RoleUser}
 			if diff := cmp.Diff(got, want); diff != "" {
 				t.Errorf("Verify mismatch (-got +want):\n%s", diff)
 			}
@@ -429,6 +429,7 @@ func TestMintVerify(t *testing.T) {
 			wantClaims := jwt.MapClaims{
 				"tid": string(id), "sub": "用户-42", "iss": "fengda", "aud": "fengda",
 				"iat": float64(testNow.Unix()), "exp": float64(testNow.Add(15 * time.Minute).Unix()),
+				"role": RoleUser,
 			}
 			if diff := cmp.Diff(c, wantClaims); diff != "" {
 				t.Errorf("claims mismatch (-got +want):\n%s", diff)
@@ -496,6 +497,89 @@ func TestMintErrors(t *testing.T) {
 	}
 }
 
+func TestMintRole(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name       string
+		role, disp string
+		wantClaims jwt.MapClaims // role and name as written
+	}{
+		{"user", RoleUser, "", jwt.MapClaims{"role": RoleUser}},
+		{"agent with a name", RoleAgent, "李伟 Li Wei", jwt.MapClaims{"role": RoleAgent, "name": "李伟 Li Wei"}},
+		{"agent without a name", RoleAgent, "", jwt.MapClaims{"role": RoleAgent}},
+		{"admin", RoleAdmin, "Ops", jwt.MapClaims{"role": RoleAdmin, "name": "Ops"}},
+		{"name of 64 runes", RoleAgent, strings.Repeat("名", MaxName), jwt.MapClaims{"role": RoleAgent, "name": strings.Repeat("名", MaxName)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, _, err := f.reg.MintRole("bank-a", "agent-7", tt.role, tt.disp, time.Hour, testNow)
+			if err != nil {
+				t.Fatalf("MintRole: %v", err)
+			}
+			got, err := f.reg.Verify(tok, testNow)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			want := Principal{Tenant: "bank-a", User: "agent-7", TokenID: got.TokenID, IssuedAt: testNow, Role: tt.role, Name: tt.disp}
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("Verify mismatch (-got +want):\n%s", diff)
+			}
+			parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := parsed.Claims.(jwt.MapClaims)
+			gotClaims := jwt.MapClaims{}
+			for _, k := range []string{"role", "name"} {
+				if v, ok := c[k]; ok {
+					gotClaims[k] = v
+				}
+			}
+			if diff := cmp.Diff(gotClaims, tt.wantClaims); diff != "" {
+				t.Errorf("role and name claims (-got +want):\n%s", diff)
+			}
+		})
+	}
+
+	refused := []struct {
+		name       string
+		role, disp string
+	}{
+		{"empty role", "", ""},
+		{"unknown role", "root", ""},
+		{"role in capitals", "Agent", ""},
+		{"name with a newline", RoleAgent, "Li\nWei"},
+		{"name with an escape", RoleAgent, "Li\x1b[31mWei"},
+		{"name of invalid UTF-8", RoleAgent, "Li\xff"},
+		{"name of 65 runes", RoleAgent, strings.Repeat("名", MaxName+1)},
+	}
+	for _, tt := range refused {
+		t.Run("refused/"+tt.name, func(t *testing.T) {
+			tok, _, err := f.reg.MintRole("bank-a", "agent-7", tt.role, tt.disp, time.Hour, testNow)
+			if !errors.Is(err, ErrInvalidClaim) {
+				t.Errorf("MintRole = %q, %v; want %v", tok, err, ErrInvalidClaim)
+			}
+		})
+	}
+	if _, _, err := f.reg.MintRole("bank-a", "", RoleAgent, "", time.Hour, testNow); !errors.Is(err, ErrInvalidClaim) {
+		t.Errorf("MintRole without a user: %v, want %v", err, ErrInvalidClaim)
+	}
+	if _, _, err := f.reg.MintRole("bank-c", "u", RoleAgent, "", time.Hour, testNow); !errors.Is(err, ErrNoSigningKey) {
+		t.Errorf("MintRole for an RS256 tenant: %v, want %v", err, ErrNoSigningKey)
+	}
+}
+
+func TestValidRole(t *testing.T) {
+	for role, want := range map[string]bool{
+		RoleUser: true, RoleAgent: true, RoleAdmin: true,
+		"": false, "root": false, "User": false, " user": false, "agent\n": false,
+	} {
+		if got := ValidRole(role); got != want {
+			t.Errorf("ValidRole(%q) = %v, want %v", role, got, want)
+		}
+	}
+}
+
 func TestVerifyAccepts(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
@@ -506,7 +590,7 @@ func TestVerifyAccepts(t *testing.T) {
 		{
 			"HS256 handmade",
 			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(nil)),
-			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow},
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleUser},
 		},
 		{
 			"audience list, sid, no jti",
@@ -515,12 +599,12 @@ func TestVerifyAccepts(t *testing.T) {
 				c["sid"] = "s-1"
 				delete(c, "jti")
 			})),
-			Principal{Tenant: "bank-a", User: "user-1", IssuedAt: testNow},
+			Principal{Tenant: "bank-a", User: "user-1", IssuedAt: testNow, Role: RoleUser},
 		},
 		{
 			"EdDSA from the tenant's IdP",
 			sign(t, jwt.SigningMethodEdDSA, f.edPriv, "ed-1", claims(func(c jwt.MapClaims) { c["tid"] = "bank-d" })),
-			Principal{Tenant: "bank-d", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow},
+			Principal{Tenant: "bank-d", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleUser},
 		},
 		{
 			"RS256 with the tenant's own iss and aud",
@@ -529,17 +613,52 @@ func TestVerifyAccepts(t *testing.T) {
 				c["iss"] = "https://idp.bank-c.example"
 				c["aud"] = "fengda-bank-c"
 			})),
-			Principal{Tenant: "bank-c", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow},
+			Principal{Tenant: "bank-c", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleUser},
 		},
 		{
 			"issued a little in the future (skew)",
 			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) { c["iat"] = testNow.Add(20 * time.Second).Unix() })),
-			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow.Add(20 * time.Second)},
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow.Add(20 * time.Second), Role: RoleUser},
 		},
 		{
 			"no iat",
 			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) { delete(c, "iat") })),
-			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef"},
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", Role: RoleUser},
+		},
+		{
+			"role user, said",
+			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) { c["role"] = RoleUser })),
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleUser},
+		},
+		{
+			"agent with a name",
+			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) {
+				c["role"] = RoleAgent
+				c["name"] = "李伟 (Li Wei)"
+			})),
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleAgent, Name: "李伟 (Li Wei)"},
+		},
+		{
+			"admin, name of 64 runes",
+			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) {
+				c["role"] = RoleAdmin
+				c["name"] = strings.Repeat("名", MaxName)
+			})),
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleAdmin, Name: strings.Repeat("名", MaxName)},
+		},
+		{
+			"empty name",
+			sign(t, jwt.SigningMethodHS256, []byte(secretA), "a1", claims(func(c jwt.MapClaims) { c["name"] = "" })),
+			Principal{Tenant: "bank-a", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleUser},
+		},
+		{
+			"EdDSA agent from the tenant's IdP",
+			sign(t, jwt.SigningMethodEdDSA, f.edPriv, "ed-1", claims(func(c jwt.MapClaims) {
+				c["tid"] = "bank-d"
+				c["role"] = RoleAgent
+				c["name"] = "Li Wei"
+			})),
+			Principal{Tenant: "bank-d", User: "user-1", TokenID: "0123456789abcdef", IssuedAt: testNow, Role: RoleAgent, Name: "Li Wei"},
 		},
 	}
 	for _, tt := range tests {
@@ -612,6 +731,21 @@ func TestVerifyRefuses(t *testing.T) {
 		{"another tenant's iss", sign(t, jwt.SigningMethodRS256, rsaKey(), "idp-1", claims(func(c jwt.MapClaims) { c["tid"] = "bank-c" })), errIssuer},
 		{"missing sub", hsA("a1", func(c jwt.MapClaims) { delete(c, "sub") }), errSubject},
 		{"sub with a newline", hsA("a1", func(c jwt.MapClaims) { c["sub"] = "u\nx" }), errSubject},
+		{"unknown role", hsA("a1", func(c jwt.MapClaims) { c["role"] = "root" }), errRole},
+		{"role in capitals", hsA("a1", func(c jwt.MapClaims) { c["role"] = "Agent" }), errRole},
+		{"empty role", hsA("a1", func(c jwt.MapClaims) { c["role"] = "" }), errRole},
+		{"null role", hsA("a1", func(c jwt.MapClaims) { c["role"] = nil }), errRole},
+		{"role as a number", hsA("a1", func(c jwt.MapClaims) { c["role"] = 1 }), errRole},
+		{"role as a list", hsA("a1", func(c jwt.MapClaims) { c["role"] = []string{RoleAgent} }), errRole},
+		{"name as a number", hsA("a1", func(c jwt.MapClaims) { c["name"] = 7 }), errName},
+		{"null name", hsA("a1", func(c jwt.MapClaims) { c["name"] = nil }), errName},
+		{"name with a newline", hsA("a1", func(c jwt.MapClaims) { c["name"] = "Li\nWei" }), errName},
+		{"name of 65 runes", hsA("a1", func(c jwt.MapClaims) { c["name"] = strings.Repeat("名", MaxName+1) }), errName},
+		{
+			"agent role forged into a user token",
+			parts[0] + "." + b64(t, claims(func(c jwt.MapClaims) { c["role"] = RoleAgent })) + "." + parts[2],
+			errSignature,
+		},
 		{
 			"tampered payload",
 			parts[0] + "." + b64(t, claims(func(c jwt.MapClaims) { c["sub"] = "admin" })) + "." + parts[2],
