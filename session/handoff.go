@@ -2,7 +2,11 @@ package session
 
 import (
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/fengda-ai/fengda/tenant"
 )
 
 // Handoff statuses. A session with no handoff record, or a closed one, is answered by
@@ -83,4 +87,51 @@ const MaxClosedHandoffs = 1000
 type Event struct {
 	Seq  int64
 	Data []byte
+}
+
+// handoffStatuses are the statuses a handoff index exists for, in the order the
+// stores keep their indexes.
+var handoffStatuses = [...]string{HandoffWaiting, HandoffAgent, HandoffClosed}
+
+// statusIndex returns the place of status in handoffStatuses, or -1.
+func statusIndex(status string) int {
+	for i, s := range handoffStatuses {
+		if s == status {
+			return i
+		}
+	}
+	return -1
+}
+
+// defaultListLimit is how many records ListHandoffs returns when asked for limit <= 0.
+const defaultListLimit = 100
+
+// cutLastMessage returns s cut to at most MaxLastMessage bytes at a rune boundary, in
+// memory of its own when cut, so a long message is not kept alive by its head.
+func cutLastMessage(s string) string {
+	if len(s) <= MaxLastMessage {
+		return s
+	}
+	i := MaxLastMessage
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return strings.Clone(s[:i])
+}
+
+// checkSession refuses a lookup no session can answer: a malformed tenant or session
+// ID. Like checkRef, it answers ErrNotFound.
+func checkSession(t tenant.ID, sessionID string) error {
+	if !ValidID(sessionID) {
+		return ErrNotFound
+	}
+	return checkTenant(t)
+}
+
+// checkTenant refuses a malformed tenant ID with ErrNotFound.
+func checkTenant(t tenant.ID) error {
+	if _, err := tenant.ParseID(string(t)); err != nil {
+		return ErrNotFound
+	}
+	return nil
 }

@@ -58,6 +58,11 @@ type MemoryConfig struct {
 // their own: each SaveQueued removes up to sweepBatch expired records, and at most
 // maxQueuedTurns are kept.
 //
+// A session's handoff record and events hang off the session and go with it; each
+// tenant's records are also indexed by status, in trees ordered by time (see
+// handoffTree) kept under the same mutex, so a queue position costs O(log n). Records
+// and events count against MaxBytes with their session.
+//
 // A MemoryStore is safe for concurrent use.
 type MemoryStore struct {
 	maxTurns  int
@@ -73,6 +78,7 @@ type MemoryStore struct {
 	bytes    int64 // approximate size of every session held
 	queued   map[queuedKey]*memQueued
 	qexpiry  expiryHeap[*memQueued]
+	tenants  map[tenant.ID]*memTenant // handoff indexes and agent presence
 }
 
 type memKey struct {
@@ -81,13 +87,17 @@ type memKey struct {
 }
 
 // memSession is one session. turns is a ring: once full, head is the oldest turn.
+// handoff and events stay nil until the session has a handoff record or an event,
+// so a session the bot alone answers costs nothing more.
 type memSession struct {
-	key   memKey
-	owner string
-	turns []Turn
-	head  int
-	size  int64
-	elem  *list.Element
+	key     memKey
+	owner   string
+	turns   []Turn
+	head    int
+	size    int64
+	elem    *list.Element
+	handoff *memHandoff
+	events  *memEvents
 	expiring
 }
 
@@ -127,6 +137,7 @@ func NewMemoryStore(cfg MemoryConfig) (*MemoryStore, error) {
 		now:       cfg.Now,
 		sessions:  make(map[memKey]*memSession),
 		queued:    make(map[queuedKey]*memQueued),
+		tenants:   make(map[tenant.ID]*memTenant),
 	}, nil
 }
 
@@ -173,6 +184,9 @@ func (m *MemoryStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, cl
 	total := len(s.turns)
 	// The turn at position i, oldest first, is s.turns[(s.head+i)%total].
 	var rec Recent
+	if s.handoff != nil {
+		rec.Handoff = s.handoff.h
+	}
 	if k := min(max(n, 0), total); k > 0 {
 		rec.Turns = make([]Turn, k)
 		for j := range rec.Turns {
@@ -227,17 +241,7 @@ func (m *MemoryStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Dura
 		s = nil
 	}
 	if s == nil {
-		s = &memSession{
-			key:   key,
-			owner: ref.User,
-			turns: make([]Turn, 0, min(m.maxTurns, 8)),
-			size:  sessionOverhead + int64(len(key.tenant)+len(key.session)+len(ref.User)),
-		}
-		s.expires = now.Add(ttl)
-		m.sessions[key] = s
-		s.elem = m.lru.PushFront(s)
-		heap.Push(&m.expiry, s)
-		m.bytes += s.size
+		s = m.create(key, ref.User, now.Add(ttl))
 	} else if s.owner != ref.User {
 		return Turn{}, ErrNotFound
 	} else {
@@ -356,6 +360,22 @@ func (m *MemoryStore) Bytes() int64 {
 	return m.bytes
 }
 
+// create adds an empty session of owner that expires at expires. m.mu must be held.
+func (m *MemoryStore) create(key memKey, owner string, expires time.Time) *memSession {
+	s := &memSession{
+		key:   key,
+		owner: owner,
+		turns: make([]Turn, 0, min(m.maxTurns, 8)),
+		size:  sessionOverhead + int64(len(key.tenant)+len(key.session)+len(owner)),
+	}
+	s.expires = expires
+	m.sessions[key] = s
+	s.elem = m.lru.PushFront(s)
+	heap.Push(&m.expiry, s)
+	m.bytes += s.size
+	return s
+}
+
 // visible returns ref's session if it exists, is live and is ref.User's; an expired one
 // is removed on the way. m.mu must be held.
 func (m *MemoryStore) visible(ref Ref, now time.Time) *memSession {
@@ -406,8 +426,12 @@ func (m *MemoryStore) evict(keep *memSession) {
 	}
 }
 
-// remove forgets s entirely. m.mu must be held.
+// remove forgets s entirely: its turns, its handoff record and index entry, its
+// events. m.mu must be held.
 func (m *MemoryStore) remove(s *memSession) {
+	if s.handoff != nil && s.handoff.tree != nil {
+		s.handoff.tree.remove(s.handoff)
+	}
 	delete(m.sessions, s.key)
 	m.lru.Remove(s.elem)
 	heap.Remove(&m.expiry, s.heapIdx)

@@ -58,8 +58,8 @@ type Recent struct {
 	// client message id asked for is not empty, whose ClientMsgID is that id; nil if
 	// none. It points into Turns when the turn is among them.
 	Found *Turn
-	// Handoff is the session's handoff record (its Position not computed); Status is
-	// empty when the session never went to a person.
+	// Handoff is the session's handoff record, the zero Handoff when it has none.
+	// Its Position is 0: LoadRecent does not look at the tenant's queue.
 	Handoff Handoff
 }
 
