@@ -155,33 +155,42 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 	}
 
 	// Human handoff: its state in the session store, its live events on the queue's
-	// connection (this process only with the queue off).
-	var bus handoff.Bus
-	if m.queue != nil {
-		bus = m.queue.Live()
-	}
-	m.desk, err = handoff.New(handoff.Deps{Store: store, Tenants: m.tenants, Bus: bus, Metrics: figures, Log: log}, m.tenants.Tenants())
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]tenant.ID, 0, len(m.tenants.Tenants()))
-	for _, t := range m.tenants.Tenants() {
-		ids = append(ids, t.ID)
-	}
-	if err := figures.RegisterWaiting(store, ids); err != nil {
-		return nil, err
+	// connection (this process only with the queue off). A store that does not keep
+	// handoffs yet (Redis) runs without it.
+	var desk *handoff.Desk
+	if hs, ok := store.(handoff.Store); ok {
+		var bus handoff.Bus
+		if m.queue != nil {
+			bus = m.queue.Live()
+		}
+		if desk, err = handoff.New(handoff.Deps{Store: hs, Tenants: m.tenants, Bus: bus, Metrics: figures, Log: log}, m.tenants.Tenants()); err != nil {
+			return nil, err
+		}
+		ids := make([]tenant.ID, 0, len(m.tenants.Tenants()))
+		for _, t := range m.tenants.Tenants() {
+			ids = append(ids, t.ID)
+		}
+		if err := figures.RegisterWaiting(hs, ids); err != nil {
+			return nil, err
+		}
+		m.desk = desk
+	} else {
+		log.Warn("handoff to a person is off: the session store does not keep handoffs", zap.String("session_store", cfg.Session.Store))
 	}
 
 	// Dialogue engine.
-	m.engine, err = dialogue.New(cfg.Dialogue, dialogue.Deps{
+	deps := dialogue.Deps{
 		Store:     store,
 		Answerers: answerers,
 		Tenants:   m.tenants,
 		Metrics:   figures,
 		Spill:     spill,
-		Handoff:   m.desk,
 		Log:       log,
-	})
+	}
+	if desk != nil {
+		deps.Handoff = desk
+	}
+	m.engine, err = dialogue.New(cfg.Dialogue, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +207,10 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 	if m.queue != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
-	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Handoff: m.desk, Metrics: figures, Log: log}
+	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Metrics: figures, Log: log}
+	if desk != nil {
+		gw.Handoff = desk
+	}
 	if limiter != nil {
 		gw.Limiter = limiter
 	}
@@ -239,7 +251,9 @@ func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener,
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	g.Go(func() error { return engine.Run(engineCtx) })
-	g.Go(func() error { return m.desk.Run(engineCtx) }) // webhooks: a last try after the server stops
+	if m.desk != nil {
+		g.Go(func() error { return m.desk.Run(engineCtx) }) // webhooks: a last try after the server stops
+	}
 	if q != nil {
 		g.Go(func() error {
 			// Not gctx: the drain below, not a cancel, ends consuming.
@@ -447,13 +461,7 @@ func buildLimiter(cfg Config, tenants *tenant.Registry, figures *metrics.Metrics
 }
 
 // buildStore opens the configured session store and returns how to close it.
-// sessionStore is the session store as the engine and the handoff desk use it.
-type sessionStore interface {
-	dialogue.Store
-	handoff.Store
-}
-
-func buildStore(ctx context.Context, cfg session.Config, log *zap.Logger) (sessionStore, func(), error) {
+func buildStore(ctx context.Context, cfg session.Config, log *zap.Logger) (dialogue.Store, func(), error) {
 	if cfg.Store == session.StoreMemory {
 		s, err := session.NewMemoryStore(cfg.MemoryStoreConfig())
 		if err != nil {

@@ -51,7 +51,25 @@ func (s *Server) routes() http.Handler {
 			r.Get("/v1/turns/{turn_id}", s.handleTurnGet)
 			r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)
 			r.Delete("/v1/sessions/{id}", s.handleSessionDelete)
+			if s.handoff != nil {
+				r.Post("/v1/sessions/{id}/handoff", s.handleHandoffCreate)
+				r.Get("/v1/sessions/{id}/handoff", s.handleHandoffGet)
+				r.Get("/v1/sessions/{id}/events", s.handleSessionEvents)
+			}
 		})
+
+		// The agents' API: tokens of role agent only.
+		if s.handoff != nil {
+			r.Group(func(r chi.Router) {
+				r.Use(s.requireRole(tenant.RoleAgent))
+				r.Get("/v1/agent/conversations", s.handleAgentConversations)
+				r.Post("/v1/agent/conversations/{id}/claim", s.handleAgentClaim)
+				r.Get("/v1/agent/conversations/{id}/messages", s.handleAgentMessages)
+				r.Post("/v1/agent/conversations/{id}/messages", s.handleAgentPost)
+				r.Post("/v1/agent/conversations/{id}/close", s.handleAgentClose)
+				r.Get("/v1/agent/events", s.handleAgentEvents)
+			})
+		}
 	})
 	return r
 }
