@@ -171,7 +171,7 @@ type Status struct {
 	// Status is "bot" (no handoff, or closed: the bot answers), "waiting", "agent", or
 	// in an event, "closed".
 	Status   string `json:"status"`
-	Position int    `json:"position,omitempty"` // in the tenant's queue, while waiting
+	Position int    `json:"position,omitzero"` // in the tenant's queue, while waiting
 	Agent    *Agent `json:"agent,omitempty"`    // while with an agent
 }
 
