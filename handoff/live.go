@@ -30,13 +30,13 @@ const (
 	eventConversation = "conversation"
 )
 
-// Subjects. Both start with the verified tenant's id, which is a valid subject token
-// ([a-z0-9-]), as is a session id ([A-Za-z0-9_-]).
+// Subjects, below the bus's own prefix. Both start with the verified tenant's id, which
+// is a valid subject token ([a-z0-9-]), as is a session id ([A-Za-z0-9_-]).
 func sessionSubject(t tenant.ID, sessionID string) string {
-	return "fengda.live." + string(t) + ".session." + sessionID
+	return string(t) + ".session." + sessionID
 }
 
-func agentsSubject(t tenant.ID) string { return "fengda.live." + string(t) + ".agents" }
+func agentsSubject(t tenant.ID) string { return string(t) + ".agents" }
 
 // Event is one live event of a stream: Name is the SSE event name, Data its JSON, and
 // ID, for a session's events, its sequence number (0 for the status a stream starts
