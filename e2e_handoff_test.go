@@ -4,11 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -715,4 +723,143 @@ func TestHandoffTwoProcesses(t *testing.T) {
 			}
 		}
 	})
+}
+
+// webhookCall is one POST the tenant's helpdesk received.
+type webhookCall struct {
+	header http.Header
+	body   []byte
+}
+
+// TestHandoffWebhook sends a handoff's events to the tenant's own helpdesk: signed, at
+// least once, each with its event_id.
+func TestHandoffWebhook(t *testing.T) {
+	const secret = "bank-webhook-secret-0123456789"
+	var mu sync.Mutex
+	var calls []webhookCall
+	failed := map[string]bool{}
+	desk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, webhookCall{r.Header.Clone(), body})
+		// The helpdesk fails each event's first delivery.
+		id := r.Header.Get("X-Fengda-Event-Id")
+		if !failed[id] {
+			failed[id] = true
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(desk.Close)
+
+	dir := t.TempDir()
+	cfg := strings.Replace(string(defaultConfigYAML), "    history_ttl: 168h\n",
+		"    history_ttl: 168h\n    handoff:\n      webhook_url: "+desk.URL+"/fengda\n      webhook_secret: {value: \""+secret+"\"}\n", 1)
+	if cfg == string(defaultConfigYAML) {
+		t.Fatal("config.yaml has no history_ttl line to put the webhook after")
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := testServerWith(t, map[string]string{"FENGDA_RATELIMIT_ENABLED": "false"}, []string{"-config", cfgPath}, nil)
+
+	user := randomID("hook")
+	cust := tokenFor(t, base, bankAPIKey, user)
+	agent := agentTokenFor(t, base, bankAPIKey, "agent-hook", "周")
+	sid := chatIn(t, base, cust, "", "人工客服").SessionID
+	chatIn(t, base, cust, sid, "我的转账没到账")
+	decode(t, "claim", send("POST", base+"/v1/agent/conversations/"+sid+"/claim", agent, nil), http.StatusOK, nil)
+	decode(t, "agent message", agentPost(base, agent, sid, "我来查一下"), http.StatusCreated, nil)
+	decode(t, "close", send("POST", base+"/v1/agent/conversations/"+sid+"/close", agent, nil), http.StatusOK, nil)
+	// The shop has no webhook: its handoff sends nothing.
+	chatIn(t, base, tokenFor(t, base, shopAPIKey, randomID("shopper")), "", "talk to a person")
+
+	type event struct {
+		EventID   string `json:"event_id"`
+		Type      string `json:"type"`
+		Tenant    string `json:"tenant"`
+		SessionID string `json:"session_id"`
+		UserID    string `json:"user_id"`
+		At        string `json:"at"`
+		Handoff   *struct {
+			Status      string `json:"status"`
+			Cause       string `json:"cause"`
+			LastMessage string `json:"last_message"`
+		} `json:"handoff"`
+		Message *struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"message"`
+	}
+	// Each event is delivered twice: refused, then accepted a second later.
+	// waiting (its last_message the one that asked), the customer's next message, agent,
+	// the agent's message, closed.
+	const events = 5
+	var got []webhookCall
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		got = slices.Clone(calls)
+		mu.Unlock()
+		if len(got) >= 2*events {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	seen := map[string]int{}
+	var delivered []event
+	for _, c := range got {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(c.body)
+		if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); c.header.Get("X-Fengda-Signature") != want {
+			t.Errorf("signature %q, want %q", c.header.Get("X-Fengda-Signature"), want)
+		}
+		ts, err := strconv.ParseInt(c.header.Get("X-Fengda-Timestamp"), 10, 64)
+		if err != nil || time.Since(time.Unix(ts, 0)).Abs() > 5*time.Minute {
+			t.Errorf("X-Fengda-Timestamp %q, want the unix time of sending", c.header.Get("X-Fengda-Timestamp"))
+		}
+		var ev event
+		if err := json.Unmarshal(c.body, &ev); err != nil {
+			t.Fatalf("webhook body %s: %v", c.body, err)
+		}
+		if ev.EventID == "" || ev.EventID != c.header.Get("X-Fengda-Event-Id") {
+			t.Errorf("event_id %q, header %q", ev.EventID, c.header.Get("X-Fengda-Event-Id"))
+		}
+		if ev.Tenant != bankID || ev.SessionID != sid || ev.UserID != user {
+			t.Errorf("event %s: tenant %s session %s user %s, want %s %s %s", ev.EventID, ev.Tenant, ev.SessionID, ev.UserID, bankID, sid, user)
+		}
+		if seen[ev.EventID]++; seen[ev.EventID] == 2 {
+			delivered = append(delivered, ev)
+		}
+	}
+	if len(got) != 2*events {
+		t.Errorf("the helpdesk got %d calls, want %d: each of %d events refused once, then delivered", len(got), 2*events, events)
+	}
+	for id, n := range seen {
+		if n != 2 {
+			t.Errorf("event %s arrived %d times, want 2 (refused, retried)", id, n)
+		}
+	}
+	var kinds []string
+	for _, ev := range delivered {
+		switch {
+		case ev.Type == "handoff" && ev.Handoff != nil:
+			kinds = append(kinds, "handoff:"+ev.Handoff.Status)
+			if ev.Handoff.Status == "waiting" && (ev.Handoff.Cause != "asked" || ev.Handoff.LastMessage != "人工客服") {
+				t.Errorf("waiting event: cause %q, last message %q; want asked, 人工客服", ev.Handoff.Cause, ev.Handoff.LastMessage)
+			}
+		case ev.Type == "message" && ev.Message != nil:
+			kinds = append(kinds, "message:"+ev.Message.Role+":"+ev.Message.Content)
+		default:
+			kinds = append(kinds, "?"+ev.Type)
+		}
+	}
+	slices.Sort(kinds)
+	want := []string{"handoff:agent", "handoff:closed", "handoff:waiting", "message:agent:我来查一下", "message:user:我的转账没到账"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("delivered events %q, want %q", kinds, want)
+	}
 }
