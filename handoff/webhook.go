@@ -79,12 +79,15 @@ type webhooks struct {
 	client *http.Client
 	log    *zap.Logger
 	queue  chan delivery
+	// backoff is the wait before the second try, doubled for each next one
+	// (webhookBackoff; tests shorten it).
+	backoff time.Duration
 	// wg counts the retries waiting on their timers.
 	wg sync.WaitGroup
 }
 
 func newWebhooks(client *http.Client, log *zap.Logger) *webhooks {
-	return &webhooks{client: client, log: log, queue: make(chan delivery, webhookBacklog)}
+	return &webhooks{client: client, log: log, queue: make(chan delivery, webhookBacklog), backoff: webhookBackoff}
 }
 
 // send queues an event for tn's webhook, if it has one.
@@ -151,7 +154,7 @@ func (w *webhooks) deliver(ctx context.Context, d delivery) {
 		log.Warn("handoff webhook not delivered, giving up", zap.Error(err))
 		return
 	}
-	wait := webhookBackoff << (d.attempt - 1)
+	wait := w.backoff << (d.attempt - 1)
 	log.Info("handoff webhook failed, retrying", zap.Duration("in", wait), zap.Error(err))
 	time.AfterFunc(wait, func() {
 		select {
