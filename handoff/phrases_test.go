@@ -68,7 +68,7 @@ func TestMatcherNormalises(t *testing.T) {
 	for _, message := range []string{
 		"HUMAN",
 		"HuMaN PlEaSe",
-		"ｈｕｍａｎ",               // full-width letters
+		"ｈｕｍａｎ", // full-width letters
 		"ＴＡＬＫ　ＴＯ　ＳＯＭＥＯＮＥ", // full-width letters and space
 		"talk   to\tsomeone",
 		"talk-to-someone!!!",
