@@ -172,7 +172,7 @@ type Status struct {
 	// in an event, "closed".
 	Status   string `json:"status"`
 	Position int    `json:"position,omitzero"` // in the tenant's queue, while waiting
-	Agent    *Agent `json:"agent,omitempty"`    // while with an agent
+	Agent    *Agent `json:"agent,omitempty"`   // while with an agent
 }
 
 // Agent is an agent as a customer sees it.
