@@ -13,6 +13,7 @@ import (
 
 	"github.com/fengda-ai/fengda/tenant"
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 )
 
 // handoffStore is the method set of a store that keeps handoffs: the contract
@@ -823,4 +824,150 @@ func mustLoadTurns(t *testing.T, s handoffStore, ref Ref) []Turn {
 		t.Fatalf("Load: %v", err)
 	}
 	return turns
+}
+
+func TestRedisStoreHandoffKeys(t *testing.T) {
+	ctx := context.Background()
+	s, c := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns, TTL: time.Hour})
+	ref := testRef("acme", "u1")
+	mustOpen(t, s, ref, CauseAsked, "help", at(0))
+	if _, err := s.AppendEvent(ctx, ref.Tenant, ref.Session, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SeeAgent(ctx, ref.Tenant, "a1", time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := scanKeys(ctx, c, s.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	base := s.prefix + "{acme:" + ref.Session + "}:"
+	want := []string{
+		s.prefix + "agents:{acme}",
+		s.prefix + "handoffs:{acme}:waiting",
+		base + "events", base + "evseq", base + "handoff", base + "owner",
+	}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys: got %q, want %q", keys, want)
+	}
+	if got := c.HGet(ctx, base+"handoff", fieldStatus).Val(); got != HandoffWaiting {
+		t.Errorf("record status field %q, want waiting", got)
+	}
+	if got := c.ZScore(ctx, s.prefix+"handoffs:{acme}:waiting", ref.Session).Val(); got != float64(at(0).UnixMilli()) {
+		t.Errorf("queue score %v, want WaitingSince in ms %d", got, at(0).UnixMilli())
+	}
+	for _, k := range []string{base + "handoff", base + "events", base + "evseq"} {
+		if got := c.PTTL(ctx, k).Val(); got < 59*time.Minute || got > time.Hour {
+			t.Errorf("PTTL %s = %v, want the session's", k, got)
+		}
+	}
+	if got := c.PTTL(ctx, s.prefix+"agents:{acme}").Val(); got <= 0 || got > time.Minute+time.Second {
+		t.Errorf("agents key PTTL %v, want until its last agent's presence ends", got)
+	}
+}
+
+// TestRedisStoreClaimAcrossClients claims one handoff from two stores with clients of
+// their own, as two replicas would.
+func TestRedisStoreClaimAcrossClients(t *testing.T) {
+	ctx := context.Background()
+	a, _ := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns})
+	b, err := NewRedisStore(testRedisClient(t), RedisConfig{KeyPrefix: a.prefix, MaxTurns: contractMaxTurns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		ref := testRef("acme", "u1")
+		mustOpen(t, a, ref, CauseAsked, "", at(round))
+		const n = 20
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				<-start
+				_, errs[i] = s.ClaimHandoff(ctx, ref.Tenant, ref.Session, fmt.Sprintf("a%d", i), "", at(round+1))
+			})
+		}
+		close(start)
+		wg.Wait()
+		checkOneClaim(t, errs, mustGet(t, b, ref))
+	}
+	if n := mustCount(t, b, "acme"); n != 0 {
+		t.Errorf("CountWaiting after the claims: %d, want 0", n)
+	}
+	if hs := mustList(t, a, "acme", HandoffAgent, 0); len(hs) != 5 {
+		t.Errorf("ListHandoffs(agent): %d, want 5", len(hs))
+	}
+}
+
+// TestRedisStoreHandoffIndexIsRepaired checks that index entries a record does not
+// back (a second step that did not run, an expired session) do not count and are
+// dropped, and that a record missing from its index is put back by the next open.
+func TestRedisStoreHandoffIndexIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	s, c := testRedisStore(t, RedisConfig{MaxTurns: contractMaxTurns})
+	waitingKey := s.indexKeys("acme")[0]
+	live, claimed := testRef("acme", "u1"), testRef("acme", "u2")
+	mustOpen(t, s, claimed, CauseAsked, "", at(0))
+	mustOpen(t, s, live, CauseAsked, "", at(2))
+	mustClaim(t, s, claimed, "a1", at(3))
+	ghost := NewID()
+	// Entries a crash between the steps would leave: the claimed one still queued, and
+	// a session without a record.
+	c.ZAdd(ctx, waitingKey,
+		redisZ(claimed.Session, at(0)), redisZ(ghost, at(1)))
+	if got := mustGet(t, s, live).Position; got != 1 {
+		t.Errorf("position behind stale entries: %d, want 1", got)
+	}
+	if n := mustCount(t, s, "acme"); n != 1 {
+		t.Errorf("CountWaiting with stale entries: %d, want 1", n)
+	}
+	if got := c.ZRange(ctx, waitingKey, 0, -1).Val(); !slices.Equal(got, []string{live.Session}) {
+		t.Errorf("queue after the count: %q, want only the live session", got)
+	}
+
+	// A waiting record its index lost is put back when the session asks again.
+	c.ZRem(ctx, waitingKey, live.Session)
+	if h, opened := mustOpen(t, s, live, CauseAsked, "", at(9)); opened || h.Position != 1 {
+		t.Errorf("open of a waiting session missing from the queue: position %d, new %v; want 1, false", h.Position, opened)
+	}
+	if n := mustCount(t, s, "acme"); n != 1 {
+		t.Errorf("CountWaiting after the repair: %d, want 1", n)
+	}
+
+	// An expired session's entry is dropped by the next reader.
+	short := testRef("acme", "u3")
+	if _, err := s.Append(ctx, short, testTurn(1, "m1"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, s, short, CauseAsked, "", at(10))
+	if got := c.PTTL(ctx, s.keys(short)[keyHandoff]).Val(); got <= 0 || got > time.Second {
+		t.Errorf("record of a session with 1s left: PTTL %v", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Exists(ctx, s.keys(short)[keyOwner]).Val() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a session with a 1s TTL still there after 5s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := mustCount(t, s, "acme"); n != 1 {
+		t.Errorf("CountWaiting after an expiry: %d, want 1", n)
+	}
+	if hs := mustList(t, s, "acme", HandoffWaiting, 0); len(hs) != 1 || hs[0].Session != live.Session {
+		t.Errorf("ListHandoffs after an expiry: %v", sessionsOf(hs))
+	}
+	if n := c.ZCard(ctx, waitingKey).Val(); n != 1 {
+		t.Errorf("queue holds %d entries after an expiry, want 1", n)
+	}
+}
+
+func redisZ(member string, score time.Time) redis.Z {
+	return redis.Z{Member: member, Score: float64(score.UnixMilli())}
 }
