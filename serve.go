@@ -155,8 +155,8 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 	}
 
 	// Human handoff: its state in the session store, its live events on the queue's
-	// connection (this process only with the queue off). A store that does not keep
-	// handoffs yet (Redis) runs without it.
+	// connection (this process only with the queue off). Both stores keep handoffs; a
+	// store that did not would run without it.
 	var desk *handoff.Desk
 	if hs, ok := store.(handoff.Store); ok {
 		var bus handoff.Bus

@@ -24,13 +24,17 @@ type RedisConfig struct {
 }
 
 // RedisStore keeps sessions in Redis (single node, Sentinel or Cluster), shared by
-// every instance. A session is four keys sharing the hash tag {<tenant>:<session>}, so
-// they live on one Cluster slot and one Lua script can change them together:
+// every instance. A session is up to seven keys sharing the hash tag
+// {<tenant>:<session>}, so they live on one Cluster slot and one Lua script can change
+// them together:
 //
-//	<prefix>{<tenant>:<session>}:owner  string, the owning user
-//	<prefix>{<tenant>:<session>}:turns  list of JSON turns, oldest first, at most MaxTurns
-//	<prefix>{<tenant>:<session>}:seq    integer, how many turns were ever pushed
-//	<prefix>{<tenant>:<session>}:idem   hash, client message id → seq of its turn
+//	<prefix>{<tenant>:<session>}:owner    string, the owning user
+//	<prefix>{<tenant>:<session>}:turns    list of JSON turns, oldest first, at most MaxTurns
+//	<prefix>{<tenant>:<session>}:seq      integer, how many turns were ever pushed
+//	<prefix>{<tenant>:<session>}:idem     hash, client message id → seq of its turn
+//	<prefix>{<tenant>:<session>}:handoff  hash, the handoff record (see handoffFields)
+//	<prefix>{<tenant>:<session>}:events   list of live events' data, oldest first, at most MaxEvents
+//	<prefix>{<tenant>:<session>}:evseq    integer, how many events were ever pushed
 //
 // A turn is stored as the JSON json.Marshal writes for it (encodeTurn writes the same
 // bytes), which starts with the turn's id: LoadRecent matches a turn id on that start
@@ -42,7 +46,16 @@ type RedisConfig struct {
 // twice MaxTurns, which bounds it without decoding any turn in Lua.
 //
 // Every key of a session gets the same TTL on every Append, so the keys expire
-// together.
+// together; a handoff record or event made between Appends takes the owner key's
+// remaining TTL.
+//
+// A tenant's handoffs are indexed by status, and its agents' presence kept, in keys
+// tagged {<tenant>}, on another slot than its sessions' (see handoff_redis.go):
+//
+//	<prefix>handoffs:{<tenant>}:waiting  sorted set, session id by WaitingSince (unix ms)
+//	<prefix>handoffs:{<tenant>}:agent    sorted set, session id by WaitingSince (unix ms)
+//	<prefix>handoffs:{<tenant>}:closed   sorted set, session id by ClosedAt (unix ms), the newest MaxClosedHandoffs
+//	<prefix>agents:{<tenant>}            sorted set, agent id by online-until (unix ms)
 //
 // A queued turn record is one key of its own, apart from its session's keys, set with
 // its own TTL by SaveQueued:
@@ -82,11 +95,26 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) (*RedisStore, 
 }
 
 // keys returns the session's keys in the order the scripts take them: owner, turns,
-// seq, idem.
-func (r *RedisStore) keys(ref Ref) []string {
-	base := r.prefix + "{" + string(ref.Tenant) + ":" + ref.Session + "}:"
-	return []string{base + "owner", base + "turns", base + "seq", base + "idem"}
+// seq, idem, handoff, events, evseq.
+func (r *RedisStore) keys(ref Ref) []string { return r.sessionKeys(ref.Tenant, ref.Session) }
+
+// sessionKeys is keys for session sessionID of tenant t.
+func (r *RedisStore) sessionKeys(t tenant.ID, sessionID string) []string {
+	base := r.prefix + "{" + string(t) + ":" + sessionID + "}:"
+	return []string{base + "owner", base + "turns", base + "seq", base + "idem",
+		base + "handoff", base + "events", base + "evseq"}
 }
+
+// Places of a session's keys in what sessionKeys returns.
+const (
+	keyOwner = iota
+	keyTurns
+	keySeq
+	keyIdem
+	keyHandoff
+	keyEvents
+	keyEvSeq
+)
 
 // queuedKey returns the key of the queued turn record of turnID in tenant t.
 func (r *RedisStore) queuedKey(t tenant.ID, turnID string) string {
@@ -120,13 +148,13 @@ local function find(cmid)
 end
 `
 
-// appendScript: KEYS owner, turns, seq, idem; ARGV user, turn JSON, client msg id,
+// appendScript: KEYS owner, turns, seq, idem, handoff, events, evseq; ARGV user, turn JSON, client msg id,
 // max turns, ttl in ms. Returns {0} for another user's session, {2, turn} for a
 // duplicate client msg id, {1} once stored.
 var appendScript = redis.NewScript(luaFind + `
 local owner = redis.call('GET', KEYS[1])
 if not owner then
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
   redis.call('SET', KEYS[1], ARGV[1])
 elseif owner ~= ARGV[1] then
   return {0}
@@ -151,7 +179,7 @@ if ARGV[3] ~= '' then
     end
   end
 end
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return {1}
 `)
 
@@ -162,9 +190,10 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 return redis.call('LRANGE', KEYS[2], -tonumber(ARGV[2]), -1)
 `)
 
-// loadRecentScript: KEYS owner, turns, seq, idem; ARGV user, n, turn id prefix, client
-// msg id. Returns nil if the session is missing or another user's, else {tail} with
-// the newest n turns, then the found turn if there is one: its index in tail (from 0)
+// loadRecentScript: KEYS owner, turns, seq, idem, handoff; ARGV user, n, turn id
+// prefix, client msg id. Returns nil if the session is missing or another user's, else
+// {tail, handoff} with the newest n turns and the handoff record's fields (none when
+// it has no record), then the found turn if there is one: its index in tail (from 0)
 // if it is there, else the turn itself.
 //
 // The client msg id is looked up through the idem hash. The turn id, when given, is
@@ -190,18 +219,22 @@ if prefix ~= '' then
     end
   end
 end
-if at < 0 then return {tail} end
+local handoff = redis.call('HGETALL', KEYS[5])
+if at < 0 then return {tail, handoff} end
 local first = redis.call('LLEN', KEYS[2]) - #tail
-if at >= first then return {tail, at - first} end
-return {tail, turn or redis.call('LINDEX', KEYS[2], at)}
+if at >= first then return {tail, handoff, at - first} end
+return {tail, handoff, turn or redis.call('LINDEX', KEYS[2], at)}
 `)
 
-// deleteScript: KEYS owner, turns, seq, idem; ARGV user. Returns 1 if deleted, 0 if the
-// session is missing or another user's.
+// deleteScript: KEYS owner, turns, seq, idem, handoff, events, evseq; ARGV user.
+// Returns {0} if the session is missing or another user's, else {1, status, waiting,
+// closed} with the fields of the handoff record it erased (false when it had none),
+// so the caller can take it out of its tenant's index.
 var deleteScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-return 1
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+local h = redis.call('HMGET', KEYS[5], 'status', 'waiting', 'closed')
+redis.call('DEL', unpack(KEYS))
+return {1, h[1], h[2], h[3]}
 `)
 
 // Load returns the session's turns, oldest first. It returns ErrNotFound if the session
@@ -243,7 +276,7 @@ func (r *RedisStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, cli
 		id, _ := json.Marshal(turnID) // a string always encodes
 		prefix = append([]byte(`{"id":`), id...)
 	}
-	res, err := loadRecentScript.Run(ctx, r.client, r.keys(ref), ref.User, n, prefix, clientMsgID).Slice()
+	res, err := loadRecentScript.Run(ctx, r.client, r.keys(ref)[:keyHandoff+1], ref.User, n, prefix, clientMsgID).Slice()
 	if err != nil {
 		return Recent{}, r.fail(ctx, "load recent", err)
 	}
@@ -259,12 +292,20 @@ func (r *RedisStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, cli
 		}
 	}
 	if len(res) < 2 {
+		return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res)
+	}
+	if fields, _ := res[1].([]any); len(fields) > 0 {
+		if rec.Handoff, err = decodeHandoff(ref.Session, fields); err != nil {
+			return Recent{}, fmt.Errorf("session: load recent: %w", err)
+		}
+	}
+	if len(res) < 3 {
 		return rec, nil
 	}
-	switch found := res[1].(type) {
+	switch found := res[2].(type) {
 	case int64:
 		if found < 0 || found >= int64(len(rec.Turns)) {
-			return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res[1])
+			return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res[2])
 		}
 		rec.Found = &rec.Turns[found]
 	case string:
@@ -273,7 +314,7 @@ func (r *RedisStore) LoadRecent(ctx context.Context, ref Ref, n int, turnID, cli
 			return Recent{}, fmt.Errorf("session: load recent: decode found turn: %w", err)
 		}
 	default:
-		return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res[1])
+		return Recent{}, fmt.Errorf("session: load recent: unexpected script reply %v", res[2])
 	}
 	return rec, nil
 }
@@ -318,18 +359,34 @@ func (r *RedisStore) Append(ctx context.Context, ref Ref, t Turn, ttl time.Durat
 	return Turn{}, fmt.Errorf("session: append: unexpected script reply %v", res)
 }
 
-// Delete erases every key of the session. It returns ErrNotFound if the session is
-// missing or another user's, and an error wrapping ErrUnavailable if Redis cannot answer.
+// Delete erases every key of the session, its handoff record and events with them,
+// then takes the record out of its tenant's index. It returns ErrNotFound if the
+// session is missing or another user's, and an error wrapping ErrUnavailable if Redis
+// cannot answer; the session may then be erased and its index entry left behind,
+// which the index's readers drop (see walkIndex).
 func (r *RedisStore) Delete(ctx context.Context, ref Ref) error {
 	if err := checkRef(ref); err != nil {
 		return err
 	}
-	n, err := deleteScript.Run(ctx, r.client, r.keys(ref), ref.User).Int()
+	res, err := deleteScript.Run(ctx, r.client, r.keys(ref), ref.User).Slice()
 	if err != nil {
 		return r.fail(ctx, "delete", err)
 	}
-	if n == 0 {
+	if code, _ := res[0].(int64); code == 0 {
 		return ErrNotFound
+	}
+	if len(res) < 4 {
+		return nil // no record
+	}
+	status, _ := res[1].(string)
+	waiting, _ := res[2].(string)
+	closed, _ := res[3].(string)
+	old, err := decodeHandoffMap(ref.Session, map[string]string{"status": status, "waiting": waiting, "closed": closed})
+	if err != nil || statusIndex(status) < 0 {
+		return nil // nothing the index can hold
+	}
+	if err := r.moveIndex(ctx, ref.Tenant, ref.Session, &old, nil); err != nil {
+		return r.fail(ctx, "delete", err)
 	}
 	return nil
 }

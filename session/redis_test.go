@@ -191,6 +191,14 @@ func TestRedisStoreTTL(t *testing.T) {
 		}
 	}
 	mustAppend(t, s, ref, testTurn(1, "m1"))
+	// A handoff record and an event, made between Appends, take the session's TTL;
+	// every Append slides all seven keys together.
+	if _, _, err := s.OpenHandoff(ctx, ref, CauseAsked, "a person please", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendEvent(ctx, ref.Tenant, ref.Session, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
 	checkTTL("store TTL", 59*time.Minute, time.Hour)
 	if _, err := s.Append(ctx, ref, testTurn(2, "m2"), 10*time.Minute); err != nil {
 		t.Fatal(err)
