@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fengda-ai/fengda/queue/queuetest"
 )
 
 // The handoff to a person, driven as the customer's page, the agents' console and the
@@ -564,6 +566,163 @@ func handoffCauses(t *testing.T, base string) {
 	if n := ms.sum("fengda_handoff_wait_seconds_count", "tenant", bankID); n < 1 {
 		t.Errorf("fengda_handoff_wait_seconds_count = %v, want the claim of the flow", n)
 	}
+}
+
+// TestHandoffTwoProcesses runs the handoff on two processes sharing Redis and NATS: the
+// customer on one, the agents on the other.
+func TestHandoffTwoProcesses(t *testing.T) {
+	requireRedis(t)
+	env := map[string]string{"FENGDA_RATELIMIT_ENABLED": "false"}
+	for _, set := range []map[string]string{queuetest.Backends[1].Place(t).Env(), redisEnv(t)} {
+		for k, v := range set {
+			env[k] = v
+		}
+	}
+	a := testServer(t, env)
+	b := testServer(t, env)
+
+	t.Run("customer on one, agents on the other", func(t *testing.T) { handoffFlow(t, a, b) })
+
+	t.Run("20 agents race for 50 conversations", func(t *testing.T) {
+		const conversations, agents = 50, 20
+		sids := make([]string, conversations)
+		var wg sync.WaitGroup
+		for i := range sids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tok := tokenFor(t, a, bankAPIKey, fmt.Sprintf("race-%d-%s", i, randomID("u")))
+				sids[i] = chatIn(t, []string{a, b}[i%2], tok, "", "转人工").SessionID
+			}()
+		}
+		wg.Wait()
+		toks := make([]string, agents)
+		for i := range toks {
+			toks[i] = agentTokenFor(t, b, bankAPIKey, fmt.Sprintf("racer-%d", i), fmt.Sprintf("Racer %d", i))
+		}
+		var mu sync.Mutex
+		owners := map[string][]int{}
+		other := map[int]int{}
+		start := make(chan struct{})
+		for i, tok := range toks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for k := range sids {
+					sid := sids[(k+i*7)%conversations] // each agent starts elsewhere
+					r := send("POST", []string{a, b}[(i+k)%2]+"/v1/agent/conversations/"+sid+"/claim", tok, nil)
+					mu.Lock()
+					if r.status == http.StatusOK {
+						owners[sid] = append(owners[sid], i)
+					} else {
+						other[r.status]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for _, sid := range sids {
+			if n := len(owners[sid]); n != 1 {
+				t.Errorf("conversation %s won by %d agents %v, want exactly 1", sid, n, owners[sid])
+			}
+		}
+		if want := conversations * (agents - 1); other[http.StatusConflict] != want || len(other) != 1 {
+			t.Errorf("losing claims by status %v, want %d conflicts only", other, want)
+		}
+		// Each store agrees on the owner.
+		for _, base := range []string{a, b} {
+			mine := listConversations(t, base, toks[0], "agent")
+			for _, sid := range sids {
+				c, ok := findConversation(mine, sid)
+				if !ok || c.AgentID != fmt.Sprintf("racer-%d", owners[sid][0]) {
+					t.Errorf("%s on %s: %+v (found %v), want agent racer-%d", sid, base, c, ok, owners[sid][0])
+				}
+			}
+		}
+	})
+
+	t.Run("no message lost or stored twice across replicas", func(t *testing.T) {
+		user := randomID("both")
+		cust := tokenFor(t, a, bankAPIKey, user)
+		agent := agentTokenFor(t, b, bankAPIKey, "agent-both", "双")
+		sid := chatIn(t, a, cust, "", "我要找人工").SessionID
+		decode(t, "claim", send("POST", a+"/v1/agent/conversations/"+sid+"/claim", agent, nil), http.StatusOK, nil)
+		stream := openStream(t, a, cust, "/v1/sessions/"+sid+"/events", "")
+		console := openStream(t, b, agent, "/v1/agent/events", "")
+		const n = 10
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				r := post([]string{a, b}[i%2], cust, map[string]string{"session_id": sid, "message": fmt.Sprintf("客户消息 %d", i), "client_msg_id": fmt.Sprintf("c-%d", i)})
+				if r.status != http.StatusOK {
+					t.Errorf("customer message %d: status %d, body %s", i, r.status, r.body)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if r := agentPost([]string{b, a}[i%2], agent, sid, fmt.Sprintf("客服回复 %d", i)); r.status != http.StatusCreated {
+					t.Errorf("agent message %d: status %d, body %s", i, r.status, r.body)
+				}
+			}()
+		}
+		wg.Wait()
+		// A customer's message sent again with its client_msg_id is not stored twice.
+		if r := post(b, cust, map[string]string{"session_id": sid, "message": "客户消息 0", "client_msg_id": "c-0"}); r.status != http.StatusOK {
+			t.Errorf("repeated message: status %d, body %s", r.status, r.body)
+		}
+
+		// The customer's stream on a got every agent message, once each, in seq order.
+		got := map[string]int{}
+		var lastID int64
+		for len(got) < n {
+			ev := stream.waitFor("message", nil)
+			var m liveMessage
+			json.Unmarshal(ev.Data, &m)
+			got[m.Content]++
+			var id int64
+			fmt.Sscan(ev.ID, &id)
+			if id <= lastID {
+				t.Errorf("event id %d after %d", id, lastID)
+			}
+			lastID = id
+		}
+		// The agents' stream on b got every customer message.
+		fromCustomer := map[string]bool{}
+		for len(fromCustomer) < n {
+			ev := console.waitFor("message", func(d []byte) bool {
+				var m liveMessage
+				return json.Unmarshal(d, &m) == nil && m.SessionID == sid && m.Role == "user"
+			})
+			var m liveMessage
+			json.Unmarshal(ev.Data, &m)
+			fromCustomer[m.Content] = true
+		}
+		for i := range n {
+			if got[fmt.Sprintf("客服回复 %d", i)] != 1 {
+				t.Errorf("agent message %d reached the customer %d times, want 1", i, got[fmt.Sprintf("客服回复 %d", i)])
+			}
+		}
+
+		// Both replicas' histories hold each message exactly once.
+		for _, base := range []string{a, b} {
+			count := map[string]int{}
+			for _, m := range history(t, base, cust, sid) {
+				count[m.Role+":"+m.Content]++
+			}
+			for i := range n {
+				for _, k := range []string{fmt.Sprintf("user:客户消息 %d", i), fmt.Sprintf("agent:客服回复 %d", i)} {
+					if count[k] != 1 {
+						t.Errorf("history on %s holds %q %d times, want 1", base, k, count[k])
+					}
+				}
+			}
+		}
+	})
 }
 
 // webhookCall is one POST the tenant's helpdesk received.
