@@ -81,7 +81,7 @@ type Message struct {
 const MaxListed = 200
 
 // List returns tenant t's conversations with status (waiting, agent or closed),
-// oldest wait first (closed: the most recently closed first).
+// oldest wait first; for closed, the most recently closed ones, in that order.
 func (d *Desk) List(ctx context.Context, t tenant.ID, status string) ([]Conversation, error) {
 	hs, err := d.store.ListHandoffs(ctx, t, status, MaxListed)
 	if err != nil {
