@@ -113,7 +113,28 @@ func (d *Desk) Claim(ctx context.Context, agent tenant.Principal, sessionID stri
 	conv := conversationOf(h)
 	d.agentEvent(tn.ID, eventConversation, conv)
 	d.webhooks.send(tn, webhookHandoff, h, nil, now)
+	d.moveUp(ctx, tn.ID, h.WaitingSince)
 	return conv, nil
+}
+
+// MaxPositionUpdates bounds how many waiting customers are told their new place when
+// one ahead of them is claimed; those further back learn it from the next status read
+// (a reload or a reconnect).
+const MaxPositionUpdates = 50
+
+// moveUp tells the waiting customers of tenant t who waited since after a claimed
+// conversation's start their new place in the queue, on their event streams.
+func (d *Desk) moveUp(ctx context.Context, t tenant.ID, since time.Time) {
+	hs, err := d.store.ListHandoffs(ctx, t, session.HandoffWaiting, MaxPositionUpdates)
+	if err != nil {
+		d.log.Warn("handoff: queue positions not updated", zap.String("tenant", t.String()), zap.Error(err))
+		return
+	}
+	for _, h := range hs {
+		if !h.WaitingSince.Before(since) {
+			d.sessionEvent(ctx, t, h.Session, eventHandoff, statusOf(h))
+		}
+	}
 }
 
 // Messages returns a handed-off conversation's whole history, bot turns included.

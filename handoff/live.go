@@ -102,6 +102,19 @@ func (d *Desk) SessionEvents(ctx context.Context, ref ref, after int64) (<-chan 
 	if _, err := d.store.LoadRecent(ctx, ref, 0, "", ""); err != nil {
 		return nil, err
 	}
+	last := after
+	if after == 0 {
+		// From now: the events stored already are history. The newest is read before
+		// subscribing, and what follows it read back once subscribed, so that an event
+		// stored in between is not lost.
+		evs, err := d.store.EventsAfter(ctx, ref.Tenant, ref.Session, 0)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			last = evs[len(evs)-1].Seq
+		}
+	}
 	live := make(chan envelope, streamBuffer)
 	overflow := make(chan struct{}, 1)
 	unsub, err := d.bus.Subscribe(sessionSubject(ref.Tenant, ref.Session), func(data []byte) {
@@ -134,7 +147,6 @@ func (d *Desk) SessionEvents(ctx context.Context, ref ref, after int64) (<-chan 
 		if !send(ctx, out, Event{Name: eventHandoff, Data: data}) {
 			return
 		}
-		last := after
 		replay := func() bool {
 			evs, err := d.store.EventsAfter(ctx, ref.Tenant, ref.Session, last)
 			if err != nil {
@@ -155,14 +167,8 @@ func (d *Desk) SessionEvents(ctx context.Context, ref ref, after int64) (<-chan 
 			}
 			return true
 		}
-		if after > 0 && !replay() {
+		if !replay() {
 			return
-		}
-		if after == 0 {
-			// From now: events stored before the subscription are history already.
-			if evs, err := d.store.EventsAfter(ctx, ref.Tenant, ref.Session, 0); err == nil && len(evs) > 0 {
-				last = evs[len(evs)-1].Seq
-			}
 		}
 		for {
 			select {
