@@ -1116,6 +1116,24 @@ func (b *tab) consoleText(sel string) string {
 	return s
 }
 
+// waitJSWithin is waitJS with a bound of its own, for what takes longer than a step.
+func (b *tab) waitJSWithin(d time.Duration, what, expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(() => { try { return `+expr+`; } catch (_) { return false; } })()`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting %v for %s (%s): %v", d, what, expr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // consoleConv is the selector of a conversation in one of the console's lists.
 func consoleConv(list, sid string) string {
 	return `.fd-list[data-list="` + list + `"] .fd-conv[data-session-id="` + sid + `"]`
@@ -1280,6 +1298,22 @@ func TestBrowserAgentConsole(t *testing.T) {
 	if after := chatIn(t, s.base, cust, sid, "How much does shipping cost?"); after.Source != "faq" && after.Source != "clarify" {
 		t.Errorf("after the close: %+v, want the engine's answer", after)
 	}
+
+	// B's stream opens at last, at one of its reconnects (backoff up to 30s): B's lists
+	// are fetched again, and live events follow.
+	if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: s.base + "/v1/agent/events", Block: false}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJSWithin(45*time.Second, "B's stream, reconnected", `document.getElementById('fd-agent').dataset.live === 'open'`)
+	b.waitJS("B's lists, fetched again", `!!document.querySelector(`+strconv.Quote(consoleConv("closed", sid))+`)`)
+	cust2, _ := demoToken(t, s.base, shop, "", nil)
+	second := chatIn(t, s.base, cust2, "", "I want to speak to a human")
+	if second.Source != "handoff" {
+		t.Fatalf("second customer: %+v, want a handoff", second)
+	}
+	b.waitJS("a new waiting conversation in B's console, live", `!!document.querySelector(`+strconv.Quote(consoleConv("waiting", second.SessionID))+`)`)
 
 	// A reload keeps A signed in; a demo token with less than a fifth of its life left
 	// is renewed, for the same agent. Sign out forgets the token.
