@@ -25,8 +25,10 @@
  *                      code (conflict, forbidden, unauthenticated, too_large, …) or network
  *
  * Live updates come from GET /v1/agent/events, read with fetch (EventSource cannot send
- * the Authorization header). After every (re)connect the lists are fetched again: the
- * stream replays nothing it missed. Nothing is polled.
+ * the Authorization header), reconnected with exponential backoff and jitter. After
+ * every (re)connect the lists are fetched again: the agents' stream replays nothing it
+ * missed, and its events carry no ids (a reconnect would send the last id seen as
+ * Last-Event-ID, should they get some). Nothing is polled.
  */
 (() => {
   'use strict';
@@ -281,9 +283,14 @@
     async fetchDemoToken(tenant, old) {
       const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
       if (old && Date.now() < old.expires - 2000) headers.Authorization = 'Bearer ' + old.token;
-      const res = await fetch(this.tokenUrl, {
+      const post = () => fetch(this.tokenUrl, {
         method: 'POST', headers, body: JSON.stringify({ tenant, role: 'agent' }), credentials: 'same-origin', cache: 'no-store',
       });
+      let res = await post();
+      if (res.status === 401 && headers.Authorization) { // the old token was refused: a new agent it is
+        delete headers.Authorization;
+        res = await post();
+      }
       if (!res.ok) throw await apiError(res);
       const body = await res.json();
       if (!body.token) throw new ApiError(502, 'incomplete');
@@ -331,6 +338,11 @@
             this.auth = next;
             store.set(next);
             this.scheduleRenew();
+            if ((next.claims.sub || '') !== this.me) { // renewed too late: another demo agent, who holds nothing
+              this.me = this.root.dataset.agent = next.claims.sub || '';
+              this.renderQueue();
+              this.renderView();
+            }
           }
           return next.token;
         }).finally(() => { this.renewing = null; });
@@ -408,7 +420,11 @@
         await readEvents(res, (name, data, id) => {
           if (gen !== this.streamGen) return;
           if (id) this.lastEventId = id;
-          this.onEvent(name, data);
+          try {
+            this.onEvent(name, data);
+          } catch (err) {
+            console.error(err); // a fault here, not in the stream: keep reading
+          }
         });
       } catch (_) { /* cut: reconnect below */ }
       if (gen === this.streamGen && !ab.signal.aborted) this.reconnect(gen);
