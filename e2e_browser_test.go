@@ -1090,3 +1090,255 @@ func TestBrowser(t *testing.T) {
 
 	t.Logf("the browser tests took %v", time.Since(start).Round(time.Millisecond))
 }
+
+// consoleMsg is one message of the agents' console's open conversation.
+type consoleMsg struct {
+	Role   string `json:"role"`
+	Text   string `json:"text"`
+	TurnID string `json:"turn_id"`
+}
+
+// consoleMessages reads the console's open conversation, oldest first.
+func (b *tab) consoleMessages() []consoleMsg {
+	b.t.Helper()
+	var ms []consoleMsg
+	b.eval(`[...document.querySelectorAll('.fd-view .fd-log .fd-msg')].map((m) => ({
+	  role: ['user', 'assistant', 'agent'].find((r) => m.classList.contains('fd-msg-' + r)) || '',
+	  text: m.querySelector('.fd-bubble').textContent, turn_id: m.dataset.turnId || ''}))`, &ms)
+	return ms
+}
+
+// consoleText is the text of the console's first element matching sel, "" without one.
+func (b *tab) consoleText(sel string) string {
+	b.t.Helper()
+	var s string
+	b.eval(`(document.querySelector(`+strconv.Quote(sel)+`) || {}).textContent || ''`, &s)
+	return s
+}
+
+// waitJSWithin is waitJS with a bound of its own, for what takes longer than a step.
+func (b *tab) waitJSWithin(d time.Duration, what, expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(() => { try { return `+expr+`; } catch (_) { return false; } })()`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting %v for %s (%s): %v", d, what, expr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// consoleConv is the selector of a conversation in one of the console's lists.
+func consoleConv(list, sid string) string {
+	return `.fd-list[data-list="` + list + `"] .fd-conv[data-session-id="` + sid + `"]`
+}
+
+// TestBrowserAgentConsole drives the agents' console at /agent in Chromium while a
+// customer of the shop chats over plain HTTP: the demo agents sign in, the customer's
+// request for a person shows up live, one agent claims it and talks with the customer,
+// a second agent's claim is refused, and the close gives the customer back to the bot.
+func TestBrowserAgentConsole(t *testing.T) {
+	s := startBrowserSite(t)
+	const shop = "northwind-shop"
+
+	// Agent A: the browser speaks English; a demo agent of the shop.
+	a := s.newTab(t)
+	a.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/agent"))
+	a.waitJS("the demo agent buttons", `document.querySelectorAll('#fd-agent-signin [data-demo-tenant]').length === 2`)
+	if got := a.consoleText(`[data-demo-tenant="` + shop + `"]`); got != "Demo agent · Northwind Outfitters" {
+		t.Errorf("demo button: %q", got)
+	}
+	a.do(chromedp.Click(chromedp.CSS(`[data-demo-tenant="` + shop + `"]`)))
+	a.waitJS("the live console", `document.getElementById('fd-agent').dataset.live === 'open'`)
+	if who := a.consoleText(".fd-whoami"); who != "Demo agent · "+shop {
+		t.Errorf("signed in as %q, want the demo agent of %s", who, shop)
+	}
+	var tokenA string
+	a.eval(`JSON.parse(sessionStorage.getItem('fengda-agent')).token`, &tokenA)
+	agentA, _ := claimsOf(t, tokenA)["sub"].(string)
+	if !strings.HasPrefix(agentA, "demo-agent-") {
+		t.Errorf("demo agent's user %q", agentA)
+	}
+
+	// The customer: an answer from the bot, then a request for a person, which reaches
+	// the open console without a reload.
+	cust, status := demoToken(t, s.base, shop, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("demo user token: status %d", status)
+	}
+	first := chatIn(t, s.base, cust, "", "How much does shipping cost?")
+	if first.Source != "faq" {
+		t.Fatalf("first turn: %+v, want an FAQ answer", first)
+	}
+	sid := first.SessionID
+	asked := chatIn(t, s.base, cust, sid, "talk to a person")
+	if asked.Source != "handoff" || asked.Handoff == nil || asked.Handoff.Status != "waiting" {
+		t.Fatalf("talk to a person: %+v, want waiting", asked)
+	}
+	events := openStream(t, s.base, cust, "/v1/sessions/"+sid+"/events", "")
+	if ev := events.next(); ev.Name != "handoff" || !statusIs("waiting")(ev.Data) {
+		t.Errorf("customer's first event %s %s, want handoff waiting", ev.Name, ev.Data)
+	}
+	a.waitJS("the waiting conversation, live", `!!document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`)`)
+	var entry struct{ Position, Status, Text string }
+	a.eval(`(() => { const c = document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`);
+	  return {position: c.dataset.position, status: c.dataset.status, text: c.textContent}; })()`, &entry)
+	if entry.Position != "1" || entry.Status != "waiting" || !strings.Contains(entry.Text, "talk to a person") || !strings.Contains(entry.Text, "asked for a person") {
+		t.Errorf("queue entry %+v, want position 1, waiting, the cause and the last message", entry)
+	}
+
+	// Agent B, in Chinese, whose live stream cannot open: the queue as it was when the
+	// page loaded.
+	b := s.newTab(t)
+	b.allow("ERR_BLOCKED_BY_CLIENT", "status of 409")
+	if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: s.base + "/v1/agent/events", Block: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/agent?lang=zh-CN"))
+	b.waitJS("the sign-in form", `!!document.querySelector('#fd-agent-signin .fd-signin')`)
+	if got := b.consoleText(".fd-signin"); got != "登录" {
+		t.Errorf("sign-in button with ?lang=zh-CN: %q", got)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`[data-demo-tenant="` + shop + `"]`)))
+	b.waitJS("the queue without the live stream", `document.getElementById('fd-agent').dataset.live === 'retrying' && !!document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`)`)
+	b.do(chromedp.Click(chromedp.CSS(consoleConv("waiting", sid))))
+	b.waitJS("B's view of it", `document.querySelector('.fd-view').dataset.status === 'waiting' && !document.querySelector('.fd-claim').hidden`)
+
+	// A opens it: the whole history, the bot's turns included; then claims it.
+	a.do(chromedp.Click(chromedp.CSS(consoleConv("waiting", sid))))
+	a.waitJS("the history", `document.querySelectorAll('.fd-view .fd-log .fd-msg').length >= 4`)
+	ms := a.consoleMessages()
+	if len(ms) != 4 || ms[0].Role != "user" || ms[0].Text != "How much does shipping cost?" || ms[1].Role != "assistant" || ms[1].Text != first.Answer ||
+		ms[2].Role != "user" || ms[2].Text != "talk to a person" || ms[3].Role != "assistant" || ms[3].Text != asked.Answer || ms[0].TurnID != first.TurnID {
+		t.Errorf("history %+v, want the FAQ turn and the request for a person, the bot's answers as assistant", ms)
+	}
+	a.do(chromedp.Click(chromedp.CSS(".fd-claim")))
+	a.waitJS("the claimed conversation", `document.querySelector('.fd-view').dataset.mine === 'true' && !!document.querySelector(`+strconv.Quote(consoleConv("mine", sid))+`) && !document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`)`)
+	events.waitFor("handoff", func(d []byte) bool {
+		var h handoffStatus
+		return json.Unmarshal(d, &h) == nil && h.Status == "agent" && h.Agent != nil && h.Agent.Name == "Demo agent"
+	})
+
+	// B, who did not hear of the claim, tries too: refused, in words, and B's lists
+	// are fetched again.
+	b.do(chromedp.Click(chromedp.CSS(".fd-claim")))
+	b.waitJS("the conflict", `!!document.querySelector('.fd-notice[data-error="conflict"]:not([hidden])')`)
+	if got := b.consoleText(".fd-notice"); !strings.Contains(got, "该会话已被其他坐席接入") {
+		t.Errorf("B's notice %q, want that another agent took it", got)
+	}
+	b.waitJS("B's refreshed view", `document.querySelector('.fd-view').dataset.status === 'agent' && document.querySelector('.fd-claim').hidden && !document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`)`)
+	if got := b.consoleText(".fd-state"); got != "由 Demo agent 接待中" {
+		t.Errorf("B's view says %q, want who holds it", got)
+	}
+
+	// A writes two lines (Shift+Enter) and sends with Enter: the customer's stream has it.
+	a.do(
+		chromedp.Click(chromedp.CSS(".fd-input")),
+		chromedp.SendKeys(chromedp.CSS(".fd-input"), "Hello, this is the shop."),
+		chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift)),
+		chromedp.SendKeys(chromedp.CSS(".fd-input"), "How can I help?"),
+	)
+	if got := a.consoleText(".fd-count"); got != "40 / 4000" {
+		t.Errorf("counter %q, want 40 / 4000", got)
+	}
+	a.do(chromedp.KeyEvent(kb.Enter))
+	const reply = "Hello, this is the shop.\nHow can I help?"
+	ev := events.waitFor("message", func(d []byte) bool {
+		var m liveMessage
+		return json.Unmarshal(d, &m) == nil && m.Role == "agent"
+	})
+	var got liveMessage
+	if err := json.Unmarshal(ev.Data, &got); err != nil || got.Content != reply || got.Agent == nil || got.Agent.Name != "Demo agent" {
+		t.Errorf("the customer received %s, want the agent's two lines from Demo agent", ev.Data)
+	}
+	a.waitJS("the sent message in the log, the input empty", `[...document.querySelectorAll('.fd-log .fd-msg-agent')].length === 1 && document.querySelector('.fd-input').value === ''`)
+	if ms := a.consoleMessages(); ms[len(ms)-1].Text != reply || ms[len(ms)-1].TurnID != got.TurnID {
+		t.Errorf("the console shows %+v last, want the agent's message with turn %s", ms[len(ms)-1], got.TurnID)
+	}
+
+	// The limit is shown, and a message over it cannot be sent.
+	var over struct {
+		Count    string
+		Over     bool
+		Disabled bool
+	}
+	a.eval(`(() => { const i = document.querySelector('.fd-input'); i.value = 'x'.repeat(4001); i.dispatchEvent(new Event('input'));
+	  const c = document.querySelector('.fd-count'); const out = {count: c.textContent, over: c.dataset.over === 'true', disabled: document.querySelector('.fd-send').disabled};
+	  i.value = ''; i.dispatchEvent(new Event('input')); return out; })()`, &over)
+	if over.Count != "4001 / 4000" || !over.Over || !over.Disabled {
+		t.Errorf("4001 characters: %+v, want the count over the limit and Send disabled", over)
+	}
+
+	// The customer answers: it shows up live in A's conversation.
+	held := chatIn(t, s.base, cust, sid, "It is order 1042.")
+	if held.Source != "handoff" || held.Answer != "" {
+		t.Errorf("customer's message to the agent: %+v, want source handoff and no answer", held)
+	}
+	a.waitJS("the customer's message, live", `[...document.querySelectorAll('.fd-log .fd-msg-user')].some((m) => m.textContent.includes('It is order 1042.'))`)
+	a.screenshot("agent-console", 1280, 800)
+
+	// A closes it with a resolution: it leaves Mine, and the bot answers again.
+	a.do(
+		chromedp.SendKeys(chromedp.CSS(".fd-resolution"), "order status given"),
+		chromedp.Click(chromedp.CSS(".fd-close-conv")),
+	)
+	a.waitJS("the closed conversation", `document.querySelector('.fd-view').dataset.status === 'closed' && !document.querySelector(`+strconv.Quote(consoleConv("mine", sid))+`) && !!document.querySelector(`+strconv.Quote(consoleConv("closed", sid))+`)`)
+	if got := a.consoleText(".fd-state"); got != "Closed: order status given" {
+		t.Errorf("closed view says %q", got)
+	}
+	events.waitFor("handoff", statusIs("closed"))
+	if after := chatIn(t, s.base, cust, sid, "How much does shipping cost?"); after.Source != "faq" && after.Source != "clarify" {
+		t.Errorf("after the close: %+v, want the engine's answer", after)
+	}
+
+	// B's stream opens at last, at one of its reconnects (backoff up to 30s): B's lists
+	// are fetched again, and live events follow.
+	if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: s.base + "/v1/agent/events", Block: false}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJSWithin(45*time.Second, "B's stream, reconnected", `document.getElementById('fd-agent').dataset.live === 'open'`)
+	b.waitJS("B's lists, fetched again", `!!document.querySelector(`+strconv.Quote(consoleConv("closed", sid))+`)`)
+	cust2, _ := demoToken(t, s.base, shop, "", nil)
+	second := chatIn(t, s.base, cust2, "", "I want to speak to a human")
+	if second.Source != "handoff" {
+		t.Fatalf("second customer: %+v, want a handoff", second)
+	}
+	b.waitJS("a new waiting conversation in B's console, live", `!!document.querySelector(`+strconv.Quote(consoleConv("waiting", second.SessionID))+`)`)
+
+	// A reload keeps A signed in; a demo token with less than a fifth of its life left
+	// is renewed, for the same agent. Sign out forgets the token.
+	a.eval(`(() => { const s = JSON.parse(sessionStorage.getItem('fengda-agent'));
+	  s.issued = Date.now() - 25 * 60000; s.expires = Date.now() + 60000;
+	  sessionStorage.setItem('fengda-agent', JSON.stringify(s)); return true; })()`, nil)
+	a.do(chromedp.Reload())
+	a.waitJS("the console after a reload", `document.getElementById('fd-agent').dataset.live === 'open' && !!document.querySelector(`+strconv.Quote(consoleConv("closed", sid))+`)`)
+	var renewed string
+	a.eval(`JSON.parse(sessionStorage.getItem('fengda-agent')).token`, &renewed)
+	if sub, _ := claimsOf(t, renewed)["sub"].(string); renewed == tokenA || sub != agentA {
+		t.Errorf("after a reload with a token near its end: token renewed %v, agent %q; want a new token for %q", renewed != tokenA, sub, agentA)
+	}
+
+	// A customer's token is refused by the agents' API: the console says why.
+	a.allow("status of 403")
+	a.do(chromedp.Click(chromedp.CSS(".fd-signout")))
+	a.waitJS("the sign-in form", `!!document.querySelector('#fd-agent-signin .fd-token') && !sessionStorage.getItem('fengda-agent')`)
+	a.do(
+		chromedp.SendKeys(chromedp.CSS(".fd-token"), cust),
+		chromedp.Click(chromedp.CSS(".fd-signin")),
+	)
+	a.waitJS("the refusal", `document.getElementById('fd-agent').dataset.state === 'signed-out' && !!document.querySelector('.fd-notice[data-error="forbidden"]:not([hidden])')`)
+	if got := a.consoleText(".fd-notice"); !strings.Contains(got, "not an agent's token") {
+		t.Errorf("a user's token: notice %q, want that it is not an agent's", got)
+	}
+	b.screenshot("agent-console-zh", 1280, 800)
+}

@@ -30,6 +30,11 @@ func (s *Server) routes() http.Handler {
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	r.Get("/metrics", s.handleMetrics)
+	// The agents' console, with the agents' API it calls.
+	if s.handoff != nil {
+		r.Get("/agent", s.handleAgentPage)
+		r.Head("/agent", s.handleAgentPage)
+	}
 
 	// A tenant's backend authenticates with its API key here; the handler applies the
 	// tenant's rate limit itself, as the tenant is known only after the key is checked.

@@ -18,8 +18,9 @@ import (
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// webFS holds the web assets: the demo page (a template), the embeddable widget and the
-// page's static files. Nothing is fetched from elsewhere at run time.
+// webFS holds the web assets: the pages (templates: the demo page, the agents'
+// console), the embeddable widget and the pages' static files. Nothing is fetched from
+// elsewhere at run time.
 //
 //go:embed web
 var webFS embed.FS
@@ -98,6 +99,7 @@ type page struct {
 type web struct {
 	chooser  page
 	byTenant map[string]page
+	agent    *asset            // the agents' console
 	demoIDs  []string          // the demo tenants, in page order
 	assets   map[string]*asset // "/widget.js", "/static/demo.css", …
 	demo     map[tenant.ID]*tenant.Tenant
@@ -161,7 +163,7 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 	}
 
 	err = fs.WalkDir(webFS, "web", func(name string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || name == "web/index.html" {
+		if err != nil || e.IsDir() || path.Ext(name) == ".html" { // the pages are templates
 			return err
 		}
 		body, err := fs.ReadFile(webFS, name)
@@ -176,6 +178,9 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 	}
 	if w.assets["/widget.js"] == nil {
 		return nil, fmt.Errorf("web assets: widget.js is missing")
+	}
+	if w.agent, err = newAgentPage(demo, w.assets); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
