@@ -98,11 +98,36 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisConfig) (*RedisStore, 
 // seq, idem, handoff, events, evseq.
 func (r *RedisStore) keys(ref Ref) []string { return r.sessionKeys(ref.Tenant, ref.Session) }
 
-// sessionKeys is keys for session sessionID of tenant t.
+// keySuffixes end a session's keys, in the order of sessionKeys.
+var keySuffixes = [...]string{"owner", "turns", "seq", "idem", "handoff", "events", "evseq"}
+
+// sessionKeys is keys for session sessionID of tenant t. Every turn builds them, so
+// they are cut from one string: two allocations instead of nine.
 func (r *RedisStore) sessionKeys(t tenant.ID, sessionID string) []string {
-	base := r.prefix + "{" + string(t) + ":" + sessionID + "}:"
-	return []string{base + "owner", base + "turns", base + "seq", base + "idem",
-		base + "handoff", base + "events", base + "evseq"}
+	base := len(r.prefix) + len(t) + len(sessionID) + len("{:}:")
+	size := 0
+	for _, s := range keySuffixes {
+		size += base + len(s)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, s := range keySuffixes {
+		b.WriteString(r.prefix)
+		b.WriteByte('{')
+		b.WriteString(string(t))
+		b.WriteByte(':')
+		b.WriteString(sessionID)
+		b.WriteString("}:")
+		b.WriteString(s)
+	}
+	all := b.String()
+	keys := make([]string, len(keySuffixes))
+	at := 0
+	for i, s := range keySuffixes {
+		keys[i] = all[at : at+base+len(s)]
+		at += base + len(s)
+	}
+	return keys
 }
 
 // Places of a session's keys in what sessionKeys returns.
