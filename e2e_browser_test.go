@@ -8,8 +8,11 @@ import (
 	"image"
 	"image/png"
 	"io"
+	stdlog "log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,17 +73,22 @@ type browserSite struct {
 var siteAPIKeys = map[string]string{
 	"tiny-limit": "TEST-ONLY-tiny-limit-api-key-0001",
 	"slow-model": "TEST-ONLY-slow-model-api-key-0001",
+	"no-handoff": "TEST-ONLY-no-handoff-api-key-0001",
 }
 
 // embedSite is a tenant's own web site, of another origin than the program: its page
 // embeds the widget with the one tag, pointing at the program (base). /?tenant=<id>
-// picks the tenant (default northwind-shop, with demo tokens); a tenant of siteAPIKeys
+// picks the tenant (default northwind-shop, with demo tokens) and &api=<url> another way
+// to reach the program (a proxy: the widget and its API come from there); a tenant of siteAPIKeys
 // gets its tokens from the site's own backend, POST /token, which exchanges the API key
 // for a user token as a real tenant's backend does.
 func embedSite(base *atomic.Value) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		api, _ := base.Load().(string)
+		if via := r.URL.Query().Get("api"); via != "" {
+			api = via
+		}
 		tenantID := r.URL.Query().Get("tenant")
 		if tenantID == "" {
 			tenantID = "northwind-shop"
@@ -181,9 +189,9 @@ func slowModel(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// browserConfig is the demo configuration with the pages of origin allowed, plus two
-// tenants off the demo page: one with a tiny rate limit, one answered by the model
-// stand-in at model.
+// browserConfig is the demo configuration with the pages of origin allowed (and the
+// bank's API key, for its agents' tokens), plus three tenants off the demo page: one with
+// a tiny rate limit, one answered by the model stand-in at model, one without handoff.
 func browserConfig(t *testing.T, origin, model string) string {
 	t.Helper()
 	key := func(id string) string {
@@ -212,6 +220,7 @@ tenants:
   - id: qinghe-bank
     name: 青禾银行
     ` + key("qinghe-bank") + `
+    api_keys: [{value: "` + bankAPIKey + `"}]
     rate_limit: {rps: 20, burst: 40}
     engine: {kind: faq, kb: kb/bank-zh.yaml}
     fallback_answer: "系统繁忙,请稍后再试。"
@@ -247,6 +256,13 @@ tenants:
     fallback_answer: "We're busy right now, please try again in a moment."
     api_keys: [{value: "` + siteAPIKeys["slow-model"] + `"}]
     allowed_origins: ["` + origin + `"]
+  - id: no-handoff
+    name: No Handoff Shop
+    ` + key("no-handoff") + `
+    api_keys: [{value: "` + siteAPIKeys["no-handoff"] + `"}]
+    engine: {kind: faq, kb: "` + kbFor("no-handoff") + `"}
+    allowed_origins: ["` + origin + `"]
+    handoff: {disabled: true}
 `
 	p := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
@@ -318,6 +334,7 @@ type tab struct {
 	errors  []string
 	allowed []string // substrings of browser log entries the test expects
 	chats   []string // the content types of the responses to POST /v1/chat
+	resumes []string // the Last-Event-ID of each request of a session's events stream ("" for none)
 }
 
 // allow lets browser log entries (not exceptions) that contain one of the substrings
@@ -361,6 +378,14 @@ func (s *browserSite) newTab(t *testing.T) *tab {
 				parts = append(parts, strings.Trim(string(a.Value), `"`)+a.Description)
 			}
 			msg = "console." + string(ev.Type) + ": " + strings.Join(parts, " ")
+		case *network.EventRequestWillBeSent:
+			if ev.Type == network.ResourceTypeFetch && ev.Request.Method == "GET" && strings.HasSuffix(ev.Request.URL, "/events") {
+				id, _ := ev.Request.Headers["Last-Event-ID"].(string)
+				b.mu.Lock()
+				b.resumes = append(b.resumes, id)
+				b.mu.Unlock()
+			}
+			return
 		case *network.EventResponseReceived:
 			if strings.HasSuffix(ev.Response.URL, "/v1/chat") && ev.Type == network.ResourceTypeFetch {
 				b.mu.Lock()
@@ -470,13 +495,15 @@ type widgetMsg struct {
 	Error       string   `json:"error"`
 	Notice      string   `json:"notice"`
 	Busy        bool     `json:"busy"`
+	Agent       string   `json:"agent"` // the name an agent's message shows
+	TurnID      string   `json:"turn_id"`
 }
 
 const readMessages = `(() => {
   const host = document.querySelector('fengda-chat');
   if (!host || !host.shadowRoot) return [];
   return [...host.shadowRoot.querySelectorAll('.fd-msg:not(.fd-greeting)')].map((m) => ({
-    role: m.classList.contains('fd-msg-user') ? 'user' : 'assistant',
+    role: m.classList.contains('fd-msg-user') ? 'user' : m.classList.contains('fd-msg-agent') ? 'agent' : 'assistant',
     text: m.querySelector('.fd-bubble').textContent,
     state: m.dataset.state || '',
     source: m.dataset.source || '',
@@ -486,6 +513,8 @@ const readMessages = `(() => {
     error: m.dataset.error || '',
     notice: (m.querySelector('.fd-notice') || {}).textContent || '',
     busy: m.querySelector('.fd-bubble').getAttribute('aria-busy') === 'true',
+    agent: (m.querySelector('.fd-agent') || {}).textContent || '',
+    turn_id: m.dataset.turnId || '',
   }));
 })()`
 
@@ -631,6 +660,166 @@ func enterKey() chromedp.Action[chromedp.Void] {
 		}
 		return nil
 	})
+}
+
+// dropProxy passes requests on to the program and ends the session events streams
+// passing through it on demand, the way a lost connection does; it can then refuse the
+// next ones with 401, as the API does a token that expired meanwhile.
+type dropProxy struct {
+	proxy *httputil.ReverseProxy
+
+	mu      sync.Mutex
+	streams []context.CancelFunc
+	refuse  int // events requests still to refuse
+	tokens  int // token requests passed on
+}
+
+func newDropProxy(t *testing.T, base string) *httptest.Server {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{proxy: httputil.NewSingleHostReverseProxy(u)}
+	// A dropped stream is an error to the proxy: expected here.
+	p.proxy.ErrorLog = stdlog.New(io.Discard, "", 0)
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func (p *dropProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/demo/token" {
+		p.tokens++
+	}
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events") {
+		if p.refuse > 0 {
+			p.refuse--
+			p.mu.Unlock()
+			w.Header().Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":{"code":"unauthenticated","message":"The token has expired."}}`)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		p.streams = append(p.streams, cancel)
+		r = r.WithContext(ctx)
+	}
+	p.mu.Unlock()
+	p.proxy.ServeHTTP(w, r)
+}
+
+// drop ends the streams open now and refuses the next refuse ones; it returns how many
+// token requests it had passed on.
+func (p *dropProxy) drop(refuse int) (tokens int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cancel := range p.streams {
+		cancel()
+	}
+	p.streams = nil
+	p.refuse = refuse
+	return p.tokens
+}
+
+func (p *dropProxy) tokenRequests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tokens
+}
+
+// handoffLine is the widget's handoff bar as a user sees it.
+type handoffLine struct {
+	Status string `json:"status"` // data-handoff-status
+	Text   string `json:"text"`
+	Shown  bool   `json:"shown"`  // the status line is visible
+	Button bool   `json:"button"` // the "talk to a person" button is visible and enabled
+}
+
+func (b *tab) handoffLine() handoffLine {
+	b.t.Helper()
+	var h handoffLine
+	b.eval(`(() => {
+	  const l = `+inWidget("[data-handoff-status]")+`, btn = `+inWidget(`[data-action="handoff"]`)+`;
+	  const shown = (e) => !!e && e.getClientRects().length > 0;
+	  return {status: l.dataset.handoffStatus, text: l.textContent, shown: shown(l), button: shown(btn) && !btn.disabled};
+	})()`, &h)
+	return h
+}
+
+// waitHandoff waits until the handoff bar shows status with a text that contains text.
+func (b *tab) waitHandoff(status, text string) handoffLine {
+	b.t.Helper()
+	deadline := time.Now().Add(browserStep)
+	for {
+		h := b.handoffLine()
+		if h.Status == status && h.Shown && strings.Contains(h.Text, text) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for the handoff status %s %q: %+v\nwidget: %s", status, text, h, b.describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sessionID is the session the widget keeps for tenant tenantID of the program at api.
+func (b *tab) sessionID(api, tenantID string) string {
+	b.t.Helper()
+	var id string
+	b.eval(`localStorage.getItem(`+strconv.Quote("fengda:"+api+":"+tenantID+":session")+`) || ''`, &id)
+	if id == "" {
+		b.t.Fatalf("no stored session of %s", tenantID)
+	}
+	return id
+}
+
+// until polls cond for up to browserStep.
+func (b *tab) until(what string, cond func() bool) {
+	b.t.Helper()
+	for deadline := time.Now().Add(browserStep); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("waiting for %s\nwidget: %s", what, b.describe())
+		}
+	}
+}
+
+// resumed returns the Last-Event-ID of each events stream request so far.
+func (b *tab) resumed() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.resumes)
+}
+
+// agentSays posts an agent's message in conversation sid and returns its turn id.
+func agentSays(t *testing.T, base, token, sid, content string) string {
+	t.Helper()
+	var out struct {
+		Message struct {
+			TurnID string `json:"turn_id"`
+		} `json:"message"`
+	}
+	decode(t, "POST the agent's message "+content, agentPost(base, token, sid, content), http.StatusCreated, &out)
+	return out.Message.TurnID
+}
+
+// agentDoes claims or closes conversation sid as the agent of token.
+func agentDoes(t *testing.T, base, token, sid, action string) {
+	t.Helper()
+	decode(t, action+" "+sid, send("POST", base+"/v1/agent/conversations/"+sid+"/"+action, token, []byte(`{}`)), http.StatusOK, nil)
+}
+
+// agentsOf returns the agents' messages of ms.
+func agentsOf(ms []widgetMsg) []widgetMsg {
+	var out []widgetMsg
+	for _, m := range ms {
+		if m.Role == "agent" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func TestBrowser(t *testing.T) {
@@ -1086,6 +1275,233 @@ func TestBrowser(t *testing.T) {
 		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/"))
 		b.waitJS("the chooser", `document.querySelectorAll('a[href^="/?tenant="]').length >= 2`)
 		b.screenshot("chooser-desktop", 1280, 800)
+	})
+
+	t.Run("handoff: the button, the queue, an agent's messages live and after a reload, once each; the bot after the close", func(t *testing.T) {
+		b := s.newTab(t)
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant=qinghe-bank"))
+		b.waitJS("the widget", `!!`+inWidget(".fd-input"))
+		b.ask("借记卡丢了怎么挂失？")
+		if ms := b.lastAnswered(2); ms[1].Source != "faq" {
+			t.Fatalf("first answer %+v, want the FAQ's", ms[1])
+		}
+		if h := b.handoffLine(); !h.Button || h.Status != "bot" || h.Shown {
+			t.Fatalf("before the handoff: %+v, want the button and no status", h)
+		}
+		var label string
+		b.eval(inWidget(`[data-action="handoff"]`)+`.textContent`, &label)
+		if label != "转人工" {
+			t.Errorf("the button says %q, want 转人工", label)
+		}
+
+		// The button hands the session to a person: the notice, and the place in the queue.
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(`[data-action="handoff"]`))))
+		ms := b.lastAnswered(3)
+		if ms[2].Source != "handoff" || ms[2].Text == "" || ms[2].TurnID == "" {
+			t.Errorf("after the button: %+v, want the handoff's notice", ms[2])
+		}
+		h := b.waitHandoff("waiting", "等待人工客服")
+		if h.Button {
+			t.Error("the button still shows while the session waits")
+		}
+		sid := b.sessionID(s.base, "qinghe-bank")
+		agent := agentTokenFor(t, s.base, bankAPIKey, "agent-li", "李伟")
+		c, ok := findConversation(listConversations(t, s.base, agent, "waiting"), sid)
+		if !ok || c.Cause != "button" || c.Position < 1 {
+			t.Fatalf("the queue holds %+v (found %v), want the session, handed over by the button", c, ok)
+		}
+		if want := fmt.Sprintf("第 %d 位", c.Position); !strings.Contains(h.Text, want) {
+			t.Errorf("status %q, want the position %q", h.Text, want)
+		}
+
+		// The agent claims it and writes: the status names them, the message streams in.
+		agentDoes(t, s.base, agent, sid, "claim")
+		b.waitHandoff("agent", "人工客服 李伟 为您服务")
+		first := agentSays(t, s.base, agent, sid, "您好，我是李伟，请问卡是什么时候丢的？")
+		ms = b.waitMessages("the agent's message", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 1 })
+		if a := agentsOf(ms)[0]; a.Text != "您好，我是李伟，请问卡是什么时候丢的？" || a.Agent != "李伟" || a.TurnID != first || a.History {
+			t.Errorf("the agent's message shows %+v, want it live, with the name 李伟 and turn %s", a, first)
+		}
+		b.screenshot("bank-handoff-desktop", 1280, 800)
+
+		// The customer answers: the message goes to the agent, the bot says nothing.
+		b.ask("昨天下午丢的")
+		ms = b.waitMessages("the customer's message, sent", func(ms []widgetMsg) bool {
+			n := len(ms)
+			return n == 5 && ms[n-1].Role == "user" && ms[n-1].Text == "昨天下午丢的"
+		})
+		b.until("the customer's message at the agent's", func() bool {
+			var out struct {
+				Messages []agentHistory `json:"messages"`
+			}
+			r := get(s.base, agent, "/v1/agent/conversations/"+sid+"/messages")
+			if json.Unmarshal(r.body, &out) != nil {
+				return false
+			}
+			return slices.ContainsFunc(out.Messages, func(m agentHistory) bool { return m.Role == "user" && m.Content == "昨天下午丢的" })
+		})
+		if ms = b.messages(); len(ms) != 5 || ms[4].Role != "user" {
+			t.Errorf("while an agent answers: %+v, want no answer from the bot", ms)
+		}
+
+		// The page goes away; the agent writes meanwhile; the page comes back: the history
+		// and the resumed stream (which replays that message) show it once.
+		b.do(chromedp.Navigate("about:blank"))
+		second := agentSays(t, s.base, agent, sid, "已为您冻结这张卡。")
+		b.do(chromedp.Navigate(s.base + "/?tenant=qinghe-bank"))
+		b.waitHandoff("agent", "李伟")
+		b.until("the stream resumed with Last-Event-ID", func() bool {
+			r := b.resumed()
+			return len(r) >= 2 && r[len(r)-1] != ""
+		})
+		third := agentSays(t, s.base, agent, sid, "还有其他问题吗？")
+		ms = b.waitMessages("the third agent message, live", func(ms []widgetMsg) bool {
+			as := agentsOf(ms)
+			return len(as) > 0 && as[len(as)-1].TurnID == third
+		})
+		as := agentsOf(ms)
+		if len(as) != 3 || as[0].TurnID != first || as[1].TurnID != second || !as[0].History || !as[1].History || as[2].History {
+			t.Errorf("after the reload the agent's messages show as %+v, want %s and %s from history, once each, then %s live", as, first, second, third)
+		}
+		for _, a := range as {
+			if a.Agent != "李伟" {
+				t.Errorf("agent message %+v without the name 李伟", a)
+			}
+		}
+		if n := len(ms); n != 7 || ms[0].Text != "借记卡丢了怎么挂失？" || ms[2].Text == "" || ms[4].Text != "昨天下午丢的" {
+			t.Errorf("after the reload: %+v, want the whole conversation once", ms)
+		}
+
+		// The agent closes: back to the bot, which answers again.
+		agentDoes(t, s.base, agent, sid, "close")
+		b.waitHandoff("bot", "对话已转回智能客服")
+		b.waitJS("the button back", inWidget(`[data-action="handoff"]`)+`.getClientRects().length > 0`)
+		b.ask("开户需要准备哪些材料？")
+		ms = b.lastAnswered(9)
+		if ms[8].Source != "faq" || ms[7].Text != "开户需要准备哪些材料？" {
+			t.Errorf("after the close: %+v, want the bot's FAQ answer", ms[7:])
+		}
+	})
+
+	t.Run("handoff on another origin: the floating widget follows the events stream over CORS, with Last-Event-ID", func(t *testing.T) {
+		b := s.newTab(t)
+		b.openFloating(s.embed + "/")
+		b.waitJS("the button", inWidget(`[data-action="handoff"]`)+`.getClientRects().length > 0`)
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(`[data-action="handoff"]`))))
+		if ms := b.lastAnswered(1); ms[0].Source != "handoff" {
+			t.Fatalf("after the button: %+v, want the handoff's notice", ms)
+		}
+		b.waitHandoff("waiting", "Waiting for a person: position ")
+		sid := b.sessionID(s.base, "northwind-shop")
+
+		// A demo agent of the shop claims it and writes.
+		r := sendHeader("POST", s.base+"/v1/demo/token", nil, []byte(`{"tenant":"northwind-shop","role":"agent"}`))
+		var minted struct {
+			Token string `json:"token"`
+		}
+		decode(t, "an agent's demo token", r, http.StatusOK, &minted)
+		agent := minted.Token
+		agentDoes(t, s.base, agent, sid, "claim")
+		b.waitHandoff("agent", "You are chatting with Demo agent")
+		first := agentSays(t, s.base, agent, sid, "Hello, this is the help desk.")
+		ms := b.waitMessages("the agent's message", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 1 })
+		if a := agentsOf(ms)[0]; a.Text != "Hello, this is the help desk." || a.Agent != "Demo agent" || a.TurnID != first {
+			t.Errorf("the agent's message shows %+v", a)
+		}
+		if r := b.resumed(); len(r) != 1 || r[0] != "" {
+			t.Errorf("events requests so far (their Last-Event-ID): %q, want one, fresh", r)
+		}
+
+		// A reload resumes the stream across origins, with Last-Event-ID (a preflighted header).
+		b.do(chromedp.Reload())
+		b.waitJS("the launcher", `!!document.querySelector('fengda-chat') && !!`+inWidget(".fd-launcher"))
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(".fd-launcher"))))
+		b.waitHandoff("agent", "Demo agent")
+		b.until("the stream resumed", func() bool { return len(b.resumed()) >= 2 })
+		if r := b.resumed(); r[len(r)-1] == "" {
+			t.Errorf("the resumed stream sent no Last-Event-ID: %q", r)
+		}
+		second := agentSays(t, s.base, agent, sid, "Your order ships today.")
+		ms = b.waitMessages("the second agent message, live", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 2 })
+		if as := agentsOf(ms); as[0].TurnID != first || !as[0].History || as[1].TurnID != second || as[1].History {
+			t.Errorf("after the reload: %+v", as)
+		}
+		agentDoes(t, s.base, agent, sid, "close")
+		b.waitHandoff("bot", "Back to the assistant")
+		b.ask("How do I return an item?")
+		ms = b.waitMessages("the bot's answer", func(ms []widgetMsg) bool {
+			n := len(ms)
+			return n > 0 && ms[n-1].Role == "assistant" && ms[n-1].State == "done" && ms[n-1].Source != "handoff"
+		})
+		if last := ms[len(ms)-1]; last.Source != "faq" {
+			t.Errorf("after the close: %+v, want an FAQ answer", last)
+		}
+	})
+
+	t.Run("handoff asked for in a message; the events stream comes back after a drop and a refused token, from where it was", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("ERR_INCOMPLETE_CHUNKED_ENCODING", "status of 401") // the drop, the refusal
+		via := newDropProxy(t, s.base)
+		proxy := via.Config.Handler.(*dropProxy)
+		b.openFloating(s.embed + "/?api=" + url.QueryEscape(via.URL))
+		// This time a message asks for a person: its reply carries the status.
+		b.ask("I need a real person")
+		if ms := b.lastAnswered(2); ms[1].Source != "handoff" || ms[1].Text == "" {
+			t.Fatalf("the reply to a request for a person: %+v, want the handoff's notice", ms[1])
+		}
+		if h := b.waitHandoff("waiting", "Waiting for a person: position "); h.Button {
+			t.Error("the button still shows while the session waits")
+		}
+		sid := b.sessionID(via.URL, "northwind-shop")
+		var minted struct {
+			Token string `json:"token"`
+		}
+		decode(t, "an agent's demo token", sendHeader("POST", s.base+"/v1/demo/token", nil, []byte(`{"tenant":"northwind-shop","role":"agent"}`)), http.StatusOK, &minted)
+		agent := minted.Token
+		agentDoes(t, s.base, agent, sid, "claim")
+		b.waitHandoff("agent", "Demo agent")
+		first := agentSays(t, s.base, agent, sid, "Let me check your order.")
+		b.waitMessages("the agent's message", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 1 })
+
+		// The connection drops, and the next request's token is refused: the widget
+		// renews it and resumes the stream after the last event it saw.
+		opened := len(b.resumed())
+		tokens := proxy.drop(1)
+		b.until("the stream resumed after the drop", func() bool {
+			r := b.resumed()
+			return len(r) >= opened+2 && r[len(r)-1] != ""
+		})
+		if proxy.tokenRequests() <= tokens {
+			t.Errorf("token requests %d before and after the refusal: want a renewal", tokens)
+		}
+		second := agentSays(t, s.base, agent, sid, "It ships today.")
+		ms := b.waitMessages("the agent's second message", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 2 })
+		if as := agentsOf(ms); as[0].TurnID != first || as[1].TurnID != second || as[1].Text != "It ships today." {
+			t.Errorf("after the drop: %+v, want each message once", as)
+		}
+		agentDoes(t, s.base, agent, sid, "close")
+		b.waitHandoff("bot", "Back to the assistant")
+	})
+
+	t.Run("handoff turned off for the tenant: the button goes away", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("status of 403")
+		b.openFloating(s.embed + "/?tenant=no-handoff")
+		b.waitJS("the button", inWidget(`[data-action="handoff"]`)+`.getClientRects().length > 0`)
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(`[data-action="handoff"]`))))
+		b.waitJS("the button gone", inWidget(`[data-action="handoff"]`)+`.getClientRects().length === 0`)
+		var note string
+		b.eval(`[...`+shadow+`.querySelectorAll('.fd-note')].map((n) => n.textContent).join('|')`, &note)
+		if note != "A person is not available here; the assistant can still help." {
+			t.Errorf("note %q, want that no person is available", note)
+		}
+		if ms := b.messages(); len(ms) != 0 {
+			t.Errorf("messages %+v, want none", ms)
+		}
+		b.ask("How do I return an item?")
+		if ms := b.lastAnswered(2); ms[1].Source != "faq" {
+			t.Errorf("the bot after the refusal: %+v", ms[1])
+		}
 	})
 
 	t.Logf("the browser tests took %v", time.Since(start).Round(time.Millisecond))

@@ -13,16 +13,17 @@ import (
 var errOriginNotAllowed = errors.New("origin not allowed")
 
 // What a cross-origin page may send and read. No credentials mode: the API takes bearer
-// tokens, never cookies.
+// tokens, never cookies. Last-Event-ID is how the widget resumes a session's events
+// stream (GET /v1/sessions/{id}/events) where it left off.
 const (
 	corsAllowMethods  = "GET, POST, DELETE"
-	corsAllowHeaders  = "Authorization, Content-Type, Accept, X-Request-ID"
+	corsAllowHeaders  = "Authorization, Content-Type, Accept, X-Request-ID, Last-Event-ID"
 	corsExposeHeaders = "Retry-After, X-Request-ID"
 	corsMaxAge        = "600" // seconds a browser may reuse a preflight
 )
 
 // browserAPI reports whether path is one of the routes a web page calls: the chat, a
-// queued turn, a session's history or erasure, and the demo token.
+// queued turn, a session's history, erasure, handoff and events, and the demo token.
 func browserAPI(path string) bool {
 	return path == "/v1/chat" || path == demoTokenPath ||
 		strings.HasPrefix(path, "/v1/turns/") || strings.HasPrefix(path, "/v1/sessions/")

@@ -18,12 +18,21 @@
  * DOM hooks (stable): <fengda-chat id="fengda-chat-<tenant>" data-tenant data-mode
  * data-open> with an open shadow root holding .fd-launcher (floating), .fd-panel
  * (role=dialog when floating), .fd-title, .fd-new, .fd-close, .fd-log (role=log),
- * .fd-input, .fd-send. Each message is .fd-msg.fd-msg-user|.fd-msg-assistant with
- * data-state=streaming|done|error, data-source=faq|llm|clarify|fallback, data-turn-id,
- * data-history (loaded from the server), data-error (the API's error code), and
- * .fd-greeting on the local greeting. Inside: .fd-bubble (aria-busy while streaming),
- * .fd-source (citations), .fd-suggestion buttons (clarify), .fd-notice with .fd-retry
- * (data-retry-after: seconds until it enables).
+ * .fd-input, .fd-send. Each message is .fd-msg.fd-msg-user|.fd-msg-assistant|.fd-msg-agent
+ * with data-state=streaming|done|error, data-source=faq|llm|clarify|fallback|handoff,
+ * data-turn-id, data-history (loaded from the server), data-error (the API's error code),
+ * and .fd-greeting on the local greeting. Inside: .fd-bubble (aria-busy while streaming),
+ * .fd-agent (an agent's name, on .fd-msg-agent), .fd-source (citations), .fd-suggestion
+ * buttons (clarify), .fd-notice with .fd-retry (data-retry-after: seconds until it enables).
+ * Above the input, .fd-bar holds the handoff: .fd-handoff-status (role=status,
+ * data-handoff-status=bot|waiting|agent: the text says the place in the queue or the
+ * agent's name, and "back to the assistant" after the agent closes) and the "talk to a
+ * person" button .fd-handoff (data-action=handoff; hidden while a person is involved,
+ * and for good once the server has refused it).
+ *
+ * While a session waits for or talks with a person, one stream of its events
+ * (GET /v1/sessions/{id}/events) brings the agent's messages and the status; it resumes
+ * with Last-Event-ID after a drop or a reload, and ends when the agent closes.
  */
 (() => {
   'use strict';
@@ -31,6 +40,14 @@
   const SCRIPT = document.currentScript;
   const HOME = SCRIPT && SCRIPT.src ? new URL(SCRIPT.src, location.href).origin : location.origin;
   const RENEW_AT = 0.2; // renew a token with less than this share of its life left
+  // The events stream reconnects after LIVE_RETRY ms, doubled after each failure up to
+  // LIVE_CAP, each wait drawn between its half and itself so that many pages dropped by
+  // one restart do not all come back at once.
+  const LIVE_RETRY = 1000;
+  const LIVE_CAP = 30000;
+  // A stream resumed after a close it missed says "bot" first, then replays what it
+  // missed: the close among it ends the stream; failing that, it ends after LIVE_GRACE ms.
+  const LIVE_GRACE = 5000;
 
   const TEXT = {
     'zh-CN': {
@@ -42,6 +59,10 @@
       auth: '连接已失效，请重试。', invalid: '这条消息无法发送，请修改后再试。', forbidden: '本网站暂未开通在线客服。',
       incomplete: '回答未能完整送达。', history: '历史消息暂时无法加载。', ref: '编号 ',
       expired: '之前的对话已过期，已为您开始新的对话。', fresh: '已开始新的对话。',
+      handoff: '转人工', handoffLabel: '转接人工客服', agent: '人工客服', agentSays: (name) => `人工客服 ${name}：`,
+      waiting: (n) => (n > 0 ? `等待人工客服，您排在第 ${n} 位` : '等待人工客服…'),
+      withAgent: (name) => (name ? `人工客服 ${name} 为您服务` : '人工客服为您服务'), back: '对话已转回智能客服',
+      noHandoff: '暂时无法转接人工客服，您可以继续向智能客服提问。',
     },
     en: {
       title: 'Customer service', status: 'Online', open: 'Open chat', close: 'Close chat', newChat: 'Start a new conversation',
@@ -52,6 +73,10 @@
       auth: 'The connection expired; please try again.', invalid: 'This message cannot be sent; please edit it and try again.', forbidden: 'Chat is not available on this site.',
       incomplete: 'The answer was cut short.', history: 'Earlier messages could not be loaded.', ref: 'Ref. ',
       expired: 'The earlier conversation expired; this is a new one.', fresh: 'New conversation started.',
+      handoff: 'Talk to a person', handoffLabel: 'Talk to a person', agent: 'Agent', agentSays: (name) => `${name} (agent): `,
+      waiting: (n) => (n > 0 ? `Waiting for a person: position ${n}` : 'Waiting for a person…'),
+      withAgent: (name) => (name ? `You are chatting with ${name}` : 'You are chatting with a person'), back: 'Back to the assistant',
+      noHandoff: 'A person is not available here; the assistant can still help.',
     },
   };
 
@@ -63,6 +88,7 @@
     close: ['M18 6 6 18', 'M6 6l12 12'],
     fresh: ['M12 20h9', 'M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z'],
     send: ['M5 12h13', 'M12 5l7 7-7 7'],
+    person: ['M20 21a8 8 0 0 0-16 0', 'M12 13a4.5 4.5 0 1 0 0-9 4.5 4.5 0 0 0 0 9z'],
     doc: ['M14 3H6.5A1.5 1.5 0 0 0 5 4.5v15A1.5 1.5 0 0 0 6.5 21h11a1.5 1.5 0 0 0 1.5-1.5V8z', 'M14 3v5h5'],
   };
 
@@ -107,10 +133,13 @@ animation:fd-in .2s ease-out;transform-origin:bottom right}
 .fd-msg{display:flex;flex-direction:column;gap:6px;max-width:86%;animation:fd-pop .18s ease-out}
 @keyframes fd-pop{from{opacity:0;transform:translateY(4px)}}
 .fd-msg-user{align-self:flex-end;align-items:flex-end}
-.fd-msg-assistant{align-self:flex-start;align-items:flex-start}
+.fd-msg-assistant,.fd-msg-agent{align-self:flex-start;align-items:flex-start}
 .fd-bubble{padding:10px 14px;border-radius:16px;white-space:pre-wrap;overflow-wrap:anywhere}
 .fd-msg-user .fd-bubble{background:var(--fd-accent);color:var(--fd-on-accent);border-bottom-right-radius:5px}
 .fd-msg-assistant .fd-bubble{background:#fff;border:1px solid var(--fd-line);border-bottom-left-radius:5px;box-shadow:0 1px 2px rgba(16,24,40,.05)}
+.fd-msg-agent .fd-bubble{background:var(--fd-soft);border:1px solid color-mix(in srgb,var(--fd-accent) 28%,transparent);border-bottom-left-radius:5px}
+.fd-agent{display:flex;align-items:center;gap:5px;padding:0 4px;font-size:12.5px;font-weight:600;color:var(--fd-accent)}
+.fd-agent svg{flex:none;width:14px;height:14px}
 .fd-msg-fallback .fd-bubble{background:#fff7e0;border-color:#edd28c;color:#563d00}
 .fd-msg-error .fd-bubble{background:#fdf0ef;border-color:#f0c6c1;color:#8a1c14}
 .fd-source{display:flex;gap:5px;padding:0 4px;font-size:12.5px;color:var(--fd-muted)}
@@ -128,6 +157,17 @@ font-size:14px;line-height:1.4;text-align:left;transition:background .12s}
 @keyframes fd-dot{30%{opacity:1;transform:translateY(-3px)}0%,60%,100%{opacity:.35}}
 .fd-note{align-self:center;max-width:90%;text-align:center;font-size:12.5px;color:var(--fd-muted)}
 .fd-form{display:flex;align-items:flex-end;gap:8px;padding:12px 12px 6px;border-top:1px solid var(--fd-line);background:#fff}
+.fd-bar{display:flex;align-items:center;gap:10px;padding:8px 12px 0;border-top:1px solid var(--fd-line);background:#fff}
+.fd-bar:not([hidden])+.fd-form{border-top:0;padding-top:8px}
+.fd-handoff-status{flex:1;min-width:0;display:flex;align-items:center;gap:6px;font-size:12.5px;color:var(--fd-muted)}
+.fd-handoff-status::before{content:"";flex:none;width:7px;height:7px;border-radius:50%;background:#93a39f}
+.fd-handoff-status[data-handoff-status=waiting]::before{background:#d99a00}
+.fd-handoff-status[data-handoff-status=agent]::before{background:var(--fd-accent)}
+.fd-handoff{margin-left:auto;flex:none;display:inline-flex;align-items:center;gap:6px;border:1px solid var(--fd-line);border-radius:16px;
+padding:4px 12px;background:#fff;color:var(--fd-accent);font-size:13px;line-height:1.4;transition:background .12s}
+.fd-handoff:hover{background:var(--fd-soft)}
+.fd-handoff:disabled{opacity:.5;cursor:default;background:#fff}
+.fd-handoff svg{width:15px;height:15px}
 .fd-input{flex:1;min-height:46px;max-height:132px;resize:none;padding:11px 14px;border:1px solid var(--fd-line);border-radius:14px;
 background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-shadow .12s}
 .fd-input::placeholder{color:#6f7d7a}
@@ -139,7 +179,7 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
 @media (max-width:480px){.fd-floating{inset:0;width:auto;height:auto;border-radius:0;border:0}.fd-launcher{right:16px;bottom:16px}
 .fd-hint{display:none}.fd-form{padding-bottom:max(12px,env(safe-area-inset-bottom))}}
 @media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important}}
-@media (forced-colors:active){.fd-bubble,.fd-suggestion,.fd-retry{border:1px solid CanvasText}}`;
+@media (forced-colors:active){.fd-bubble,.fd-suggestion,.fd-retry,.fd-handoff{border:1px solid CanvasText}}`;
   let sheet = null; // one constructed stylesheet, shared by every mounted chat
 
   // localStorage, or memory where the browser refuses it (blocked storage, some private modes).
@@ -201,9 +241,10 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     return 'w-' + Array.from(crypto.getRandomValues(new Uint8Array(12)), (x) => x.toString(16).padStart(2, '0')).join('');
   }
 
-  /** Parses one server-sent event (a block of lines) into {event, data}; null for comments. */
+  /** Parses one server-sent event (a block of lines) into {event, data, id}; null for comments. */
   function parseEvent(block) {
     let event = 'message';
+    let id = '';
     const data = [];
     for (const line of block.split('\n')) {
       const i = line.indexOf(':');
@@ -212,12 +253,26 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
       if (field === 'event') event = value;
       else if (field === 'data') data.push(value);
+      else if (field === 'id') id = value;
     }
     try {
-      return data.length ? { event, data: JSON.parse(data.join('\n')) } : null;
+      return data.length ? { event, data: JSON.parse(data.join('\n')), id } : null;
     } catch (_) {
       return null;
     }
+  }
+
+  /** Resolves after ms, or at once when signal aborts. */
+  function sleep(ms, signal) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(id);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const id = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+    });
   }
 
   let mounted = 0;
@@ -241,11 +296,16 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       }
       this.floating = !this.target;
       const key = `fengda:${new URL(this.api).origin}:${this.tenant}:`;
-      this.keys = { token: key + 'token', session: key + 'session' };
+      this.keys = { token: key + 'token', session: key + 'session', events: key + 'events' };
       this.aborter = new AbortController();
       this.timers = new Set();
+      // The session's handoff: bot | waiting | agent. known: the server said so (until
+      // then the button is hidden, as the session may be waiting already).
+      this.hand = { status: 'bot', known: false };
+      this.live = null; // the events stream, while one is open
       this.build(o.accent);
       this.ready = this.loadHistory(); // a turn waits for it: history comes first
+      this.ready.then(() => this.resume());
     }
 
     // ---- the DOM ---------------------------------------------------------------
@@ -328,9 +388,18 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
         if (e.key === 'Escape' && this.floating && !this.panel.hidden && !e.isComposing && !this.composing) this.close(true);
       });
 
-      panel.append(header, this.log, form, el('div', 'fd-hint', { 'aria-hidden': 'true' }, t.hint));
+      // The handoff: its status, and the "talk to a person" button.
+      this.bar = el('div', 'fd-bar');
+      this.statusLine = el('div', 'fd-handoff-status', { role: 'status', 'aria-live': 'polite', 'data-handoff-status': 'bot' });
+      this.handoffBtn = el('button', 'fd-handoff', { type: 'button', 'data-action': 'handoff', 'aria-label': t.handoffLabel, title: t.handoffLabel });
+      this.handoffBtn.append(icon('person'), el('span', '', { 'aria-hidden': 'true' }, t.handoff));
+      this.handoffBtn.addEventListener('click', () => this.handoff());
+      this.bar.append(this.statusLine, this.handoffBtn);
+
+      panel.append(header, this.log, this.bar, form, el('div', 'fd-hint', { 'aria-hidden': 'true' }, t.hint));
       root.appendChild(panel);
       Object.assign(this, { host, panel, input });
+      this.syncHandoff();
       this.start();
       (this.target || document.body).appendChild(host);
     }
@@ -338,15 +407,23 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     /** Empties the log down to the greeting, and marks where history goes. */
     start() {
       this.log.textContent = '';
+      this.seen = new Set(); // the turn ids of the agents' messages shown
       if (this.greeting) this.add('assistant', this.greeting).el.classList.add('fd-greeting');
       this.historyAt = this.log.appendChild(document.createComment('history'));
     }
 
-    /** Adds a message to the log (history in its place); returns {el, bubble}. */
-    add(role, text, history) {
+    /** Adds a message to the log (history in its place); returns {el, bubble}. name: an agent's. */
+    add(role, text, history, name) {
+      const t = this.t;
       const m = el('div', 'fd-msg fd-msg-' + role, { 'data-state': 'done' });
       const bubble = el('div', 'fd-bubble', {}, text);
-      m.append(el('span', 'fd-sr', {}, role === 'user' ? this.t.you : this.title + this.t.colon), bubble);
+      if (role === 'agent') {
+        m.append(el('span', 'fd-sr', {}, name ? t.agentSays(name) : t.agent + t.colon));
+        m.appendChild(el('div', 'fd-agent', { 'aria-hidden': 'true' })).append(icon('person'), el('span', '', {}, name || t.agent));
+        m.appendChild(bubble);
+      } else {
+        m.append(el('span', 'fd-sr', {}, role === 'user' ? t.you : this.title + t.colon), bubble);
+      }
       if (history) {
         m.dataset.history = 'true';
         this.log.insertBefore(m, this.historyAt);
@@ -367,10 +444,29 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
 
     scrollDown() { this.log.scrollTop = this.log.scrollHeight; }
 
+    /** Shows an agent's message (m: a history message or a message event), once: the
+     * events stream may replay one the history showed. */
+    addAgent(m, history) {
+      const id = m.turn_id || '';
+      if (id && this.seen.has(id)) return;
+      if (id) this.seen.add(id);
+      this.add('agent', m.content || '', history, (m.agent && m.agent.name) || '').el.dataset.turnId = id;
+    }
+
     note(text, before) { this.log.insertBefore(el('div', 'fd-note', { role: 'status' }, text), before || null); }
 
     /** The send button works when there is text and no turn in flight. */
-    sync() { this.sendBtn.disabled = this.busy || !this.input.value.trim(); }
+    sync() {
+      this.sendBtn.disabled = this.busy || !this.input.value.trim();
+      this.handoffBtn.disabled = !!this.busy;
+    }
+
+    /** The button shows while the bot answers, the status line while it has something to say. */
+    syncHandoff() {
+      this.statusLine.hidden = !this.statusLine.textContent;
+      this.handoffBtn.hidden = this.handoffOff || !this.hand.known || this.hand.status !== 'bot';
+      this.bar.hidden = this.statusLine.hidden && this.handoffBtn.hidden;
+    }
 
     open() {
       if (this.floating) {
@@ -393,6 +489,7 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     }
 
     destroy() {
+      this.unlisten();
       this.aborter.abort();
       this.timers.forEach(clearInterval);
       this.host.remove();
@@ -401,7 +498,7 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     /** "New conversation": forgets the session on this device and starts over. */
     reset() {
       if (this.busy) return;
-      this.session = null;
+      this.forget();
       this.start();
       this.note(this.t.fresh);
       this.input.focus();
@@ -445,14 +542,18 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       return body.token;
     }
 
-    /** Calls the API with a token; after a 401, renews the token once and calls again. */
-    async request(method, path, body) {
+    /**
+     * Calls the API with a token; after a 401, renews the token once and calls again.
+     * opts: {headers, signal} to add headers, or end the call with another signal.
+     */
+    async request(method, path, body, opts) {
+      const o = opts || {};
       const call = async (token) => send(this.api + path, {
         method,
         headers: Object.assign({ Authorization: 'Bearer ' + token, Accept: body ? 'text/event-stream' : 'application/json' },
-          body ? { 'Content-Type': 'application/json' } : {}),
+          body ? { 'Content-Type': 'application/json' } : {}, o.headers),
         body: body ? JSON.stringify(body) : undefined,
-        credentials: 'omit', cache: 'no-store', signal: this.aborter.signal,
+        credentials: 'omit', cache: 'no-store', signal: o.signal || this.aborter.signal,
       });
       const res = await call(await this.token());
       return res.status === 401 ? call(await this.token(true)) : res;
@@ -461,6 +562,17 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     get session() { return store.get(this.keys.session); }
 
     set session(id) { if (id) store.set(this.keys.session, id); else store.del(this.keys.session); }
+
+    /** Forgets the session on this device: its id, its events stream and handoff status. */
+    forget() {
+      this.session = null;
+      this.unlisten();
+      store.del(this.keys.events);
+      this.hand = { status: 'bot', known: true };
+      this.statusLine.textContent = '';
+      this.statusLine.dataset.handoffStatus = 'bot';
+      this.syncHandoff();
+    }
 
     /** Shows the stored session's messages before anything else; forgets a session that is gone. */
     async loadHistory() {
@@ -472,13 +584,34 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
         if (res.status === 404) { this.session = null; return; }
         if (!res.ok) throw await apiError(res);
         for (const m of (await res.json()).messages || []) {
-          this.add(m.role === 'user' ? 'user' : 'assistant', m.content, true).el.dataset.turnId = m.turn_id || '';
+          if (m.role === 'agent') this.addAgent(m, true);
+          else this.add(m.role === 'user' ? 'user' : 'assistant', m.content, true).el.dataset.turnId = m.turn_id || '';
         }
         this.scrollDown();
       } catch (err) {
         if (err.name !== 'AbortError') this.note(this.t.history, this.historyAt);
       } finally {
         this.log.removeAttribute('aria-busy');
+      }
+    }
+
+    /**
+     * After the history: the stored session's handoff status (a reload while it waits
+     * for, or talks with, a person shows the status and resumes the events stream).
+     */
+    async resume() {
+      const id = this.session;
+      try {
+        if (!id) return;
+        const res = await this.request('GET', `/v1/sessions/${encodeURIComponent(id)}/handoff`);
+        if (res.status === 404) this.handoffOff = true; // the session's history loaded: this server has no handoff
+        if (!res.ok || this.session !== id) return;
+        this.setHandoff((await res.json()).handoff);
+      } catch (_) {
+        // The button stays; a reply that carries the status shows it.
+      } finally {
+        this.hand.known = true;
+        this.syncHandoff();
       }
     }
 
@@ -502,16 +635,63 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       this.sync();
       const user = again ? again.user : this.add('user', text).el;
       const msgId = again ? again.msgId : newId();
-      const bot = this.add('assistant', '');
-      bot.el.dataset.state = 'streaming';
-      bot.bubble.setAttribute('aria-busy', 'true');
-      bot.bubble.appendChild(el('span', 'fd-typing')).append(el('i'), el('i'), el('i'), el('span', 'fd-sr', {}, this.t.typing));
-      this.scrollDown();
+      const bot = this.typing();
       try {
         await this.ready;
         this.show(bot, await this.turn(text, msgId, bot), text);
       } catch (err) {
         if (err.name !== 'AbortError') this.fail(bot, err, () => { bot.el.remove(); this.ask(text, { user, msgId }); });
+      } finally {
+        this.busy = false;
+        this.sync();
+      }
+    }
+
+    /** Adds the answer's bubble, typing until it comes; returns {el, bubble}. */
+    typing() {
+      const bot = this.add('assistant', '');
+      bot.el.dataset.state = 'streaming';
+      bot.bubble.setAttribute('aria-busy', 'true');
+      bot.bubble.appendChild(el('span', 'fd-typing')).append(el('i'), el('i'), el('i'), el('span', 'fd-sr', {}, this.t.typing));
+      this.scrollDown();
+      return bot;
+    }
+
+    /**
+     * The "talk to a person" button: hands the session (a new one, with an id of its
+     * own, when there is none) to a person, and shows the notice the server answers.
+     */
+    async handoff() {
+      if (this.busy || this.handoffOff || this.hand.status !== 'bot') return;
+      this.busy = true;
+      this.sync();
+      const bot = this.typing();
+      try {
+        await this.ready;
+        let fresh = false;
+        const post = () => {
+          fresh = !this.session;
+          if (fresh) this.session = newId();
+          return this.request('POST', `/v1/sessions/${encodeURIComponent(this.session)}/handoff`);
+        };
+        let res = await post();
+        if (res.status === 404 && !fresh) { // the session expired, or is not this user's
+          this.forget();
+          this.note(this.t.expired, bot.el);
+          res = await post();
+        }
+        if (res.status === 403 || res.status === 404) { // handoff is off for the tenant, or this server has none
+          if (fresh) this.session = null;
+          this.handoffOff = true;
+          this.syncHandoff();
+          bot.el.remove();
+          this.note(this.t.noHandoff);
+          return;
+        }
+        if (!res.ok) throw await apiError(res);
+        this.show(bot, await res.json(), '');
+      } catch (err) {
+        if (err.name !== 'AbortError') this.fail(bot, err, () => { bot.el.remove(); this.handoff(); });
       } finally {
         this.busy = false;
         this.sync();
@@ -524,7 +704,7 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       if (this.session) body.session_id = this.session;
       let res = await this.request('POST', '/v1/chat', body);
       if (res.status === 404 && body.session_id) { // the session expired or was erased
-        this.session = null;
+        this.forget();
         delete body.session_id;
         this.note(this.t.expired, bot.el.previousSibling);
         res = await this.request('POST', '/v1/chat', body);
@@ -593,6 +773,12 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       const t = this.t;
       const follow = this.atEnd();
       if (r.session_id) this.session = r.session_id;
+      if (r.handoff) this.setHandoff(r.handoff);
+      // While a person answers, the bot is silent: the message went to the agent.
+      if (r.source === 'handoff' && !r.answer) {
+        m.remove();
+        return;
+      }
       bot.bubble.textContent = r.answer || '';
       bot.bubble.removeAttribute('aria-busy');
       Object.assign(m.dataset, { state: 'done', source: r.source || '', turnId: r.turn_id || '' });
@@ -662,6 +848,124 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
         if (countdown) countdown.textContent = this.t.retryNow;
       }, 1000);
       this.timers.add(id);
+    }
+
+    // ---- the handoff's events --------------------------------------------------
+
+    /**
+     * Shows a handoff status (a reply's, GET …/handoff's or an event's): the status line
+     * and the button; opens the events stream while a person is involved. A status that
+     * is not from the stream itself also ends it when the bot answers again.
+     */
+    setHandoff(h, fromStream) {
+      if (!h || !h.status) return;
+      const t = this.t;
+      const was = this.hand.status;
+      const status = h.status === 'waiting' || h.status === 'agent' ? h.status : 'bot';
+      const name = (h.agent && h.agent.name) || '';
+      this.hand = { status, known: true };
+      if (status === 'waiting') this.statusLine.textContent = t.waiting(h.position || 0);
+      else if (status === 'agent') this.statusLine.textContent = t.withAgent(name);
+      else if (was !== 'bot' || h.status === 'closed') this.statusLine.textContent = t.back;
+      this.statusLine.dataset.handoffStatus = status;
+      this.syncHandoff();
+      if (status !== 'bot') this.listen();
+      else if (!fromStream) this.unlisten();
+    }
+
+    /** Opens the session's events stream, unless one is open: one per chat. */
+    listen() {
+      if (this.live || !this.session) return;
+      const live = { session: this.session, aborter: new AbortController(), lastId: '', grace: 0 };
+      try {
+        const seen = JSON.parse(store.get(this.keys.events));
+        if (seen && seen.session === live.session) live.lastId = String(seen.id || '');
+      } catch (_) { /* none seen */ }
+      this.live = live;
+      this.follow(live);
+    }
+
+    /** Ends the events stream. */
+    unlisten() {
+      const live = this.live;
+      if (!live) return;
+      this.live = null;
+      clearTimeout(live.grace);
+      live.aborter.abort();
+    }
+
+    /**
+     * Reads the events stream until unlisten, reconnecting from the last event seen
+     * (Last-Event-ID) with a growing, jittered wait. A session that is gone or a refusal
+     * (400, 401 after a renewed token, 403, 404) ends it: trying again would not help.
+     */
+    async follow(live) {
+      const signal = live.aborter.signal;
+      const path = `/v1/sessions/${encodeURIComponent(live.session)}/events`;
+      for (let failures = 0; !signal.aborted;) {
+        let wait = 0;
+        try {
+          const headers = { Accept: 'text/event-stream' };
+          if (live.lastId) headers['Last-Event-ID'] = live.lastId;
+          const res = await this.request('GET', path, null, { headers, signal });
+          if (!res.ok) throw await apiError(res);
+          if (await this.readLive(res, live)) failures = 0;
+        } catch (err) {
+          if (signal.aborted) return;
+          if (/^(400|401|403|404)$/.test(err.status)) {
+            if (this.live === live) this.live = null;
+            return;
+          }
+          wait = (err.retryAfter || 0) * 1000;
+        }
+        const backoff = Math.min(LIVE_CAP, LIVE_RETRY * 2 ** failures++);
+        await sleep(Math.max(wait, backoff / 2 + Math.random() * backoff / 2), signal);
+      }
+    }
+
+    /** Reads one response of the events stream; reports whether it held any event. */
+    async readLive(res, live) {
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = '';
+      let any = false;
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          buf = (buf + decoder.decode(value, { stream: !done })).replace(/\r\n?/g, '\n');
+          for (let i; (i = buf.indexOf('\n\n')) >= 0;) {
+            const ev = parseEvent(buf.slice(0, i));
+            buf = buf.slice(i + 2);
+            if (!ev) continue;
+            any = true;
+            if (ev.id) {
+              live.lastId = ev.id;
+              store.set(this.keys.events, JSON.stringify({ session: live.session, id: ev.id }));
+            }
+            if (ev.event === 'shutdown') return true; // this replica is stopping: reconnect
+            this.onLive(ev, live);
+            if (live.aborter.signal.aborted) return any;
+          }
+          if (done) return any;
+        }
+      } finally {
+        reader.cancel().catch(() => {});
+      }
+    }
+
+    /** Shows one event of the stream. */
+    onLive(ev, live) {
+      const d = ev.data;
+      if (ev.event === 'message' && d.role === 'agent') {
+        this.addAgent(d, false);
+      } else if (ev.event === 'handoff') {
+        this.setHandoff(d, true);
+        if (this.hand.status !== 'bot') return;
+        // A stored close ends the stream; so does "bot" as the status now, unless the
+        // stream resumed and is about to replay what it missed.
+        if (ev.id || !live.lastId) this.unlisten();
+        else if (!live.grace) live.grace = setTimeout(() => { if (this.live === live && this.hand.status === 'bot') this.unlisten(); }, LIVE_GRACE);
+      }
     }
   }
 
