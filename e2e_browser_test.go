@@ -1504,6 +1504,48 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("handoff: an agent who writes before the widget's stream opens is still seen, once", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("ERR_BLOCKED_BY_CLIENT") // the stream, held back
+		block := func(patterns ...string) {
+			t.Helper()
+			ps := make([]*network.BlockPattern, 0, len(patterns))
+			for _, p := range patterns {
+				ps = append(ps, &network.BlockPattern{URLPattern: p, Block: true})
+			}
+			if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: ps}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.openFloating(s.embed + "/")
+		block(s.base + "/v1/sessions/*/events")
+		b.waitJS("the button", inWidget(`[data-action="handoff"]`)+`.getClientRects().length > 0`)
+		b.do(chromedp.Click(chromedp.JSPath(inWidget(`[data-action="handoff"]`))))
+		b.waitHandoff("waiting", "Waiting for a person")
+		sid := b.sessionID(s.base, "northwind-shop")
+		var minted struct {
+			Token string `json:"token"`
+		}
+		decode(t, "an agent's demo token", sendHeader("POST", s.base+"/v1/demo/token", nil, []byte(`{"tenant":"northwind-shop","role":"agent"}`)), http.StatusOK, &minted)
+		agentDoes(t, s.base, minted.Token, sid, "claim")
+		early := agentSays(t, s.base, minted.Token, sid, "Hello, I am here.")
+
+		// The stream opens only now, "from now": the message before it comes from the history.
+		block()
+		b.waitHandoff("agent", "Demo agent")
+		ms := b.waitMessages("the early message", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 1 })
+		if a := agentsOf(ms)[0]; a.TurnID != early || a.Text != "Hello, I am here." || a.Agent != "Demo agent" {
+			t.Errorf("the early message shows as %+v", a)
+		}
+		late := agentSays(t, s.base, minted.Token, sid, "How can I help?")
+		ms = b.waitMessages("the next message, live", func(ms []widgetMsg) bool { return len(agentsOf(ms)) >= 2 })
+		if as := agentsOf(ms); len(as) != 2 || as[0].TurnID != early || as[1].TurnID != late {
+			t.Errorf("agent messages %+v, want %s then %s, once each", as, early, late)
+		}
+		agentDoes(t, s.base, minted.Token, sid, "close")
+		b.waitHandoff("bot", "Back to the assistant")
+	})
+
 	t.Logf("the browser tests took %v", time.Since(start).Round(time.Millisecond))
 }
 
@@ -1757,4 +1799,80 @@ func TestBrowserAgentConsole(t *testing.T) {
 		t.Errorf("a user's token: notice %q, want that it is not an agent's", got)
 	}
 	b.screenshot("agent-console-zh", 1280, 800)
+}
+
+// TestBrowserHandoff is the whole handoff as its two people see it, each in their own
+// page: a customer in the bank's demo page asks for a person, an agent in the console
+// claims and answers, the customer sees it stream in and replies, the agent closes,
+// and the bot answers again.
+func TestBrowserHandoff(t *testing.T) {
+	s := startBrowserSite(t)
+	const bank = "qinghe-bank"
+
+	// The agent signs in first, so the desk is staffed.
+	a := s.newTab(t)
+	a.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/agent?lang=zh-CN"))
+	a.waitJS("the demo agent buttons", `!!document.querySelector('[data-demo-tenant="`+bank+`"]')`)
+	a.do(chromedp.Click(chromedp.CSS(`[data-demo-tenant="` + bank + `"]`)))
+	a.waitJS("the live console", `document.getElementById('fd-agent').dataset.live === 'open'`)
+
+	// The customer asks for a person in the widget.
+	c := s.newTab(t)
+	c.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant="+bank))
+	c.waitJS("the widget", `!!`+inWidget(".fd-input"))
+	c.ask("借记卡丢了怎么挂失？")
+	if ms := c.lastAnswered(2); ms[1].Source != "faq" {
+		t.Fatalf("first answer %+v, want the FAQ's", ms[1])
+	}
+	c.ask("转人工")
+	if ms := c.lastAnswered(4); ms[3].Source != "handoff" || ms[3].Text == "" {
+		t.Fatalf("the reply to 转人工: %+v, want the handoff's notice", ms[3])
+	}
+	c.waitHandoff("waiting", "第 1 位")
+	sid := c.sessionID(s.base, bank)
+
+	// It reaches the console live; the agent opens it, sees the bot's turns, claims it.
+	a.waitJS("the waiting conversation, live", `!!document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`)`)
+	a.do(chromedp.Click(chromedp.CSS(consoleConv("waiting", sid))))
+	a.waitJS("the history", `document.querySelectorAll('.fd-view .fd-log .fd-msg').length >= 4`)
+	if ms := a.consoleMessages(); len(ms) != 4 || ms[0].Text != "借记卡丢了怎么挂失？" || ms[1].Role != "assistant" || ms[2].Text != "转人工" {
+		t.Errorf("the agent sees %+v, want the customer's two messages and the bot's answers", ms)
+	}
+	a.do(chromedp.Click(chromedp.CSS(".fd-claim")))
+	a.waitJS("the claim", `document.querySelector('.fd-view').dataset.mine === 'true'`)
+	c.waitHandoff("agent", "人工客服 Demo agent 为您服务")
+
+	// The agent answers; it streams into the customer's widget with the agent's name.
+	a.do(
+		chromedp.Click(chromedp.CSS(".fd-input")),
+		chromedp.SendKeys(chromedp.CSS(".fd-input"), "您好，请问卡是什么时候丢的？"),
+		chromedp.KeyEvent(kb.Enter),
+	)
+	ms := c.waitMessages("the agent's message", func(ms []widgetMsg) bool { return len(agentsOf(ms)) == 1 })
+	if m := agentsOf(ms)[0]; m.Text != "您好，请问卡是什么时候丢的？" || m.Agent != "Demo agent" || m.History {
+		t.Errorf("the customer sees %+v, want the agent's message, live, from Demo agent", m)
+	}
+
+	// The customer replies: the agent sees it live, the bot stays silent.
+	c.ask("昨天下午")
+	a.waitJS("the customer's reply, live", `[...document.querySelectorAll('.fd-log .fd-msg-user')].some((m) => m.textContent.includes('昨天下午'))`)
+	if ms := c.messages(); ms[len(ms)-1].Role != "user" {
+		t.Errorf("the bot answered while the agent holds the conversation: %+v", ms[len(ms)-1])
+	}
+
+	// The agent closes it; the customer is back with the bot, which answers.
+	a.do(
+		chromedp.SendKeys(chromedp.CSS(".fd-resolution"), "已冻结"),
+		chromedp.Click(chromedp.CSS(".fd-close-conv")),
+	)
+	a.waitJS("the close", `document.querySelector('.fd-view').dataset.status === 'closed'`)
+	c.waitHandoff("bot", "对话已转回智能客服")
+	c.ask("开户需要准备哪些材料？")
+	ms = c.waitMessages("the bot's answer", func(ms []widgetMsg) bool {
+		n := len(ms)
+		return n > 0 && ms[n-1].Role == "assistant" && ms[n-1].State == "done"
+	})
+	if last := ms[len(ms)-1]; last.Source != "faq" {
+		t.Errorf("after the close: %+v, want the FAQ's answer", last)
+	}
 }

@@ -876,11 +876,12 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     /** Opens the session's events stream, unless one is open: one per chat. */
     listen() {
       if (this.live || !this.session) return;
-      const live = { session: this.session, aborter: new AbortController(), lastId: '', grace: 0 };
+      const live = { session: this.session, aborter: new AbortController(), lastId: '', grace: 0, fresh: false };
       try {
         const seen = JSON.parse(store.get(this.keys.events));
         if (seen && seen.session === live.session) live.lastId = String(seen.id || '');
       } catch (_) { /* none seen */ }
+      live.fresh = !live.lastId;
       this.live = live;
       this.follow(live);
     }
@@ -938,6 +939,10 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
             buf = buf.slice(i + 2);
             if (!ev) continue;
             any = true;
+            if (live.fresh) {
+              live.fresh = false;
+              this.catchUp(live);
+            }
             if (ev.id) {
               live.lastId = ev.id;
               store.set(this.keys.events, JSON.stringify({ session: live.session, id: ev.id }));
@@ -950,6 +955,22 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
         }
       } finally {
         reader.cancel().catch(() => {});
+      }
+    }
+
+    /**
+     * A stream that started "from now" (none seen before on this device) misses what an
+     * agent wrote between the reply that handed the session over and the stream's
+     * opening: once it is open, the history's agent messages are shown (each once).
+     */
+    async catchUp(live) {
+      try {
+        const path = `/v1/sessions/${encodeURIComponent(live.session)}/messages`;
+        const res = await this.request('GET', path, null, { signal: live.aborter.signal });
+        if (!res.ok || this.live !== live) return;
+        for (const m of (await res.json()).messages || []) if (m.role === 'agent') this.addAgent(m, false);
+      } catch (_) {
+        // A reload shows them.
       }
     }
 
