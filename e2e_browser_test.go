@@ -1816,6 +1816,16 @@ func TestBrowserHandoff(t *testing.T) {
 	a.do(chromedp.Click(chromedp.CSS(`[data-demo-tenant="` + bank + `"]`)))
 	a.waitJS("the live console", `document.getElementById('fd-agent').dataset.live === 'open'`)
 
+	// Another customer, over HTTP, is first in the queue.
+	other, status := demoToken(t, s.base, bank, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("demo user token: status %d", status)
+	}
+	ahead := chatIn(t, s.base, other, "", "转人工")
+	if ahead.Handoff == nil || ahead.Handoff.Status != "waiting" {
+		t.Fatalf("the customer ahead: %+v, want waiting", ahead)
+	}
+
 	// The customer asks for a person in the widget.
 	c := s.newTab(t)
 	c.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant="+bank))
@@ -1828,8 +1838,14 @@ func TestBrowserHandoff(t *testing.T) {
 	if ms := c.lastAnswered(4); ms[3].Source != "handoff" || ms[3].Text == "" {
 		t.Fatalf("the reply to 转人工: %+v, want the handoff's notice", ms[3])
 	}
-	c.waitHandoff("waiting", "第 1 位")
+	c.waitHandoff("waiting", "第 2 位")
 	sid := c.sessionID(s.base, bank)
+
+	// The one ahead is claimed: the widget's place moves up, live.
+	var agentToken string
+	a.eval(`JSON.parse(sessionStorage.getItem('fengda-agent')).token`, &agentToken)
+	agentDoes(t, s.base, agentToken, ahead.SessionID, "claim")
+	c.waitHandoff("waiting", "第 1 位")
 
 	// It reaches the console live; the agent opens it, sees the bot's turns, claims it.
 	a.waitJS("the waiting conversation, live", `!!document.querySelector(`+strconv.Quote(consoleConv("waiting", sid))+`)`)
@@ -1856,9 +1872,10 @@ func TestBrowserHandoff(t *testing.T) {
 	// The customer replies: the agent sees it live, the bot stays silent.
 	c.ask("昨天下午")
 	a.waitJS("the customer's reply, live", `[...document.querySelectorAll('.fd-log .fd-msg-user')].some((m) => m.textContent.includes('昨天下午'))`)
-	if ms := c.messages(); ms[len(ms)-1].Role != "user" {
-		t.Errorf("the bot answered while the agent holds the conversation: %+v", ms[len(ms)-1])
-	}
+	c.waitMessages("the reply sent, and no answer from the bot", func(ms []widgetMsg) bool {
+		n := len(ms)
+		return n == 6 && ms[n-1].Role == "user" && ms[n-1].Text == "昨天下午"
+	})
 
 	// The agent closes it; the customer is back with the bot, which answers.
 	a.do(
