@@ -795,9 +795,9 @@ func TestHandoffWebhook(t *testing.T) {
 		} `json:"message"`
 	}
 	// Each event is delivered twice: refused, then accepted a second later.
-	// waiting (its last_message the one that asked), the customer's next message, agent,
-	// the agent's message, closed.
-	const events = 5
+	// waiting (its last_message the one that asked), the message that asked, the
+	// customer's next message, agent, the agent's message, closed.
+	const events = 6
 	var got []webhookCall
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -858,7 +858,7 @@ func TestHandoffWebhook(t *testing.T) {
 		}
 	}
 	slices.Sort(kinds)
-	want := []string{"handoff:agent", "handoff:closed", "handoff:waiting", "message:agent:我来查一下", "message:user:我的转账没到账"}
+	want := []string{"handoff:agent", "handoff:closed", "handoff:waiting", "message:agent:我来查一下", "message:user:人工客服", "message:user:我的转账没到账"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("delivered events %q, want %q", kinds, want)
 	}

@@ -25,6 +25,9 @@ type Handoff interface {
 	Open(ctx context.Context, tn *tenant.Tenant, ref session.Ref, cause, lastMessage string) (handoff.Opened, error)
 	// Held passes on a customer's message stored while the bot is silent.
 	Held(ctx context.Context, tn *tenant.Tenant, ref session.Ref, t session.Turn)
+	// Opening passes on the customer's message that handed the session over, stored
+	// as turn t.
+	Opening(tn *tenant.Tenant, ref session.Ref, t session.Turn)
 	// Status returns the handoff status of a session.
 	Status(ctx context.Context, t tenant.ID, sessionID string) (handoff.Status, error)
 }
@@ -120,6 +123,9 @@ func (e *Engine) handOver(j *job, tn *tenant.Tenant, cause string) {
 	stored, dup, ok := e.store(j, tn, st)
 	if !ok {
 		return
+	}
+	if o.New && !dup {
+		e.deps.Handoff.Opening(tn, j.ref, stored)
 	}
 	status := o.Status
 	r := replyOf(j.ref.Session, stored, time.Since(j.accepted), dup)

@@ -262,6 +262,18 @@ func (d *Desk) Held(ctx context.Context, tn *tenant.Tenant, ref session.Ref, t s
 	d.webhooks.send(tn, webhookMessage, h, &msg, d.now())
 }
 
+// Opening passes on the customer's message that handed ref's session to a person,
+// stored as turn t, to the tenant's webhook as a message event, so that a helpdesk
+// that keeps the transcript from the webhook has it. The agents' console shows it as
+// the conversation's last message, and in its history.
+func (d *Desk) Opening(tn *tenant.Tenant, ref session.Ref, t session.Turn) {
+	if t.User == "" {
+		return
+	}
+	msg := Message{SessionID: ref.Session, Role: RoleUser, Content: t.User, TurnID: t.ID, At: t.At}
+	d.webhooks.send(tn, webhookMessage, session.Handoff{Session: ref.Session, User: ref.User}, &msg, d.now())
+}
+
 // State returns the handoff status of ref's session, for its owner.
 func (d *Desk) State(ctx context.Context, ref session.Ref) (Status, error) {
 	if _, err := d.store.LoadRecent(ctx, ref, 0, "", ""); err != nil {
