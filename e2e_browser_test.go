@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -1892,4 +1893,49 @@ func TestBrowserHandoff(t *testing.T) {
 	if last := ms[len(ms)-1]; last.Source != "faq" {
 		t.Errorf("after the close: %+v, want the FAQ's answer", last)
 	}
+}
+
+// TestBrowserAgentConsoleListRace: a conversation that changes while the console's
+// lists are being fetched (read before the change, answered after it) is not lost when
+// they arrive. The page's fetch of the lists is held back after the server answered.
+func TestBrowserAgentConsoleListRace(t *testing.T) {
+	s := startBrowserSite(t)
+	const shop = "northwind-shop"
+	a := s.newTab(t)
+	a.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/agent"))
+	a.waitJS("the demo agent buttons", `!!document.querySelector('[data-demo-tenant="`+shop+`"]')`)
+	a.do(chromedp.Click(chromedp.CSS(`[data-demo-tenant="` + shop + `"]`)))
+	a.waitJS("the live console", `document.getElementById('fd-agent').dataset.live === 'open'`)
+
+	// From the next page load on, the lists' answers reach the page 1.5 s after the
+	// server gave them, and the page notes when the server has.
+	const hold = `(() => {
+	  const fetch0 = window.fetch;
+	  window.__listsAnswered = 0;
+	  window.fetch = async (input, init) => {
+	    const res = await fetch0(input, init);
+	    if (String(input).includes('/v1/agent/conversations?status=')) {
+	      window.__listsAnswered++;
+	      await new Promise((r) => setTimeout(r, 1500));
+	      window.__listsDelivered = (window.__listsDelivered || 0) + 1;
+	    }
+	    return res;
+	  };
+	})();`
+	if _, err := chromedp.Call(a.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: hold}); err != nil {
+		t.Fatal(err)
+	}
+	a.do(chromedp.Reload())
+	a.waitJS("the lists answered by the server, held back from the page", `window.__listsAnswered === 3`)
+
+	// A customer asks for a person now: the console's stream has it before the lists,
+	// which were read before it, reach the page.
+	cust, _ := demoToken(t, s.base, shop, "", nil)
+	asked := chatIn(t, s.base, cust, "", "talk to a person")
+	if asked.Handoff == nil || asked.Handoff.Status != "waiting" {
+		t.Fatalf("talk to a person: %+v, want waiting", asked)
+	}
+	a.waitJS("the held-back lists, delivered", `window.__listsDelivered === 3`)
+	a.waitJS("the conversation that waited while the lists were fetched, in the queue",
+		`!!document.querySelector(`+strconv.Quote(consoleConv("waiting", asked.SessionID))+`)`)
 }

@@ -204,6 +204,8 @@
 
   const byWait = (a, b) => Date.parse(a.waiting_since) - Date.parse(b.waiting_since);
   const byClose = (a, b) => Date.parse(b.closed_at || 0) - Date.parse(a.closed_at || 0);
+  /** When a conversation last changed status: a newer copy of it replaces an older one. */
+  const changed = (c) => Math.max(Date.parse(c.waiting_since) || 0, Date.parse(c.claimed_at) || 0, Date.parse(c.closed_at) || 0);
   const chars = (s) => [...s].length;
 
   class Console {
@@ -214,6 +216,7 @@
       this.tokenUrl = root.dataset.tokenUrl || '/v1/demo/token';
       try { this.demo = JSON.parse(root.dataset.demoTenants || '[]'); } catch (_) { this.demo = []; }
       this.convs = new Map(); // session id → conversation, as the lists and events tell
+      this.inFlight = null; // while the lists are fetched: the events that arrived meanwhile
       this.unread = new Set();
       this.openId = ''; // the conversation in the view
       this.attempt = 0; // reconnects since the stream last opened
@@ -452,6 +455,9 @@
     }
 
     onEvent(name, data) {
+      // Lists being fetched may have been read before this event: it is applied again
+      // on top of them when they arrive.
+      if (this.inFlight && (name === 'conversation' || name === 'message')) this.inFlight.push([name, data]);
       if (name === 'conversation' && data.session_id) {
         const before = this.convs.get(data.session_id);
         this.convs.set(data.session_id, data);
@@ -481,20 +487,36 @@
 
     // ---- lists -----------------------------------------------------------------
 
+    /**
+     * Fetches the three lists afresh. Events that arrive meanwhile are kept and applied
+     * on top of what the lists say, where they are newer, so none is lost to a list read
+     * before it. Of loads that overlap, the last one's lists are kept.
+     */
     async loadLists() {
       const epoch = this.epoch;
+      const since = (this.inFlight = []);
       try {
         const lists = await Promise.all(['waiting', 'agent', 'closed'].map((s) => this.json('GET', `${API}/conversations?status=${s}`)));
-        if (this.epoch !== epoch) return;
+        if (this.epoch !== epoch || this.inFlight !== since) return;
+        this.inFlight = null;
         this.listed = true;
         this.convs.clear();
         for (const l of lists) for (const c of l.conversations || []) this.convs.set(c.session_id, c);
+        for (const [name, d] of since) {
+          const c = this.convs.get(d.session_id);
+          if (name === 'conversation' && (!c || changed(d) > changed(c))) this.convs.set(d.session_id, d);
+          else if (name === 'message' && c && d.role === 'user' && Date.parse(d.at) > Date.parse(c.last_at || 0)) {
+            c.last_message = d.content;
+            c.last_at = d.at;
+          }
+        }
         this.renderQueue();
         if (this.openId) {
           this.renderView();
           this.loadHistory();
         }
       } catch (err) {
+        if (this.inFlight === since) this.inFlight = null;
         if (this.epoch === epoch) this.fail(err);
       }
     }
