@@ -464,19 +464,7 @@ func (b *tab) eval(expr string, out any) {
 // than with chromedp.Poll, so that it outlasts a navigation.
 func (b *tab) waitJS(what, expr string) {
 	b.t.Helper()
-	deadline := time.Now().Add(browserStep)
-	for {
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(() => { try { return `+expr+`; } catch (_) { return false; } })()`))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("waiting for %s (%s): %v\nwidget: %s", what, expr, err, b.describe())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	b.waitJSWithin(browserStep, what, expr)
 }
 
 // Paths into the widget's shadow root.
@@ -1587,7 +1575,7 @@ func (b *tab) waitJSWithin(d time.Duration, what, expr string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("waiting %v for %s (%s): %v", d, what, expr, err)
+			b.t.Fatalf("waiting %v for %s (%s): %v\nwidget: %s", d, what, expr, err, b.describe())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -288,14 +288,7 @@ func (s *Server) streamChat(ctx context.Context, w http.ResponseWriter, r *http.
 
 	// The server's ReadTimeout does not cut the stream: net/http lifts the read deadline
 	// once the body has been read to its end, as readBody does.
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	sse := &sseWriter{w: w, rc: rc, writeTimeout: s.cfg.WriteTimeout}
+	sse := s.startSSE(w)
 
 	if s.sendEnds(sse, r, first) {
 		return
@@ -408,6 +401,18 @@ type deltaJSON struct {
 
 // sseWriter writes server-sent events, flushing each one, each write under its own
 // deadline so that a client that stops reading cannot hold the handler.
+// startSSE sends the headers of an event stream (200, not cached, not buffered by
+// proxies) and returns its writer.
+func (s *Server) startSSE(w http.ResponseWriter) *sseWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	return &sseWriter{w: w, rc: http.NewResponseController(w), writeTimeout: s.cfg.WriteTimeout}
+}
+
 type sseWriter struct {
 	w            http.ResponseWriter
 	rc           *http.ResponseController

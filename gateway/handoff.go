@@ -156,14 +156,7 @@ func lastEventID(r *http.Request) (int64, error) {
 // streamEvents writes events as SSE until the client leaves, the channel closes or
 // the server shuts down, with a heartbeat comment while idle.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, events <-chan handoff.Event) {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	sse := &sseWriter{w: w, rc: rc, writeTimeout: s.cfg.WriteTimeout}
+	sse := s.startSSE(w)
 	if sse.comment("open") != nil {
 		return
 	}

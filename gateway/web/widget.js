@@ -198,6 +198,30 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     }
   }
 
+  /**
+   * The events of an SSE response, parsed, as they arrive. Leaving the loop that reads
+   * them cancels the response.
+   */
+  async function* sseEvents(res) {
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        buf = (buf + decoder.decode(value, { stream: !done })).replace(/\r\n?/g, '\n');
+        for (let i; (i = buf.indexOf('\n\n')) >= 0;) {
+          const ev = parseEvent(buf.slice(0, i));
+          buf = buf.slice(i + 2);
+          if (ev) yield ev;
+        }
+        if (done) return;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
   /** The status an error code has when it comes inside a stream (an SSE error event). */
   const STATUS_OF = { rate_limited: 429, queue_full: 429, timeout: 504, unauthenticated: 401, origin_not_allowed: 403, invalid_request: 400 };
 
@@ -718,39 +742,32 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
 
     /** Reads the event stream, adding each token to the bubble as it arrives. */
     async stream(res, bot) {
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buf = '';
       let text = null; // the text node the deltas go into
-      for (;;) {
-        const { value, done } = await reader.read();
-        buf = (buf + decoder.decode(value, { stream: !done })).replace(/\r\n?/g, '\n');
-        for (let i; (i = buf.indexOf('\n\n')) >= 0;) {
-          const ev = parseEvent(buf.slice(0, i));
-          buf = buf.slice(i + 2);
-          const d = ev && ev.data;
-          if (!d) continue;
-          if (ev.event === 'meta') {
-            this.session = d.session_id;
-            bot.el.dataset.turnId = d.turn_id || '';
-          } else if (ev.event === 'token') {
-            const atEnd = this.atEnd();
-            if (!text) {
-              bot.bubble.textContent = '';
-              text = bot.bubble.appendChild(document.createTextNode(''));
-            }
-            text.data += d.delta || '';
-            if (atEnd) this.scrollDown();
-          } else if (/^(done|error|queued)$/.test(ev.event)) {
-            reader.cancel().catch(() => {}); // a shutdown event may follow: not needed
-            if (ev.event === 'done') return d;
-            if (ev.event === 'queued') return this.queued(d.turn_id, bot);
-            const e = d.error || {};
-            throw new ApiError(STATUS_OF[e.code] || 503, e.code || 'unavailable', e.message, 0, e.request_id);
+      // Leaving the loop cancels the response: a shutdown event may follow the end.
+      for await (const ev of sseEvents(res)) {
+        const d = ev.data;
+        if (!d) continue;
+        if (ev.event === 'meta') {
+          this.session = d.session_id;
+          bot.el.dataset.turnId = d.turn_id || '';
+        } else if (ev.event === 'token') {
+          const atEnd = this.atEnd();
+          if (!text) {
+            bot.bubble.textContent = '';
+            text = bot.bubble.appendChild(document.createTextNode(''));
           }
+          text.data += d.delta || '';
+          if (atEnd) this.scrollDown();
+        } else if (ev.event === 'done') {
+          return d;
+        } else if (ev.event === 'queued') {
+          return this.queued(d.turn_id, bot);
+        } else if (ev.event === 'error') {
+          const e = d.error || {};
+          throw new ApiError(STATUS_OF[e.code] || 503, e.code || 'unavailable', e.message, 0, e.request_id);
         }
-        if (done) throw new ApiError(0, 'network', 'the stream ended before its answer');
       }
+      throw new ApiError(0, 'network', 'the stream ended before its answer');
     }
 
     /** A queued turn: fetched about every second (202: still queued) until answered. */
@@ -926,36 +943,22 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
 
     /** Reads one response of the events stream; reports whether it held any event. */
     async readLive(res, live) {
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buf = '';
       let any = false;
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          buf = (buf + decoder.decode(value, { stream: !done })).replace(/\r\n?/g, '\n');
-          for (let i; (i = buf.indexOf('\n\n')) >= 0;) {
-            const ev = parseEvent(buf.slice(0, i));
-            buf = buf.slice(i + 2);
-            if (!ev) continue;
-            any = true;
-            if (live.fresh) {
-              live.fresh = false;
-              this.catchUp(live);
-            }
-            if (ev.id) {
-              live.lastId = ev.id;
-              store.set(this.keys.events, JSON.stringify({ session: live.session, id: ev.id }));
-            }
-            if (ev.event === 'shutdown') return true; // this replica is stopping: reconnect
-            this.onLive(ev, live);
-            if (live.aborter.signal.aborted) return any;
-          }
-          if (done) return any;
+      for await (const ev of sseEvents(res)) {
+        any = true;
+        if (live.fresh) {
+          live.fresh = false;
+          this.catchUp(live);
         }
-      } finally {
-        reader.cancel().catch(() => {});
+        if (ev.id) {
+          live.lastId = ev.id;
+          store.set(this.keys.events, JSON.stringify({ session: live.session, id: ev.id }));
+        }
+        if (ev.event === 'shutdown') return true; // this replica is stopping: reconnect
+        this.onLive(ev, live);
+        if (live.aborter.signal.aborted) return any;
       }
+      return any;
     }
 
     /**
