@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fengda-ai/fengda/nlpclient"
 )
@@ -15,7 +16,12 @@ func BenchmarkFAQAnswer(b *testing.B) {
 }
 
 // benchAnswer measures f answering the bank's dev queries in turn.
-func benchAnswer(b *testing.B, f *FAQ) {
+// answerer is what benchAnswer asks: an engine, or the Swap serving one.
+type answerer interface {
+	Answer(ctx context.Context, req nlpclient.Request) (nlpclient.Answer, error)
+}
+
+func benchAnswer(b *testing.B, f answerer) {
 	qs := loadEvalSet(b, "bank-zh-queries").Queries
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -153,4 +159,58 @@ func BenchmarkFAQ10k(b *testing.B) {
 		}
 		benchAnswer(b, f)
 	})
+}
+
+// BenchmarkSwapUnderLoad is the cost of an answer while the knowledge base is being
+// replaced: "steady" answers from a 5,000-entry engine; "replacing" does the same while
+// another goroutine rebuilds a 5,000-entry engine and swaps it in, as a live edit does:
+// once a second, or back to back (the worst case, one core building all the time). Each
+// swap's build time is reported as swap-ms. B/op and allocs/op count the builder's
+// allocations too; ns/op is the answer's.
+func BenchmarkSwapUnderLoad(b *testing.B) {
+	kb := syntheticKB(b, 5000)
+	f, err := New(kb, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		every time.Duration // between swaps; 0: back to back; -1: none
+	}{{"steady", -1}, {"replacing/every-1s", time.Second}, {"replacing/back-to-back", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := NewSwap(f)
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			var swaps int
+			var building time.Duration
+			go func() {
+				defer close(done)
+				if c.every < 0 {
+					return
+				}
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(c.every):
+					}
+					start := time.Now()
+					g, err := New(kb, Options{})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					s.Replace(g)
+					building += time.Since(start)
+					swaps++
+				}
+			}()
+			benchAnswer(b, s)
+			close(stop)
+			<-done
+			if swaps > 0 {
+				b.ReportMetric(float64(building.Milliseconds())/float64(swaps), "swap-ms")
+			}
+		})
+	}
 }
