@@ -118,7 +118,7 @@ func TestKBHandlers(t *testing.T) {
 	t.Run("invalid entry is 400 with the errors", func(t *testing.T) {
 		w := do(t, h, request{method: "PUT", path: "/v1/admin/kb/entries/x", header: admin, body: `{"question":"","answer":""}`})
 		var out struct {
-			Error  errorDetail             `json:"error"`
+			Error  errorDetail            `json:"error"`
 			Errors []knowledge.FieldError `json:"errors"`
 		}
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || w.Code != 400 || out.Error.Code != "invalid_request" || len(out.Errors) == 0 {
