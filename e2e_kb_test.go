@@ -132,7 +132,7 @@ func TestKBLiveEditsOneProcess(t *testing.T) {
 		`{"entries":[{"id":"a","question":"","answer":"x"},{"id":"b","question":"q","answer":""}]}`)
 	var badBody struct {
 		Error  struct{ Code string } `json:"error"`
-		Errors []map[string]any     `json:"errors"`
+		Errors []map[string]any      `json:"errors"`
 	}
 	if err := json.Unmarshal(bad.body, &badBody); err != nil || bad.status != http.StatusBadRequest ||
 		badBody.Error.Code != "invalid_request" || len(badBody.Errors) < 2 {
