@@ -360,7 +360,7 @@ func storeContract(t *testing.T, b backend) {
 	})
 
 	t.Run("pruning keeps the last versions", func(t *testing.T) {
-		const keep = 5
+		const keep = DefaultVersions
 		small, _ := newService(t, b.open(t, keep), Config{Versions: keep})
 		for i := range keep + 3 {
 			if _, _, err := small.PutEntry(ctx, tenantB, Entry{ID: "p", Question: "Prune?", Answer: fmt.Sprintf("Answer %d.", i)}, "ops"); err != nil {
