@@ -11,6 +11,7 @@ import (
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/internal/yamlenv"
+	"github.com/fengda-ai/fengda/knowledge"
 	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/queue"
 	"github.com/fengda-ai/fengda/ratelimit"
@@ -32,6 +33,8 @@ type Config struct {
 	Dialogue  dialogue.Config  `yaml:"dialogue"`
 	Queue     queue.Config     `yaml:"queue"`
 	RateLimit ratelimit.Config `yaml:"ratelimit"`
+	// Knowledge bounds the tenants' live knowledge bases and the versions kept.
+	Knowledge knowledge.Config `yaml:"knowledge"`
 	Log       logging.Config   `yaml:"log"`
 	// Demo turns on the demo page and anonymous demo tokens. Off unless the file says
 	// so; the shipped config.yaml does, for its demo tenants.
@@ -56,6 +59,7 @@ func defaultConfig() Config {
 	c.Server.DrainDelay = 5 * time.Second // the gateway's own default is 0, for embedding
 	c.Session = session.DefaultConfig()
 	c.Queue.Defaults()
+	c.Knowledge.Defaults()
 	c.RateLimit = ratelimit.DefaultConfig()
 	c.Log = logging.DefaultConfig()
 	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
@@ -142,6 +146,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Queue.Validate(); err != nil {
 		return err
+	}
+	if err := c.Knowledge.Validate(); err != nil {
+		return fmt.Errorf("knowledge.%w", err)
 	}
 	// A queued turn is answered within the turn deadline and then stored.
 	return c.Queue.ValidateDeadline(c.Server.RequestTimeout + c.Dialogue.StoreTimeout)

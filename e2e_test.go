@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -650,65 +649,6 @@ func TestEvalCommand(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("eval output lacks %q:\n%s", want, text)
 		}
-	}
-}
-
-func TestKnowledgeBaseReload(t *testing.T) {
-	dir := t.TempDir()
-	kbPath := filepath.Join(dir, "shop.yaml")
-	writeKB := func(body string) {
-		t.Helper()
-		if err := os.WriteFile(kbPath, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kb := func(answer string) string {
-		return `tenant: "northwind-shop"
-language: "en"
-version: 1
-entries:
-  - id: "gift-wrap"
-    question: "Do you offer gift wrapping?"
-    alternates: ["can you wrap my order as a gift"]
-    answer: "` + answer + `"
-  - id: "store-hours"
-    question: "What are your store hours?"
-    answer: "10 am to 8 pm."
-`
-	}
-	writeKB(kb("Yes, for 5 dollars."))
-	cfg := strings.Replace(string(defaultConfigYAML), "kb: kb/shop-en.yaml", "kb: "+kbPath, 1)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reload := make(chan os.Signal, 1)
-	base := testServerWith(t, nil, []string{"-config", cfgPath}, reload)
-	c := client{t, base, tokenFor(t, base, shopAPIKey, "u1")}
-	ask := func() string {
-		t.Helper()
-		var r chatReply
-		c.do("POST", "/v1/chat", map[string]string{"message": "Do you offer gift wrapping?"}, &r)
-		if citedID(r) != "gift-wrap" {
-			t.Fatalf("got %s %q, want gift-wrap", r.Source, citedID(r))
-		}
-		return r.Answer
-	}
-	if got := ask(); got != "Yes, for 5 dollars." {
-		t.Fatalf("before reload: %q", got)
-	}
-
-	// A new file is served after the signal, without a restart.
-	writeKB(kb("Yes, and it is free now."))
-	reload <- syscall.SIGHUP
-	waitFor(t, func() bool { return ask() == "Yes, and it is free now." })
-
-	// A broken file keeps the previous knowledge base serving.
-	writeKB("entries: [this is not a knowledge base")
-	reload <- syscall.SIGHUP
-	time.Sleep(100 * time.Millisecond)
-	if got := ask(); got != "Yes, and it is free now." {
-		t.Errorf("after a broken reload: %q, want the previous answer", got)
 	}
 }
 

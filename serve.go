@@ -16,6 +16,7 @@ import (
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/handoff"
+	"github.com/fengda-ai/fengda/knowledge"
 	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/metrics"
 	"github.com/fengda-ai/fengda/nlpclient/faq"
@@ -91,7 +92,8 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 // modules are the parts serve builds, and how to close them.
 type modules struct {
 	tenants *tenant.Registry
-	faqs    map[tenant.ID]*faq.Swap // each tenant's FAQ engine, reloaded on SIGHUP
+	faqs    map[tenant.ID]*faq.Swap // each tenant's FAQ engine, rebuilt on each new version of its base
+	kb      *knowledge.Service      // the tenants' live knowledge bases
 	queue   *queue.Queue            // nil when queue.mode is off
 	engine  *dialogue.Engine
 	desk    *handoff.Desk
@@ -125,13 +127,6 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		return nil, fmt.Errorf("tenants: %w", err)
 	}
 	figures := metrics.New()
-	if m.faqs, err = buildAnswerers(m.tenants); err != nil {
-		return nil, err
-	}
-	answerers, err := buildModels(m.tenants, m.faqs, getenv, figures, log)
-	if err != nil {
-		return nil, err
-	}
 
 	// Session store.
 	store, closeStore, err := buildStore(ctx, cfg.Session, log)
@@ -151,6 +146,16 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		spill.Wait, spill.TurnTimeout = cfg.Queue.MaxWait, cfg.Server.RequestTimeout
 	}
 	if err := shareRevocations(ctx, m.queue, m.tenants, revocations, log); err != nil {
+		return nil, err
+	}
+
+	// The tenants' live knowledge bases, on the queue's server, and the answer engines
+	// built from them.
+	if m.kb, m.faqs, err = buildKnowledge(ctx, cfg.Knowledge, m.queue, m.tenants, figures, log); err != nil {
+		return nil, err
+	}
+	answerers, err := buildModels(m.tenants, m.faqs, getenv, figures, log)
+	if err != nil {
 		return nil, err
 	}
 
@@ -207,7 +212,8 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 	if m.queue != nil {
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
-	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Metrics: figures, Log: log}
+	gwCfg.KBMaxBodyBytes = int64(cfg.Knowledge.MaxBytes)
+	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Knowledge: m.kb, Metrics: figures, Log: log}
 	if desk != nil {
 		gw.Handoff = desk
 	}
@@ -284,8 +290,11 @@ func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener,
 		}
 		return err
 	})
+	// Every replica's change of a knowledge base, served here within moments, until the
+	// engine stops.
+	g.Go(func() error { return m.kb.Run(engineCtx) })
 	g.Go(func() error {
-		reloadKBs(gctx, reload, m.tenants, m.faqs, files, log)
+		reloadOnSignal(gctx, reload, m.tenants, files, log)
 		return nil
 	})
 	return g.Wait()
@@ -360,20 +369,6 @@ func (p *revocationPublisher) put(ctx context.Context, key string, value []byte)
 	return p.board.Put(ctx, key, value)
 }
 
-// buildAnswerers loads each tenant's knowledge base into a FAQ engine that can be
-// reloaded while it serves.
-func buildAnswerers(tenants *tenant.Registry) (map[tenant.ID]*faq.Swap, error) {
-	out := make(map[tenant.ID]*faq.Swap)
-	for _, t := range tenants.Tenants() {
-		f, err := loadFAQ(t)
-		if err != nil {
-			return nil, err
-		}
-		out[t.ID] = faq.NewSwap(f)
-	}
-	return out, nil
-}
-
 // buildModels returns each tenant's answer engine: its FAQ engine, or for engine kind
 // "openai" a model client grounded on that FAQ engine and falling back to it. All model
 // clients share one HTTP client; each has its own breaker and bulkhead.
@@ -423,6 +418,8 @@ var (
 	_ ratelimit.Observer  = (*metrics.Metrics)(nil)
 	_ openai.LLMObserver  = (*metrics.UpstreamObserver)(nil)
 	_ gateway.RateLimiter = (*ratelimit.Limiter)(nil)
+	_ gateway.Knowledge   = (*knowledge.Service)(nil)
+	_ knowledge.Observer  = (*metrics.Metrics)(nil)
 )
 
 // buildLimiter returns the rate limiter, nil when ratelimit.enabled is false, and how

@@ -41,6 +41,10 @@ type Config struct {
 	// SSEHeartbeat is the interval of comment lines that keep an idle stream open
 	// through proxies. Default 15s.
 	SSEHeartbeat time.Duration `yaml:"sse_heartbeat"`
+	// KBMaxBodyBytes caps the body of a knowledge-base route (/v1/admin/kb/...), which
+	// may be a whole base; larger is 413 too_large. Set from knowledge.max_bytes, so it
+	// has no key here; 0 is MaxBodyBytes.
+	KBMaxBodyBytes int64 `yaml:"-"`
 	// Version is the build's version, shown by GET /healthz. Set by the program, so it
 	// has no key.
 	Version string `yaml:"-"`

@@ -32,6 +32,15 @@ func appendBody(dst []byte, r *http.Request, limit int64) ([]byte, error) {
 	if n := r.ContentLength; n > 0 && n <= limit {
 		dst = slices.Grow(dst, int(n)+bytes.MinRead) // room to see EOF without growing
 	}
+	return readRawBody(dst, r)
+}
+
+// readRawBody appends the whole body to dst, whatever its media type; limit's
+// http.MaxBytesReader caps it, and has refused a larger Content-Length.
+func readRawBody(dst []byte, r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && cap(dst)-len(dst) < int(n) {
+		dst = slices.Grow(dst, int(n)+bytes.MinRead) // room to see EOF without growing
+	}
 	start := len(dst)
 	for {
 		if len(dst) == cap(dst) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/handoff"
+	"github.com/fengda-ai/fengda/knowledge"
 	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
 )
@@ -64,6 +65,7 @@ type errorClass struct {
 func classify(err error) errorClass {
 	var inv *invalidError
 	var rl *ratelimit.LimitedError
+	var kbInvalid *knowledge.InvalidError
 	switch {
 	case errors.As(err, &inv):
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: inv.reason}
@@ -83,6 +85,18 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The message must be non-empty text."}
 	case errors.Is(err, handoff.ErrTooLong):
 		return errorClass{status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The message is too long."}
+	case errors.As(err, &kbInvalid):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The knowledge base or entry is invalid; \"errors\" lists every problem."}
+	case errors.Is(err, knowledge.ErrNotFound):
+		return errorClass{status: http.StatusNotFound, code: "not_found", message: "Not found."}
+	case errors.Is(err, knowledge.ErrConflict):
+		return errorClass{status: http.StatusConflict, code: "conflict", message: "Other changes to the knowledge base were written at the same time; send it again."}
+	case errors.Is(err, knowledge.ErrTooLarge):
+		return errorClass{status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The knowledge base is too large."}
+	case errors.Is(err, knowledge.ErrUnsupported):
+		return errorClass{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: "A knowledge base is imported as YAML (application/yaml), JSON (application/json) or CSV (text/csv)."}
+	case errors.Is(err, knowledge.ErrUnavailable):
+		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The knowledge base store is unavailable; retry shortly.", retryAfter: time.Second}
 	case errors.Is(err, errForbidden):
 		return errorClass{status: http.StatusForbidden, code: "forbidden", message: "This credential may not call this route."}
 	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):

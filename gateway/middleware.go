@@ -233,11 +233,15 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			s.writeError(w, r, errHeaderTooLarge)
 			return
 		}
-		if r.ContentLength > s.cfg.MaxBodyBytes {
+		limit := s.cfg.MaxBodyBytes
+		if s.kb != nil && strings.HasPrefix(r.URL.Path, kbPathPrefix) {
+			limit = s.cfg.KBMaxBodyBytes
+		}
+		if r.ContentLength > limit {
 			s.writeError(w, r, errTooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		setWriteDeadline(w, time.Now().Add(s.cfg.WriteTimeout))
 		next.ServeHTTP(w, r)
 	})

@@ -63,6 +63,20 @@ func (s *Server) routes() http.Handler {
 			}
 		})
 
+		// The tenant's admins: its live knowledge base. Tokens of role admin only.
+		if s.kb != nil {
+			r.Group(func(r chi.Router) {
+				r.Use(s.requireRole(tenant.RoleAdmin))
+				r.Get("/v1/admin/kb", s.handleKBGet)
+				r.Put("/v1/admin/kb/entries/{id}", s.handleKBEntryPut)
+				r.Delete("/v1/admin/kb/entries/{id}", s.handleKBEntryDelete)
+				r.Post("/v1/admin/kb/import", s.handleKBImport)
+				r.Get("/v1/admin/kb/versions", s.handleKBVersions)
+				r.Post("/v1/admin/kb/rollback", s.handleKBRollback)
+				r.Get("/v1/admin/kb/export", s.handleKBExport)
+			})
+		}
+
 		// The agents' API: tokens of role agent only.
 		if s.handoff != nil {
 			r.Group(func(r chi.Router) {

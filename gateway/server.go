@@ -21,7 +21,8 @@ type Server struct {
 	cfg      Config
 	dialogue Dialogue
 	tenants  Tenants
-	handoff  Handoff // nil: no handoff routes
+	handoff  Handoff   // nil: no handoff routes
+	kb       Knowledge // nil: no knowledge-base routes
 	metrics  Metrics
 	log      *zap.Logger
 	handler  http.Handler
@@ -44,6 +45,9 @@ type Deps struct {
 	// Handoff, if set, serves the handoff's routes: a customer's request for a person
 	// and session events, and the agents' API.
 	Handoff Handoff
+	// Knowledge, if set, serves the tenants' admins' routes of their live knowledge
+	// bases (/v1/admin/kb/...).
+	Knowledge Knowledge
 	// Limiter applies the tenants' rate limits; nil admits every request.
 	Limiter RateLimiter
 	Metrics Metrics     // nil: none, and /metrics is 404
@@ -56,6 +60,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	if cfg.KBMaxBodyBytes <= 0 {
+		cfg.KBMaxBodyBytes = cfg.MaxBodyBytes
 	}
 	if deps.Dialogue == nil {
 		return nil, errors.New("gateway: nil dialogue engine")
@@ -86,6 +93,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:      cfg,
 		dialogue: deps.Dialogue,
 		handoff:  deps.Handoff,
+		kb:       deps.Knowledge,
 		tenants:  deps.Tenants,
 		limiter:  deps.Limiter,
 		metrics:  metrics,

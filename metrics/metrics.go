@@ -51,6 +51,9 @@ type Metrics struct {
 
 	handoffs    *prometheus.CounterVec
 	handoffWait *prometheus.HistogramVec
+
+	kbVersion *prometheus.GaugeVec
+	kbReload  prometheus.Histogram
 }
 
 // New builds the metrics and a registry holding them plus the Go runtime and process
@@ -124,15 +127,33 @@ func New() *Metrics {
 		Help:    "How long a handed-off conversation waited until an agent claimed it.",
 		Buckets: []float64{1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
 	}, []string{"tenant"})
+	m.kbVersion = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fengda_kb_version",
+		Help: "The version of the tenant's knowledge base this replica serves.",
+	}, []string{"tenant"})
+	m.kbReload = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "fengda_kb_reload_seconds",
+		Help:    "How long building a new version's FAQ engine and swapping it in took.",
+		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.stage, m.requests, m.duration, m.rateLimited, m.rlFallbacks, m.rlDegraded,
 		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks, m.spilled, m.queuedWorked,
-		m.handoffs, m.handoffWait,
+		m.handoffs, m.handoffWait, m.kbVersion, m.kbReload,
 	)
 	return m
 }
+
+// ObserveKBVersion records the version of t's knowledge base this replica serves.
+func (m *Metrics) ObserveKBVersion(t tenant.ID, version int) {
+	m.kbVersion.WithLabelValues(string(t)).Set(float64(version))
+}
+
+// ObserveKBReload records how long building and swapping in a knowledge base's engine
+// took.
+func (m *Metrics) ObserveKBReload(d time.Duration) { m.kbReload.Observe(d.Seconds()) }
 
 // Gather collects every metric family the registry holds, as /metrics serves them.
 func (m *Metrics) Gather() ([]*dto.MetricFamily, error) { return m.reg.Gather() }

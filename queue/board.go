@@ -119,3 +119,13 @@ func (b *Board) Watch(ctx context.Context, apply func(key string, value []byte))
 	}()
 	return nil
 }
+
+// JetStream returns the queue's JetStream handle and the replicas setting of its
+// streams, for a package that keeps its own buckets on the queue's server (the
+// knowledge bases). Buckets made with it should carry the stream's name as a prefix
+// (Stream), so that deployments sharing a server keep apart. The handle stops working
+// once the queue is drained.
+func (q *Queue) JetStream() (js jetstream.JetStream, replicas int) { return q.js, q.cfg.Replicas }
+
+// Stream returns the name of the queue's stream (queue.stream).
+func (q *Queue) Stream() string { return q.cfg.Stream }

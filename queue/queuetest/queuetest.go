@@ -98,6 +98,18 @@ func (b Backend) Place(t *testing.T) Place {
 		if err := names.Error(); err != nil {
 			t.Errorf("list boards of %s: %v", p.Stream, err)
 		}
+		// Object stores named after the stream (the knowledge bases).
+		objects := js.ObjectStoreNames(ctx)
+		for name := range objects.Name() {
+			if strings.HasPrefix(name, p.Stream+"_") {
+				if err := js.DeleteObjectStore(ctx, name); err != nil {
+					t.Errorf("delete object store %s: %v", name, err)
+				}
+			}
+		}
+		if err := objects.Error(); err != nil {
+			t.Errorf("list object stores of %s: %v", p.Stream, err)
+		}
 	})
 	return p
 }
