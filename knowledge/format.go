@@ -895,8 +895,21 @@ func Export(w io.Writer, b *Base, format string) (contentType string, err error)
 // yamlBase is a base as the kb/ files write it; see nlpclient.KB.
 type yamlBase struct {
 	Language string      `yaml:"language"`
-	Synonyms [][]string  `yaml:"synonyms,omitempty"`
+	Synonyms []flowList  `yaml:"synonyms,omitempty"`
 	Entries  []yamlEntry `yaml:"entries"`
+}
+
+// flowList is a list YAML writes on one line, as the kb/ files write a synonym group:
+// [挂失, 冻结, 止付].
+type flowList []string
+
+func (l flowList) MarshalYAML() (any, error) {
+	var n yaml.Node
+	if err := n.Encode([]string(l)); err != nil {
+		return nil, err
+	}
+	n.Style = yaml.FlowStyle
+	return &n, nil
 }
 
 type yamlEntry struct {
@@ -908,7 +921,10 @@ type yamlEntry struct {
 }
 
 func exportYAML(w io.Writer, b *Base) error {
-	out := yamlBase{Language: b.Language, Synonyms: b.Synonyms, Entries: make([]yamlEntry, len(b.Entries))}
+	out := yamlBase{Language: b.Language, Entries: make([]yamlEntry, len(b.Entries))}
+	for _, g := range b.Synonyms {
+		out.Synonyms = append(out.Synonyms, g)
+	}
 	for i, e := range b.Entries {
 		out.Entries[i] = yamlEntry{ID: e.ID, Question: e.Question, Alternates: e.Alternates, Answer: e.Answer, Tags: e.Tags}
 	}

@@ -330,8 +330,7 @@ func TestExport(t *testing.T) {
 		got := string(export(t, b, FormatYAML))
 		want := `language: zh
 synonyms:
-  - - 挂失
-    - 冻结
+  - [挂失, 冻结]
 entries:
   - id: a
     question: 怎么挂失?
