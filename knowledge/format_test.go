@@ -453,14 +453,14 @@ func TestParseYAMLAliases(t *testing.T) {
 	ok.WriteString("language: en\nsynonyms:\n  - &w [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p]\n")
 	ok.WriteString(strings.Repeat("  - *w\n", 200))
 	ok.WriteString("entries:\n")
-	for i := range 2000 {
+	for i := range 500 {
 		fmt.Fprintf(&ok, "  - {id: e%d, question: q, answer: a, alternates: *w}\n", i)
 	}
 	b, err := Parse(yamlType, []byte(ok.String()), "en", DefaultLimits)
 	if err != nil {
 		t.Fatalf("Parse(aliases within the budget) = %v", err)
 	}
-	if len(b.Synonyms) != 201 || len(b.Entries[1999].Alternates) != 16 {
+	if len(b.Synonyms) != 201 || len(b.Entries[499].Alternates) != 16 {
 		t.Errorf("%d synonym groups, last entry's alternates %q", len(b.Synonyms), b.Entries[1999].Alternates)
 	}
 
@@ -473,13 +473,13 @@ func TestParseYAMLAliases(t *testing.T) {
 
 	// One long answer named by many entries is too large as JSON, which is judged
 	// before it is written out.
-	long := "language: en\nentries:\n  - {id: a, question: q, answer: &a " + strings.Repeat("x", 1<<20) + "}\n"
+	long := "language: en\nentries:\n  - {id: a, question: q, answer: &a " + strings.Repeat("x", 64<<10) + "}\n"
 	for i := range 100 {
 		long += fmt.Sprintf("  - {id: b%d, question: q, answer: *a}\n", i)
 	}
 	lim := DefaultLimits
-	lim.MaxBytes = 4 << 20
-	lim.MaxAnswerChars = 2 << 20
+	lim.MaxBytes = 1 << 20
+	lim.MaxAnswerChars = 64 << 10
 	if _, err := Parse(yamlType, []byte(long), "en", lim); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Parse(one answer named 100 times) = %v, want ErrTooLarge", err)
 	}
