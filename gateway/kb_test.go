@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -228,12 +227,9 @@ func TestKBBodyLimit(t *testing.T) {
 	}
 }
 
-// A YAML file imports by its Content-Type. Skipped while Parse reads JSON only.
+// A YAML file imports by its Content-Type.
 func TestKBImportYAML(t *testing.T) {
 	yaml := "language: en\nentries:\n  - id: a\n    question: Q a?\n    answer: A a.\n"
-	if _, err := knowledge.Parse("application/yaml", []byte(yaml), "en", knowledge.DefaultLimits); errors.Is(err, knowledge.ErrUnsupported) {
-		t.Skip("knowledge.Parse does not read YAML yet")
-	}
 	s, _ := newKBServer(t, testConfig())
 	hdr := map[string]string{"Authorization": "Bearer " + tokenAcmeAdmin, "Content-Type": "application/yaml"}
 	w := do(t, s.Handler(), request{method: "POST", path: "/v1/admin/kb/import", header: hdr, body: yaml})
