@@ -342,6 +342,9 @@ func (s *Service) Import(ctx context.Context, t tenant.ID, contentType string, d
 		}
 	}
 	n, err := s.write(ctx, t, by, func(*Base) (*Base, string, error) {
+		if len(b.Entries) == 1 {
+			return b, "import 1 entry", nil
+		}
 		return b, fmt.Sprintf("import %d entries", len(b.Entries)), nil
 	})
 	return n, len(b.Entries), err
