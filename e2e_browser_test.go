@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
@@ -31,6 +32,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fengda-ai/fengda/nlpclient/openai/openaitest"
 )
@@ -1926,4 +1928,363 @@ func TestBrowserAgentConsoleListRace(t *testing.T) {
 	a.waitJS("the held-back lists, delivered", `window.__listsDelivered === 3`)
 	a.waitJS("the conversation that waited while the lists were fetched, in the queue",
 		`!!document.querySelector(`+strconv.Quote(consoleConv("waiting", asked.SessionID))+`)`)
+}
+
+// adminEntry is a row of the admin console's knowledge base table, as the page shows it.
+type adminEntry struct {
+	ID         string `json:"id"`
+	Question   string `json:"question"`
+	Alternates string `json:"alternates"`
+	Answer     string `json:"answer"`
+	Tags       string `json:"tags"`
+	Hidden     bool   `json:"hidden"`
+}
+
+// adminEntries reads the console's table, hidden rows included.
+func (b *tab) adminEntries() []adminEntry {
+	b.t.Helper()
+	var es []adminEntry
+	b.eval(`[...document.querySelectorAll('.fd-kb tr.fd-entry')].map((r) => ({id: r.dataset.id,
+	  question: r.querySelector('.fd-cell-question').textContent, alternates: r.querySelector('.fd-cell-alternates').textContent,
+	  answer: r.querySelector('.fd-cell-answer').textContent, tags: r.querySelector('.fd-cell-tags').textContent, hidden: r.hidden}))`, &es)
+	return es
+}
+
+// adminVersion is the knowledge base's version the console shows (0 before it has one).
+func (b *tab) adminVersion() int {
+	b.t.Helper()
+	var v string
+	b.eval(`document.getElementById('fd-admin').dataset.version || '0'`, &v)
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// adminSearch types query into the console's search box, after emptying it, as an
+// input method commits text (so that any characters arrive as typed).
+func (b *tab) adminSearch(query string) {
+	b.t.Helper()
+	b.adminSet(".fd-search", "")
+	if query == "" {
+		return
+	}
+	b.do(chromedp.Click(chromedp.CSS(".fd-search")), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: query})
+		return err
+	}))
+}
+
+// adminSet sets the value of the console's field sel, as an edit would.
+func (b *tab) adminSet(sel, value string) {
+	b.t.Helper()
+	b.eval(`(() => { const f = document.querySelector(`+strconv.Quote(sel)+`); f.value = `+strconv.Quote(value)+`;
+	  f.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`, nil)
+}
+
+// adminSettled is true once the console has read the knowledge base afresh.
+const adminSettled = `(() => { const r = document.getElementById('fd-admin'); return r.dataset.state === 'signed-in' && !r.dataset.busy && !!r.dataset.version; })()`
+
+// kbFileEntry is an entry of a knowledge base file.
+type kbFileEntry struct {
+	ID         string   `yaml:"id"`
+	Question   string   `yaml:"question"`
+	Alternates []string `yaml:"alternates"`
+	Answer     string   `yaml:"answer"`
+	Tags       []string `yaml:"tags"`
+}
+
+// kbEntries reads a knowledge base file's entries, in order.
+func kbEntries(t *testing.T, path string) []kbFileEntry {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kb struct {
+		Entries []kbFileEntry `yaml:"entries"`
+	}
+	if err := yaml.Unmarshal(raw, &kb); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return kb.Entries
+}
+
+// matching returns the ids of the entries that hold every word of query, in any case:
+// what the console's search shows.
+func matching(entries []kbFileEntry, query string) []string {
+	var ids []string
+	for _, e := range entries {
+		text := strings.ToLower(strings.Join(append(append([]string{e.ID, e.Question, e.Answer}, e.Alternates...), e.Tags...), "\n"))
+		all := true
+		for _, w := range strings.Fields(strings.ToLower(query)) {
+			all = all && strings.Contains(text, w)
+		}
+		if all {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+// driveAdminConsole is what an admin of the shop does in the console at base+"/admin":
+// signs in as a demo admin, finds an entry, changes its answer, makes a mistake, makes
+// and deletes an entry, imports a file with a bad line, exports, and rolls back.
+// customerGets(question, answer) checks that a customer asking question now gets answer.
+func driveAdminConsole(t *testing.T, s *browserSite, base string, customerGets func(question, answer string)) {
+	const (
+		shop     = "northwind-shop"
+		question = "How much does shipping cost?"
+		newAns   = "Shipping is free on every order this month, whatever its size."
+	)
+	entries := kbEntries(t, "kb/shop-en.yaml")
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.ID)
+	}
+	a := s.newTab(t)
+	a.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/admin"))
+	a.waitJS("the demo admin buttons", `document.querySelectorAll('#fd-admin-signin [data-demo-tenant]').length === 2`)
+	if got := a.consoleText(`[data-demo-tenant="` + shop + `"]`); got != "Demo admin · Northwind Outfitters" {
+		t.Errorf("demo button: %q", got)
+	}
+	a.do(chromedp.Click(chromedp.CSS(`[data-demo-tenant="` + shop + `"]`)))
+	a.waitJS("the knowledge base", adminSettled+` && document.querySelectorAll('.fd-kb tr.fd-entry').length > 0`)
+	var token string
+	a.eval(`JSON.parse(sessionStorage.getItem('fengda-admin')).token`, &token)
+	c := claimsOf(t, token)
+	if sub, _ := c["sub"].(string); !strings.HasPrefix(sub, "demo-admin-") || c["role"] != "admin" || c["tid"] != shop {
+		t.Errorf("signed in with claims %v, want a demo admin of %s", c, shop)
+	}
+	if who := a.consoleText(".fd-whoami"); who != "Demo admin · "+shop {
+		t.Errorf("signed in as %q", who)
+	}
+
+	// The table lists the entries, in the file's order.
+	rows := a.adminEntries()
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("the table lists %v, want the shop's entries %v", got, ids)
+	}
+	ship := rows[slices.Index(got, "shipping-cost")]
+	if ship.Question != question || ship.Alternates != "3" || ship.Tags != "shipping" || !strings.HasPrefix(ship.Answer, "Standard shipping is free") {
+		t.Errorf("the shipping-cost row: %+v", ship)
+	}
+	v0 := a.adminVersion()
+	if !strings.Contains(a.consoleText(".fd-kb-version"), strconv.Itoa(v0)) {
+		t.Errorf("version shown %q, want %d", a.consoleText(".fd-kb-version"), v0)
+	}
+
+	// The search filters as one types, in any case, over alternates too, and full-width
+	// letters match their ASCII.
+	visible := func() []string {
+		var out []string
+		for _, r := range a.adminEntries() {
+			if !r.Hidden {
+				out = append(out, r.ID)
+			}
+		}
+		return out
+	}
+	for _, tt := range []struct{ query, like string }{
+		{"SHIPPING cost", "shipping cost"},
+		{"delivery fee", "delivery fee"}, // an alternate of shipping-cost
+		{"ＤＥＬＩＶＥＲＹ　ｆｅｅ", "delivery fee"},
+		{"orders cancel", "orders cancel"},
+	} {
+		a.adminSearch(tt.query)
+		want := matching(entries, tt.like)
+		if v := visible(); !slices.Equal(v, want) || len(v) == 0 {
+			t.Errorf("search %q shows %v, want %v", tt.query, v, want)
+		}
+		if got := a.consoleText(".fd-count"); got != fmt.Sprintf("%d of %d entries", len(want), len(ids)) {
+			t.Errorf("search %q: count %q", tt.query, got)
+		}
+	}
+	if v := matching(entries, "delivery fee"); !slices.Contains(v, "shipping-cost") {
+		t.Errorf("delivery fee matches %v, not shipping-cost", v)
+	}
+	a.adminSearch("no such thing zzz")
+	if v := visible(); len(v) != 0 || a.consoleText(".fd-empty") != "No entry matches." {
+		t.Errorf("search for nothing: %v shown, %q", v, a.consoleText(".fd-empty"))
+	}
+	a.adminSearch("delivery fee")
+
+	// Edit the answer and save: the table, the version and the customer have it.
+	a.do(chromedp.Click(chromedp.CSS(`tr.fd-entry[data-id="shipping-cost"]`)))
+	a.waitJS("the form", `document.querySelector('.fd-edit').dataset.id === 'shipping-cost' && document.querySelector('.fd-id').readOnly`)
+	var oldAns string
+	a.eval(`document.querySelector('.fd-answer').value`, &oldAns)
+	if !strings.HasPrefix(oldAns, "Standard shipping is free") {
+		t.Fatalf("the form's answer: %q", oldAns)
+	}
+	customerGets(question, oldAns)
+	a.adminSet(".fd-answer", newAns)
+	a.do(chromedp.Click(chromedp.CSS(".fd-save")))
+	a.waitJS("the saved entry", `!!document.querySelector('.fd-notice:not([hidden]):not([data-error])') && +document.getElementById('fd-admin').dataset.version > `+strconv.Itoa(v0)+
+		` && document.querySelector('tr.fd-entry[data-id="shipping-cost"] .fd-cell-answer').textContent === `+strconv.Quote(newAns))
+	customerGets(question, newAns)
+	v1 := a.adminVersion()
+
+	// An empty answer is refused: the problem is shown next to the answer, nothing changes.
+	a.allow("status of 400")
+	a.adminSet(".fd-answer", "")
+	a.do(chromedp.Click(chromedp.CSS(".fd-save")))
+	a.waitJS("the field error", `!!document.querySelector('.fd-field-error[data-field="answer"]:not([hidden])') && !!document.querySelector('.fd-notice[data-error]:not([hidden])')`)
+	if got := a.consoleText(`.fd-field-error[data-field="answer"]`); got == "" {
+		t.Error("the answer's error is empty")
+	}
+	var invalid string
+	a.eval(`document.querySelector('.fd-answer').getAttribute('aria-invalid') || ''`, &invalid)
+	if invalid != "true" || a.adminVersion() != v1 {
+		t.Errorf("after the refused save: aria-invalid %q, version %d; want true, %d", invalid, a.adminVersion(), v1)
+	}
+	a.screenshot("admin-console-edit", 1280, 900)
+
+	// A new entry: a bad id is caught in the page; a good one is saved, then deleted after
+	// a No and a Yes.
+	a.adminSearch("")
+	a.do(chromedp.Click(chromedp.CSS(".fd-new")))
+	a.waitJS("the new entry's form", `document.querySelector('.fd-edit').dataset.mode === 'new' && !document.querySelector('.fd-id').readOnly`)
+	a.do(chromedp.SendKeys(chromedp.CSS(".fd-id"), "gift wrap!"), chromedp.Click(chromedp.CSS(".fd-save")))
+	a.waitJS("the id's error", `!!document.querySelector('.fd-field-error[data-field="id"]:not([hidden])')`)
+	a.adminSet(".fd-id", "gift-wrap")
+	a.do(
+		chromedp.SendKeys(chromedp.CSS(".fd-question"), "Do you offer gift wrapping?"),
+		chromedp.SendKeys(chromedp.CSS(".fd-alternates"), "can you wrap my order"),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.SendKeys(chromedp.CSS(".fd-alternates"), "gift box"),
+		chromedp.SendKeys(chromedp.CSS(".fd-answer"), "Yes: choose gift wrap at checkout for $4.95 an item."),
+		chromedp.SendKeys(chromedp.CSS(".fd-tags"), "orders, gifts"),
+		chromedp.Click(chromedp.CSS(".fd-save")),
+	)
+	a.waitJS("the new entry", `!!document.querySelector('tr.fd-entry[data-id="gift-wrap"]') && document.querySelector('.fd-edit').dataset.mode === 'edit'`)
+	rows = a.adminEntries()
+	if g := rows[len(rows)-1]; g.ID != "gift-wrap" || g.Alternates != "2" || g.Tags != "ordersgifts" {
+		t.Errorf("the new row: %+v", g)
+	}
+	v2 := a.adminVersion()
+	a.do(chromedp.Click(chromedp.CSS(".fd-delete")))
+	a.waitJS("the delete's confirmation", `!!document.querySelector('.fd-edit .fd-confirm .fd-confirm-no') && document.querySelector('.fd-delete').hidden`)
+	if got := a.consoleText(".fd-edit .fd-confirm"); !strings.HasPrefix(got, "Delete?") {
+		t.Errorf("confirmation %q", got)
+	}
+	a.do(chromedp.Click(chromedp.CSS(".fd-confirm-no")))
+	a.waitJS("the confirmation gone", `!document.querySelector('.fd-confirm') && !document.querySelector('.fd-delete').hidden`)
+	if a.adminVersion() != v2 {
+		t.Error("No changed the knowledge base")
+	}
+	a.do(chromedp.Click(chromedp.CSS(".fd-delete")), chromedp.Click(chromedp.CSS(".fd-confirm-yes")))
+	a.waitJS("the entry deleted", adminSettled+` && !document.querySelector('tr.fd-entry[data-id="gift-wrap"]') && +document.getElementById('fd-admin').dataset.version > `+strconv.Itoa(v2))
+	v3 := a.adminVersion()
+
+	// A CSV file with a bad line: its line and problem in a table, nothing changed.
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "faq.csv")
+	csv := "id,question,alternates,answer,tags\n" +
+		"returns-window,How long do I have to return something?,return period|how many days to return,You have 60 days.,returns\n" +
+		"broken,What is this?,,,\n"
+	if err := os.WriteFile(bad, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.do(chromedp.SetUploadFiles(chromedp.CSS(".fd-import"), []string{bad}))
+	a.waitJS("the import's errors", `document.querySelectorAll('.fd-import-errors:not([hidden]) tr.fd-import-error').length > 0`)
+	var lines []string
+	a.eval(`[...document.querySelectorAll('.fd-import-errors tr.fd-import-error .fd-line')].map((c) => c.textContent)`, &lines)
+	if !slices.Contains(lines, "3") {
+		t.Errorf("the import's errors are on lines %v, want line 3", lines)
+	}
+	if a.adminVersion() != v3 || len(a.adminEntries()) != len(ids) {
+		t.Errorf("after the refused import: version %d, %d entries; want %d, %d", a.adminVersion(), len(a.adminEntries()), v3, len(ids))
+	}
+	customerGets(question, newAns)
+
+	// Export as CSV: the browser saves the file.
+	downloads := filepath.Join(dir, "downloads")
+	if err := os.Mkdir(downloads, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(a.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, BrowserContextID: chromedp.FromContext(a.ctx).BrowserContextID, DownloadPath: downloads,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a.do(chromedp.Click(chromedp.CSS(`.fd-export[data-format="csv"]`)))
+	a.waitJS("the download's link", `document.querySelector('a.fd-download[data-format="csv"][download]').href.startsWith('blob:')`)
+	var file []byte
+	for deadline := time.Now().Add(browserStep); ; time.Sleep(100 * time.Millisecond) {
+		fs, _ := filepath.Glob(filepath.Join(downloads, "*"))
+		if len(fs) == 1 && !strings.HasSuffix(fs[0], ".crdownload") {
+			if file, _ = os.ReadFile(fs[0]); len(file) > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no download in %v: %v", browserStep, fs)
+		}
+	}
+	if !bytes.Contains(file, []byte("shipping-cost")) || !bytes.Contains(file, []byte(newAns)) || bytes.Contains(file, []byte("gift-wrap")) {
+		t.Errorf("the exported CSV:\n%s", file)
+	}
+
+	// The versions, newest first, grew with each change; rolling back to the first one
+	// gives the customer the old answer again.
+	var versions []struct {
+		Version  string `json:"version"`
+		Current  bool   `json:"current"`
+		Rollback bool   `json:"rollback"`
+	}
+	a.eval(`[...document.querySelectorAll('.fd-versions tr.fd-version')].map((r) => ({version: r.dataset.version,
+	  current: r.dataset.current === 'true', rollback: !!r.querySelector('.fd-rollback')}))`, &versions)
+	if len(versions) < 4 || versions[0].Version != strconv.Itoa(v3) || !versions[0].Current || versions[0].Rollback || !versions[1].Rollback {
+		t.Errorf("versions %+v, want at least 4, the current (%d) first without a rollback", versions, v3)
+	}
+	row := `.fd-versions tr.fd-version[data-version="` + strconv.Itoa(v0) + `"]`
+	a.do(chromedp.Click(chromedp.CSS(row + " .fd-rollback")))
+	a.waitJS("the rollback's confirmation", `!!document.querySelector(`+strconv.Quote(row+" .fd-confirm-yes")+`)`)
+	a.do(chromedp.Click(chromedp.CSS(row + " .fd-confirm-yes")))
+	a.waitJS("the rollback", adminSettled+` && +document.getElementById('fd-admin').dataset.version > `+strconv.Itoa(v3)+
+		` && document.querySelector('tr.fd-entry[data-id="shipping-cost"] .fd-cell-answer').textContent.startsWith('Standard shipping is free')`)
+	customerGets(question, oldAns)
+	a.screenshot("admin-console", 1280, 900)
+
+	// A customer's token is refused by the admin API: the console says why.
+	cust, _ := demoToken(t, s.base, shop, "", nil)
+	a.allow("status of 403")
+	a.do(chromedp.Click(chromedp.CSS(".fd-signout")))
+	a.waitJS("the sign-in form", `!!document.querySelector('#fd-admin-signin .fd-token') && !sessionStorage.getItem('fengda-admin')`)
+	a.do(chromedp.SendKeys(chromedp.CSS(".fd-token"), cust), chromedp.Click(chromedp.CSS(".fd-signin")))
+	a.waitJS("the refusal", `document.getElementById('fd-admin').dataset.state === 'signed-out' && !!document.querySelector('.fd-notice[data-error="forbidden"]:not([hidden])')`)
+}
+
+// TestBrowserAdminConsole drives the admin console at /admin in Chromium against the
+// knowledge base API, while a customer of the shop asks over plain HTTP: what the admin
+// saves, and what a rollback restores, is the customer's answer within 2 s.
+func TestBrowserAdminConsole(t *testing.T) {
+	s := startBrowserSite(t)
+	const shop = "northwind-shop"
+	var minted struct {
+		Token string `json:"token"`
+	}
+	decode(t, "an admin's demo token", sendHeader("POST", s.base+"/v1/demo/token", nil, []byte(`{"tenant":"`+shop+`","role":"admin"}`)), http.StatusOK, &minted)
+	if r := get(s.base, minted.Token, "/v1/admin/kb"); r.status == http.StatusNotFound {
+		t.Skip("the knowledge base API is not on this build")
+	}
+	cust, status := demoToken(t, s.base, shop, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("demo user token: status %d", status)
+	}
+	driveAdminConsole(t, s, s.base, func(question, answer string) {
+		t.Helper()
+		var last handoffReply
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if last = chatIn(t, s.base, cust, "", question); last.Answer == answer {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("asking %q for 2 s: %+v, want the answer %q", question, last, answer)
+			}
+		}
+	})
 }

@@ -19,11 +19,23 @@ import (
 const demoUserPrefix = "demo-"
 
 // demoAgentPrefix starts the user id of every demo agent; demoAgentName is the name the
-// demo agents show to customers.
+// demo agents show to customers. demoAdminPrefix and demoAdminName are the same for the
+// demo admins, who edit a demo tenant's knowledge base in the admin console.
 const (
 	demoAgentPrefix = demoUserPrefix + "agent-"
 	demoAgentName   = "Demo agent"
+	demoAdminPrefix = demoUserPrefix + "admin-"
+	demoAdminName   = "Demo admin"
 )
+
+// demoRoles are the roles a demo token may have, each with the prefix of its user ids
+// and the name it is minted with. A random demo user id has no "-" after "demo-", so
+// no id of one role ever has the prefix of another.
+var demoRoles = map[string]struct{ prefix, name string }{
+	tenant.RoleUser:  {demoUserPrefix, ""},
+	tenant.RoleAgent: {demoAgentPrefix, demoAgentName},
+	tenant.RoleAdmin: {demoAdminPrefix, demoAdminName},
+}
 
 // errNotDemoTenant is a demo token asked for a tenant that is not on the demo page.
 var errNotDemoTenant = fmt.Errorf("%w: not a demo tenant", errRouteNotFound)
@@ -31,13 +43,14 @@ var errNotDemoTenant = fmt.Errorf("%w: not a demo tenant", errRouteNotFound)
 // demoTokenRequest is the body of POST /v1/demo/token.
 type demoTokenRequest struct {
 	Tenant *string `json:"tenant"`
-	// Role is "user" (the default) or "agent"; the demo mints no admin tokens.
+	// Role is "user" (the default), "agent" or "admin".
 	Role *string `json:"role"`
 }
 
 // handleDemoToken serves POST /v1/demo/token, present in demo mode only: a short-lived
 // token for a new anonymous user of a demo tenant, or, with "role":"agent", for a new
-// demo agent named "Demo agent". A request that carries a valid demo token of the same
+// demo agent named "Demo agent", or, with "role":"admin", for a new demo admin named
+// "Demo admin", who may edit the demo tenant's knowledge base. A request that carries a valid demo token of the same
 // tenant and role gets a fresh token for that same user or agent, so that a page open
 // longer than a token's life keeps its conversation. Rate limited by the tenant's limit,
 // and refused to pages of origins the tenant does not allow.
@@ -58,8 +71,8 @@ func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 	}
 	role := tenant.RoleUser
 	if req.Role != nil {
-		if *req.Role != tenant.RoleUser && *req.Role != tenant.RoleAgent {
-			s.writeError(w, r, invalid(fmt.Sprintf("Field \"role\" must be %q or %q.", tenant.RoleUser, tenant.RoleAgent)))
+		if _, ok := demoRoles[*req.Role]; !ok {
+			s.writeError(w, r, invalid(fmt.Sprintf("Field \"role\" must be %q, %q or %q.", tenant.RoleUser, tenant.RoleAgent, tenant.RoleAdmin)))
 			return
 		}
 		role = *req.Role
@@ -82,11 +95,7 @@ func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	user, renewed := s.demoUser(r, t.ID, role, now)
-	name := ""
-	if role == tenant.RoleAgent {
-		name = demoAgentName
-	}
-	token, expires, err := s.tenants.MintRole(t.ID, user, role, name, s.cfg.Demo.TokenTTL, now)
+	token, expires, err := s.tenants.MintRole(t.ID, user, role, demoRoles[role].name, s.cfg.Demo.TokenTTL, now)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("mint demo token: %w", err))
 		return
@@ -98,12 +107,10 @@ func (s *Server) handleDemoToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // demoUser returns the user of the request's bearer token when it is a valid demo
-// token of tenant id and role (an anonymous user's or a demo agent's), else a new one.
+// token of tenant id and role (an anonymous user's, a demo agent's or a demo admin's),
+// else a new one.
 func (s *Server) demoUser(r *http.Request, id tenant.ID, role string, now time.Time) (user string, renewed bool) {
-	prefix := demoUserPrefix
-	if role == tenant.RoleAgent {
-		prefix = demoAgentPrefix
-	}
+	prefix := demoRoles[role].prefix
 	if r.Header.Get("Authorization") != "" {
 		p, err := s.verify(r, now)
 		if err == nil && p.Tenant == id && roleOf(p) == role && strings.HasPrefix(p.User, prefix) {

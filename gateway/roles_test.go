@@ -255,18 +255,22 @@ func TestDemoAgentToken(t *testing.T) {
 		t.Errorf("demo agent on /v1/chat: %d %s, want 403 forbidden", w.Code, e.Code)
 	}
 
-	for name, body := range map[string]string{
-		"admin":         `{"tenant":"bank","role":"admin"}`,
-		"unknown role":  `{"tenant":"bank","role":"boss"}`,
-		"empty role":    `{"tenant":"bank","role":""}`,
-		"role a number": `{"tenant":"bank","role":2}`,
-		"a name":        `{"tenant":"bank","role":"agent","name":"Mallory"}`,
+	const roles = `Field "role" must be "user", "agent" or "admin".`
+	for name, tt := range map[string]struct{ body, message string }{
+		"unknown role":     {`{"tenant":"bank","role":"boss"}`, roles},
+		"empty role":       {`{"tenant":"bank","role":""}`, roles},
+		"role in capitals": {`{"tenant":"bank","role":"Admin"}`, roles},
+		"role a number":    {`{"tenant":"bank","role":2}`, ""},
+		"a name":           {`{"tenant":"bank","role":"agent","name":"Mallory"}`, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			before := len(fake.minted)
-			_, code, e := post(body, "")
+			_, code, e := post(tt.body, "")
 			if code != 400 || e.Code != "invalid_request" {
 				t.Errorf("%d %s, want 400 invalid_request", code, e.Code)
+			}
+			if tt.message != "" && e.Message != tt.message {
+				t.Errorf("message %q, want %q", e.Message, tt.message)
 			}
 			if len(fake.minted) != before {
 				t.Error("a token was minted")

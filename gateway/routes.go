@@ -30,6 +30,8 @@ func (s *Server) routes() http.Handler {
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	r.Get("/metrics", s.handleMetrics)
+	r.Get("/admin", s.handleAdminPage)
+	r.Head("/admin", s.handleAdminPage)
 	// The agents' console, with the agents' API it calls.
 	if s.handoff != nil {
 		r.Get("/agent", s.handleAgentPage)

@@ -18,8 +18,8 @@ import (
 	"github.com/fengda-ai/fengda/tenant"
 )
 
-// webFS holds the web assets: the pages (templates: the demo page, the agents'
-// console), the embeddable widget and the pages' static files. Nothing is fetched from
+// webFS holds the web assets: the pages (templates: the demo page, the agents' and the
+// admin console), the embeddable widget and the pages' static files. Nothing is fetched from
 // elsewhere at run time.
 //
 //go:embed web
@@ -100,6 +100,7 @@ type web struct {
 	chooser  page
 	byTenant map[string]page
 	agent    *asset            // the agents' console
+	admin    *asset            // the admin console
 	demoIDs  []string          // the demo tenants, in page order
 	assets   map[string]*asset // "/widget.js", "/static/demo.css", …
 	demo     map[tenant.ID]*tenant.Tenant
@@ -180,6 +181,9 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 		return nil, fmt.Errorf("web assets: widget.js is missing")
 	}
 	if w.agent, err = newAgentPage(demo, w.assets); err != nil {
+		return nil, err
+	}
+	if w.admin, err = newAdminPage(demo, w.assets); err != nil {
 		return nil, err
 	}
 	return w, nil
