@@ -2275,16 +2275,29 @@ func TestBrowserAdminConsole(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("demo user token: status %d", status)
 	}
+	// The customer asks in the shop's widget, and over HTTP.
+	c := s.newTab(t)
+	c.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant="+shop))
+	c.waitJS("the widget", `!!`+inWidget(".fd-input"))
 	driveAdminConsole(t, s, s.base, func(question, answer string) {
 		t.Helper()
 		var last handoffReply
 		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 			if last = chatIn(t, s.base, cust, "", question); last.Answer == answer {
-				return
+				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("asking %q for 2 s: %+v, want the answer %q", question, last, answer)
 			}
+		}
+		before := len(c.messages())
+		c.ask(question)
+		ms := c.waitMessages("the widget's answer", func(ms []widgetMsg) bool {
+			n := len(ms)
+			return n >= before+2 && ms[n-1].Role == "assistant" && ms[n-1].State == "done"
+		})
+		if got := ms[len(ms)-1]; got.Text != answer || got.Source != "faq" {
+			t.Errorf("the widget answers %q with %+v, want the answer %q from the FAQ", question, got, answer)
 		}
 	})
 }
