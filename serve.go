@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg Config, source string, p process, log *zap.L
 		zap.String("queue", cfg.Queue.Mode),
 		zap.Int("tenants", len(m.tenants.Tenants())))
 	if cfg.Demo.Enabled {
-		log.Warn("demo mode is on: GET / serves the demo page and POST /v1/demo/token gives anyone a demo token; set demo.enabled false for real users",
+		log.Warn("demo mode is on: GET / serves the demo page and POST /v1/demo/token gives anyone a demo token (a user, an agent, or an admin who edits the demo tenants' knowledge bases); set demo.enabled false for real users",
 			zap.Strings("demo_tenants", m.srv.DemoTenants()),
 			zap.String("get_token", "go run . token -tenant qinghe-bank -user u1"),
 			zap.String("try", `curl -s localhost:8080/v1/chat -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"信用卡丢了怎么办"}'`))
