@@ -25,7 +25,7 @@
  *   .fd-new            opens the form on a new entry
  *   .fd-edit[data-mode=edit|new][data-id]   the form: .fd-id (editable for a new entry
  *                      only: 1 to 64 of A-Z a-z 0-9 _ -), .fd-question, .fd-alternates
- *                      (one a line), .fd-answer, .fd-tags (comma-separated), .fd-save,
+ *                      (one per line), .fd-answer, .fd-tags (comma-separated), .fd-save,
  *                      .fd-delete; .fd-field-error[data-field=id|question|alternates|
  *                      answer|tags|entry] under each field (entry: the entry as a whole),
  *                      hidden when empty
@@ -99,7 +99,7 @@
       cols: ['ID', 'Question', 'Alternates', 'Answer', 'Tags', 'Updated'], none: 'The knowledge base is empty.', noMatch: 'No entry matches.',
       importLabel: 'Import a file…', importHint: '.yaml .yml .json .csv', exportLabel: 'Export:',
       edit: 'Edit entry', create: 'New entry', pick: 'Pick an entry in the table to edit it, or make a new one.',
-      id: 'ID', idHint: '1–64 characters: letters, digits, _ or -', question: 'Question', alternates: 'Alternates (one a line)',
+      id: 'ID', idHint: '1–64 characters: letters, digits, _ or -', question: 'Question', alternates: 'Alternates (one per line)',
       answer: 'Answer', tags: 'Tags (comma-separated)', save: 'Save', delete: 'Delete', cancel: 'Cancel',
       confirmDelete: 'Delete?', yes: 'Yes', no: 'No', confirmRollback: (v) => `Roll back to version ${v}?`,
       versions: 'Versions', vcols: ['Version', 'At', 'By', 'Change'], rollback: 'Roll back', current: 'current',
