@@ -95,6 +95,9 @@
     send: ['M5 12h13', 'M12 5l7 7-7 7'],
     person: ['M20 21a8 8 0 0 0-16 0', 'M12 13a4.5 4.5 0 1 0 0-9 4.5 4.5 0 0 0 0 9z'],
     doc: ['M14 3H6.5A1.5 1.5 0 0 0 5 4.5v15A1.5 1.5 0 0 0 6.5 21h11a1.5 1.5 0 0 0 1.5-1.5V8z', 'M14 3v5h5'],
+    // 👍 and 👎 as drawings: an emoji is a box where the system has no emoji font.
+    thumbUp: ['M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3z', 'M7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3'],
+    thumbDown: ['M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3z', 'M17 2h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17'],
   };
 
   // Styles live in the shadow root, untouched by the page's CSS (and by its CSP, as a
@@ -156,9 +159,11 @@ font-size:14px;line-height:1.4;text-align:left;transition:background .12s}
 .fd-suggestion:hover,.fd-retry:hover{background:var(--fd-soft)}
 .fd-retry:disabled{opacity:.5;cursor:default;background:#fff}
 .fd-rating{display:flex;align-items:center;gap:2px;padding:0 2px;font-size:12.5px;color:var(--fd-muted)}
-.fd-rate{border:1px solid transparent;border-radius:8px;padding:0 6px;background:none;font-size:14px;line-height:1.6;filter:grayscale(1);opacity:.6}
-.fd-rate:hover,.fd-rate[aria-pressed=true]{filter:none;opacity:1}
-.fd-rate[aria-pressed=true]{border-color:var(--fd-line);background:#fff}
+.fd-rate{border:1px solid transparent;border-radius:8px;padding:4px;background:none;color:var(--fd-muted)}
+.fd-rate svg{width:15px;height:15px}
+.fd-rate:hover{background:var(--fd-soft);color:var(--fd-text)}
+.fd-rate[aria-pressed=true]{border-color:var(--fd-line);background:#fff;color:var(--fd-accent)}
+.fd-rate[aria-pressed=true] svg{fill:var(--fd-soft)}
 .fd-rating span{margin-left:6px}
 .fd-notice{display:flex;flex-wrap:wrap;align-items:center;gap:8px 10px}
 .fd-typing{display:inline-flex;gap:4px;padding:6px 0}
@@ -860,10 +865,11 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
     rating(m) {
       if (this.rateOff || !m.dataset.turnId) return;
       const row = m.appendChild(el('div', 'fd-rating'));
-      for (const [rating, face] of [['up', '👍'], ['down', '👎']]) {
+      for (const [rating, face] of [['up', 'thumbUp'], ['down', 'thumbDown']]) {
         const label = this.t[rating];
-        row.appendChild(el('button', 'fd-rate', { type: 'button', 'data-rating': rating, 'aria-pressed': 'false', 'aria-label': label, title: label }, face))
-          .addEventListener('click', () => this.rate(m, row, rating));
+        const b = row.appendChild(el('button', 'fd-rate', { type: 'button', 'data-rating': rating, 'aria-pressed': 'false', 'aria-label': label, title: label }));
+        b.appendChild(icon(face));
+        b.addEventListener('click', () => this.rate(m, row, rating));
       }
     }
 
