@@ -1634,6 +1634,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("answer %+v, want an FAQ answer with its turn id", ms[1])
 		}
 		wantButtons("under the answer", ratingOf(), "")
+		b.screenshot("bank-rating-desktop", 1280, 800)
 
 		// Whether this build has the route: the same user rates the same turn over HTTP.
 		var token string
