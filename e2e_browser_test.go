@@ -1539,7 +1539,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("rating answers: 👍/👎 under the bot's answers, live and from history", func(t *testing.T) {
 		b := s.newTab(t)
-		b.allow("status of 404") // the feedback route, on a build without it
+		b.allow("status of 404", "ERR_BLOCKED_BY_CLIENT") // the feedback route, on a build without it; a rating held back
 		// The feedback requests the page sends: their bodies, then their statuses.
 		type feedback struct {
 			body   string
@@ -1572,17 +1572,18 @@ func TestBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// wantSent waits for n feedback requests, the last one answered, and checks it.
+		// wantSent waits for n feedback requests (more when some were held back), the last
+		// one answered, and checks it.
 		wantSent := func(n int, rating string, status int64) {
 			t.Helper()
 			var last feedback
 			b.until(fmt.Sprintf("%d feedback requests, the last answered", n), func() bool {
 				mu.Lock()
 				defer mu.Unlock()
-				if len(sent) != n || sent[n-1].status == 0 {
+				if len(sent) < n || sent[len(sent)-1].status == 0 {
 					return false
 				}
-				last = *sent[n-1]
+				last = *sent[len(sent)-1]
 				return true
 			})
 			var body map[string]any
@@ -1679,6 +1680,23 @@ func TestBrowser(t *testing.T) {
 		})
 		b.waitJS("the buttons on the history's answer", answer+`.querySelectorAll('.fd-rate').length === 2`)
 		wantButtons("the history's answer", ratingOf(), "")
+
+		// A rating that does not get through says so for a moment; the buttons stay.
+		block := func(patterns ...string) {
+			t.Helper()
+			ps := make([]*network.BlockPattern, 0, len(patterns))
+			for _, p := range patterns {
+				ps = append(ps, &network.BlockPattern{URLPattern: p, Block: true})
+			}
+			if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: ps}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		block(s.base + "/v1/turns/*/feedback")
+		click("up")
+		b.waitJS("the note", answer+`.querySelector('.fd-rating [role=status]')?.textContent === '评价未能提交，请稍后再试。'`)
+		block()
+		wantButtons("after a rating that did not get through", ratingOf(), "")
 		if routed {
 			click("down")
 			wantSent(3, "down", http.StatusNoContent)
