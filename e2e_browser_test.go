@@ -1537,6 +1537,173 @@ func TestBrowser(t *testing.T) {
 		b.waitHandoff("bot", "Back to the assistant")
 	})
 
+	t.Run("rating answers: 👍/👎 under the bot's answers, live and from history", func(t *testing.T) {
+		b := s.newTab(t)
+		b.allow("status of 404", "ERR_BLOCKED_BY_CLIENT") // the feedback route, on a build without it; a rating held back
+		// The feedback requests the page sends: their bodies, then their statuses.
+		type feedback struct {
+			body   string
+			status int64
+		}
+		var (
+			mu   sync.Mutex
+			sent []*feedback
+			byID = map[network.RequestID]*feedback{}
+		)
+		err := chromedp.Listen(b.ctx, func(ev any) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch ev := ev.(type) {
+			case *network.EventRequestWillBeSent:
+				if ev.Request.Method == "POST" && strings.HasSuffix(ev.Request.URL, "/feedback") {
+					f := &feedback{}
+					for _, e := range ev.Request.PostDataEntries {
+						f.body += string(e.Bytes)
+					}
+					sent = append(sent, f)
+					byID[ev.RequestID] = f
+				}
+			case *network.EventResponseReceived:
+				if f := byID[ev.RequestID]; f != nil {
+					f.status = ev.Response.Status
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// wantSent waits for n feedback requests (more when some were held back), the last
+		// one answered, and checks it.
+		wantSent := func(n int, rating string, status int64) {
+			t.Helper()
+			var last feedback
+			b.until(fmt.Sprintf("%d feedback requests, the last answered", n), func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(sent) < n || sent[len(sent)-1].status == 0 {
+					return false
+				}
+				last = *sent[len(sent)-1]
+				return true
+			})
+			var body map[string]any
+			if err := json.Unmarshal([]byte(last.body), &body); err != nil || len(body) != 1 || body["rating"] != rating || last.status != status {
+				t.Errorf("feedback request %d: body %q (%v), status %d; want {\"rating\":%q}, %d", n, last.body, err, last.status, rating, status)
+			}
+		}
+		type rateButton struct {
+			Label   string `json:"label"`
+			Pressed string `json:"pressed"`
+		}
+		type rating struct {
+			Rated     string                `json:"rated"`
+			Buttons   map[string]rateButton `json:"buttons"`
+			Elsewhere int                   `json:"elsewhere"` // buttons on the greeting and the user's messages
+		}
+		const answer = `[...` + shadow + `.querySelectorAll('.fd-msg-assistant:not(.fd-greeting)')].pop()`
+		ratingOf := func() rating {
+			t.Helper()
+			var r rating
+			b.eval(`(() => {
+			  const m = `+answer+`, buttons = {};
+			  for (const e of m.querySelectorAll('.fd-rate')) buttons[e.dataset.rating] = {label: e.getAttribute('aria-label'), pressed: e.getAttribute('aria-pressed')};
+			  return {rated: m.dataset.rated || '', buttons,
+			    elsewhere: `+shadow+`.querySelectorAll('.fd-greeting .fd-rate, .fd-msg-user .fd-rate').length};
+			})()`, &r)
+			return r
+		}
+		wantButtons := func(what string, r rating, rated string) {
+			t.Helper()
+			up, down := r.Buttons["up"], r.Buttons["down"]
+			pressed := func(on bool) string { return strconv.FormatBool(on) }
+			if len(r.Buttons) != 2 || up.Label != "有帮助" || down.Label != "没有帮助" || r.Rated != rated ||
+				up.Pressed != pressed(rated == "up") || down.Pressed != pressed(rated == "down") || r.Elsewhere != 0 {
+				t.Errorf("%s: %+v, want 👍 有帮助 and 👎 没有帮助 under the answer only, rated %q", what, r, rated)
+			}
+		}
+		click := func(rating string) {
+			t.Helper()
+			b.do(chromedp.Click(chromedp.JSPath(answer + `.querySelector('.fd-rate[data-rating=` + rating + `]')`)))
+		}
+
+		b.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(s.base+"/?tenant=qinghe-bank"))
+		b.waitJS("the widget", `!!`+inWidget(".fd-input")+` && !!`+inWidget(".fd-greeting"))
+		b.ask("借记卡丢了怎么挂失？")
+		ms := b.lastAnswered(2)
+		turn := ms[1].TurnID
+		if ms[1].Source != "faq" || turn == "" {
+			t.Fatalf("answer %+v, want an FAQ answer with its turn id", ms[1])
+		}
+		wantButtons("under the answer", ratingOf(), "")
+		b.screenshot("bank-rating-desktop", 1280, 800)
+
+		// Whether this build has the route: the same user rates the same turn over HTTP.
+		var token string
+		b.eval(`JSON.parse(localStorage.getItem('fengda:' + location.origin + ':qinghe-bank:token')).token`, &token)
+		r := send("POST", s.base+"/v1/turns/"+turn+"/feedback", token, []byte(`{"rating":"up"}`))
+		var routed bool
+		switch {
+		case r.err == nil && r.status == http.StatusNoContent:
+			routed = true
+		case r.err == nil && r.status == http.StatusNotFound:
+			wantError(t, "feedback without the route", r, http.StatusNotFound, "not_found")
+			t.Log("feedback route absent on this build")
+		default:
+			t.Fatalf("POST /v1/turns/%s/feedback: status %d, error %v, body %s", turn, r.status, r.err, r.body)
+		}
+
+		click("down")
+		wantSent(1, "down", map[bool]int64{true: http.StatusNoContent, false: http.StatusNotFound}[routed])
+		if routed {
+			b.waitJS("the rating shown", answer+`.dataset.rated === 'down'`)
+			wantButtons("after 👎", ratingOf(), "down")
+			// A rating replaces the last: over HTTP, then in the page.
+			r = send("POST", s.base+"/v1/turns/"+turn+"/feedback", token, []byte(`{"rating":"down","comment":"too short"}`))
+			if r.err != nil || r.status != http.StatusNoContent {
+				t.Errorf("a second rating over HTTP: status %d, error %v, body %s; want 204", r.status, r.err, r.body)
+			}
+			click("up")
+			wantSent(2, "up", http.StatusNoContent)
+			b.waitJS("the changed rating", answer+`.dataset.rated === 'up'`)
+			wantButtons("after 👍", ratingOf(), "up")
+		} else {
+			b.waitJS("the buttons gone", shadow+`.querySelectorAll('.fd-rate').length === 0`)
+			if r := ratingOf(); r.Rated != "" {
+				t.Errorf("without the route the answer is marked rated %q", r.Rated)
+			}
+		}
+
+		// After a reload, the answer from history has its buttons again.
+		b.do(chromedp.Reload())
+		b.waitMessages("the history after a reload", func(ms []widgetMsg) bool {
+			return len(ms) == 2 && ms[1].History && ms[1].TurnID == turn
+		})
+		b.waitJS("the buttons on the history's answer", answer+`.querySelectorAll('.fd-rate').length === 2`)
+		wantButtons("the history's answer", ratingOf(), "")
+
+		// A rating that does not get through says so for a moment; the buttons stay.
+		block := func(patterns ...string) {
+			t.Helper()
+			ps := make([]*network.BlockPattern, 0, len(patterns))
+			for _, p := range patterns {
+				ps = append(ps, &network.BlockPattern{URLPattern: p, Block: true})
+			}
+			if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: ps}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		block(s.base + "/v1/turns/*/feedback")
+		click("up")
+		b.waitJS("the note", answer+`.querySelector('.fd-rating [role=status]')?.textContent === '评价未能提交，请稍后再试。'`)
+		block()
+		wantButtons("after a rating that did not get through", ratingOf(), "")
+		if routed {
+			click("down")
+			wantSent(3, "down", http.StatusNoContent)
+			b.waitJS("the history's answer rated", answer+`.dataset.rated === 'down'`)
+		}
+	})
+
 	t.Logf("the browser tests took %v", time.Since(start).Round(time.Millisecond))
 }
 

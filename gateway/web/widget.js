@@ -23,7 +23,10 @@
  * data-turn-id, data-history (loaded from the server), data-error (the API's error code),
  * and .fd-greeting on the local greeting. Inside: .fd-bubble (aria-busy while streaming),
  * .fd-agent (an agent's name, on .fd-msg-agent), .fd-source (citations), .fd-suggestion
- * buttons (clarify), .fd-notice with .fd-retry (data-retry-after: seconds until it enables).
+ * buttons (clarify), .fd-notice with .fd-retry (data-retry-after: seconds until it enables),
+ * and under a finished bot answer (faq, llm, clarify, fallback; live or from history) the
+ * rating buttons .fd-rate[data-rating=up|down] (aria-pressed), with data-rated=up|down on
+ * the message once a rating is stored (POST /v1/turns/{turn_id}/feedback).
  * Above the input, .fd-bar holds the handoff: .fd-handoff-status (role=status,
  * data-handoff-status=bot|waiting|agent: the text says the place in the queue or the
  * agent's name, and "back to the assistant" after the agent closes) and the "talk to a
@@ -63,6 +66,7 @@
       waiting: (n) => (n > 0 ? `等待人工客服，您排在第 ${n} 位` : '等待人工客服…'),
       withAgent: (name) => (name ? `人工客服 ${name} 为您服务` : '人工客服为您服务'), back: '对话已转回智能客服',
       noHandoff: '暂时无法转接人工客服，您可以继续向智能客服提问。',
+      up: '有帮助', down: '没有帮助', rateFail: '评价未能提交，请稍后再试。',
     },
     en: {
       title: 'Customer service', status: 'Online', open: 'Open chat', close: 'Close chat', newChat: 'Start a new conversation',
@@ -77,6 +81,7 @@
       waiting: (n) => (n > 0 ? `Waiting for a person: position ${n}` : 'Waiting for a person…'),
       withAgent: (name) => (name ? `You are chatting with ${name}` : 'You are chatting with a person'), back: 'Back to the assistant',
       noHandoff: 'A person is not available here; the assistant can still help.',
+      up: 'Helpful', down: 'Not helpful', rateFail: 'The rating could not be sent; try again later.',
     },
   };
 
@@ -90,6 +95,9 @@
     send: ['M5 12h13', 'M12 5l7 7-7 7'],
     person: ['M20 21a8 8 0 0 0-16 0', 'M12 13a4.5 4.5 0 1 0 0-9 4.5 4.5 0 0 0 0 9z'],
     doc: ['M14 3H6.5A1.5 1.5 0 0 0 5 4.5v15A1.5 1.5 0 0 0 6.5 21h11a1.5 1.5 0 0 0 1.5-1.5V8z', 'M14 3v5h5'],
+    // 👍 and 👎 as drawings: an emoji is a box where the system has no emoji font.
+    thumbUp: ['M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3z', 'M7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3'],
+    thumbDown: ['M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3z', 'M17 2h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17'],
   };
 
   // Styles live in the shadow root, untouched by the page's CSS (and by its CSP, as a
@@ -150,6 +158,13 @@ animation:fd-in .2s ease-out;transform-origin:bottom right}
 font-size:14px;line-height:1.4;text-align:left;transition:background .12s}
 .fd-suggestion:hover,.fd-retry:hover{background:var(--fd-soft)}
 .fd-retry:disabled{opacity:.5;cursor:default;background:#fff}
+.fd-rating{display:flex;align-items:center;gap:2px;padding:0 2px;font-size:12.5px;color:var(--fd-muted)}
+.fd-rate{border:1px solid transparent;border-radius:8px;padding:4px;background:none;color:var(--fd-muted)}
+.fd-rate svg{width:15px;height:15px}
+.fd-rate:hover{background:var(--fd-soft);color:var(--fd-text)}
+.fd-rate[aria-pressed=true]{border-color:var(--fd-line);background:#fff;color:var(--fd-accent)}
+.fd-rate[aria-pressed=true] svg{fill:var(--fd-soft)}
+.fd-rating span{margin-left:6px}
 .fd-notice{display:flex;flex-wrap:wrap;align-items:center;gap:8px 10px}
 .fd-typing{display:inline-flex;gap:4px;padding:6px 0}
 .fd-typing i{width:7px;height:7px;border-radius:50%;background:#93a39f;animation:fd-dot 1.2s infinite}
@@ -179,7 +194,7 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
 @media (max-width:480px){.fd-floating{inset:0;width:auto;height:auto;border-radius:0;border:0}.fd-launcher{right:16px;bottom:16px}
 .fd-hint{display:none}.fd-form{padding-bottom:max(12px,env(safe-area-inset-bottom))}}
 @media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important}}
-@media (forced-colors:active){.fd-bubble,.fd-suggestion,.fd-retry,.fd-handoff{border:1px solid CanvasText}}`;
+@media (forced-colors:active){.fd-bubble,.fd-suggestion,.fd-retry,.fd-handoff,.fd-rate[aria-pressed=true]{border:1px solid CanvasText}}`;
   let sheet = null; // one constructed stylesheet, shared by every mounted chat
 
   // localStorage, or memory where the browser refuses it (blocked storage, some private modes).
@@ -221,6 +236,9 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       reader.cancel().catch(() => {});
     }
   }
+
+  /** The sources of the bot's answers, the ones a user rates (not a handoff's notice). */
+  const RATED = /^(faq|llm|clarify|fallback)$/;
 
   /** The status an error code has when it comes inside a stream (an SSE error event). */
   const STATUS_OF = { rate_limited: 429, queue_full: 429, timeout: 504, unauthenticated: 401, origin_not_allowed: 403, invalid_request: 400 };
@@ -607,9 +625,15 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
         const res = await this.request('GET', `/v1/sessions/${encodeURIComponent(id)}/messages`);
         if (res.status === 404) { this.session = null; return; }
         if (!res.ok) throw await apiError(res);
+        let asked = ''; // the turn id of the last user message
         for (const m of (await res.json()).messages || []) {
-          if (m.role === 'agent') this.addAgent(m, true);
-          else this.add(m.role === 'user' ? 'user' : 'assistant', m.content, true).el.dataset.turnId = m.turn_id || '';
+          if (m.role === 'agent') { this.addAgent(m, true); continue; }
+          const e = this.add(m.role === 'user' ? 'user' : 'assistant', m.content, true).el;
+          e.dataset.turnId = m.turn_id || '';
+          if (m.role === 'user') asked = m.turn_id;
+          // History has no source: a bot's answer follows its question in the same turn,
+          // a handoff's notice has none.
+          else if (m.source ? RATED.test(m.source) : m.turn_id && m.turn_id === asked) this.rating(e);
         }
         this.scrollDown();
       } catch (err) {
@@ -817,6 +841,7 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
         m.classList.add('fd-msg-fallback');
         this.retry(m, r.source === 'fallback' ? '' : t.incomplete, 0, () => this.ask(text));
       }
+      if (RATED.test(r.source)) this.rating(m);
       if (follow) this.scrollDown();
     }
 
@@ -834,6 +859,50 @@ background:#fff;line-height:1.45;outline:none;transition:border-color .12s,box-s
       if (err.requestId) m.appendChild(el('div', 'fd-ref', {}, t.ref + err.requestId));
       if (!/^(400|403|413|415)$/.test(s)) this.retry(m, '', wait, again, s === 429 && bot.bubble);
       this.scrollDown();
+    }
+
+    /** Adds the 👍/👎 buttons under a bot answer m, unless this server takes no ratings. */
+    rating(m) {
+      if (this.rateOff || !m.dataset.turnId) return;
+      const row = m.appendChild(el('div', 'fd-rating'));
+      for (const [rating, face] of [['up', 'thumbUp'], ['down', 'thumbDown']]) {
+        const label = this.t[rating];
+        const b = row.appendChild(el('button', 'fd-rate', { type: 'button', 'data-rating': rating, 'aria-pressed': 'false', 'aria-label': label, title: label }));
+        b.appendChild(icon(face));
+        b.addEventListener('click', () => this.rate(m, row, rating));
+      }
+    }
+
+    /**
+     * Stores a rating of answer m; a new one replaces the last. A 404 is a turn that is
+     * gone, or, before any rating was stored, a server without the route: the buttons go,
+     * then everywhere. Other failures say so for a moment and keep the buttons.
+     */
+    async rate(m, row, rating) {
+      if (row.pending || m.dataset.rated === rating) return;
+      row.pending = true;
+      try {
+        const res = await this.request('POST', `/v1/turns/${encodeURIComponent(m.dataset.turnId)}/feedback`, { rating },
+          { headers: { Accept: 'application/json' } });
+        if (res.status === 404) {
+          if (!this.rated) {
+            this.rateOff = true;
+            this.log.querySelectorAll('.fd-rating').forEach((r) => r.remove());
+          }
+          row.remove();
+          return;
+        }
+        if (!res.ok) throw await apiError(res);
+        this.rated = true;
+        m.dataset.rated = rating;
+        for (const b of row.querySelectorAll('.fd-rate')) b.setAttribute('aria-pressed', String(b.dataset.rating === rating));
+      } catch (err) {
+        if (err.name === 'AbortError' || row.querySelector('span')) return;
+        const note = row.appendChild(el('span', '', { role: 'status' }, this.t.rateFail));
+        setTimeout(() => note.remove(), 4000);
+      } finally {
+        row.pending = false;
+      }
     }
 
     /**
