@@ -294,6 +294,13 @@ func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener,
 		defer stopEngine()
 		err := m.srv.Run(gctx, ln)
 		if q != nil {
+			// The records of the turns answered until now, while the connection is open;
+			// those of queued turns finished during the drain below may be lost.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if ferr := m.records.Flush(fctx); ferr != nil {
+				log.Warn("insight records not flushed before the queue closed", zap.Error(ferr))
+			}
+			cancel()
 			// In-flight queued turns end within their deadline plus storing them.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.RequestTimeout+cfg.Dialogue.StoreTimeout+time.Second)
 			defer cancel()

@@ -43,6 +43,9 @@ type Recorder struct {
 	obs    Observer
 	log    *zap.Logger
 	events chan Event
+	// flushes asks Run to write what is queued now; each request's reply channel has
+	// buffer 1, so Run never blocks on a caller who left.
+	flushes chan chan struct{}
 }
 
 // NewRecorder returns a recorder writing to store. obs and log may be nil.
@@ -56,7 +59,7 @@ func NewRecorder(store Store, obs Observer, log *zap.Logger) (*Recorder, error) 
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Recorder{store: store, obs: obs, log: log.Named("insights"), events: make(chan Event, bufferSize)}, nil
+	return &Recorder{store: store, obs: obs, log: log.Named("insights"), events: make(chan Event, bufferSize), flushes: make(chan chan struct{})}, nil
 }
 
 type noObserver struct{}
@@ -114,20 +117,46 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 		case <-tick.C:
 			flush()
+		case done := <-r.flushes:
+			r.drain(&batch, flush)
+			done <- struct{}{}
 		case <-ctx.Done():
-			for {
-				select {
-				case e := <-r.events:
-					batch = append(batch, redacted(e))
-					if len(batch) == batchSize {
-						flush()
-					}
-				default:
-					flush()
-					return nil
-				}
-			}
+			r.drain(&batch, flush)
+			return nil
 		}
+	}
+}
+
+// drain moves every queued record to batch and writes them.
+func (r *Recorder) drain(batch *[]Event, flush func()) {
+	for {
+		select {
+		case e := <-r.events:
+			*batch = append(*batch, redacted(e))
+			if len(*batch) == batchSize {
+				flush()
+			}
+		default:
+			flush()
+			return
+		}
+	}
+}
+
+// Flush waits until Run has written the records queued before the call, or ctx ends.
+// serve.go calls it before the queue's connection closes at shutdown.
+func (r *Recorder) Flush(ctx context.Context) error {
+	done := make(chan struct{}, 1)
+	select {
+	case r.flushes <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -94,3 +94,22 @@ func TestRecorderWritesAndRedacts(t *testing.T) {
 		t.Errorf("Feedback with a comment of %d characters: %v", MaxCommentChars, err)
 	}
 }
+
+// TestRecorderFlush: Flush returns once the records queued before it are written.
+func TestRecorderFlush(t *testing.T) {
+	s, _ := NewMemoryStore(Config{})
+	r, _ := NewRecorder(s, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 150 {
+		r.Record(Event{Kind: KindTurn, Tenant: tenantA, TurnID: "turn-f" + strings.Repeat("0", 4) + string(rune('a'+i%26)) + string(rune('a'+i/26)), At: time.Now()})
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.List(ctx, tenantA, time.Time{}); len(got) != 150 {
+		t.Errorf("after Flush %d records written, want 150", len(got))
+	}
+}
