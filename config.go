@@ -10,6 +10,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
+	"github.com/fengda-ai/fengda/insights"
 	"github.com/fengda-ai/fengda/internal/yamlenv"
 	"github.com/fengda-ai/fengda/knowledge"
 	"github.com/fengda-ai/fengda/logging"
@@ -35,7 +36,9 @@ type Config struct {
 	RateLimit ratelimit.Config `yaml:"ratelimit"`
 	// Knowledge bounds the tenants' live knowledge bases and the versions kept.
 	Knowledge knowledge.Config `yaml:"knowledge"`
-	Log       logging.Config   `yaml:"log"`
+	// Insights bounds the records of answered turns and feedback kept per tenant.
+	Insights insights.Config `yaml:"insights"`
+	Log      logging.Config  `yaml:"log"`
 	// Demo turns on the demo page and anonymous demo tokens. Off unless the file says
 	// so; the shipped config.yaml does, for its demo tenants.
 	Demo    gateway.DemoConfig `yaml:"demo"`
@@ -60,6 +63,7 @@ func defaultConfig() Config {
 	c.Session = session.DefaultConfig()
 	c.Queue.Defaults()
 	c.Knowledge.Defaults()
+	c.Insights.Defaults()
 	c.RateLimit = ratelimit.DefaultConfig()
 	c.Log = logging.DefaultConfig()
 	c.Demo.TokenTTL = gateway.DefaultDemoTokenTTL
@@ -149,6 +153,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Knowledge.Validate(); err != nil {
 		return fmt.Errorf("knowledge.%w", err)
+	}
+	if err := c.Insights.Validate(); err != nil {
+		return err
 	}
 	// A queued turn is answered within the turn deadline and then stored.
 	return c.Queue.ValidateDeadline(c.Server.RequestTimeout + c.Dialogue.StoreTimeout)

@@ -61,8 +61,13 @@ func TestImportDirection(t *testing.T) {
 		// thins its access lines with logging.TenantSampler. The handoff's routes reach
 		// the desk through its Handoff interface, with handoff's own names.
 		// The tenants' admins edit their knowledge bases through the Knowledge
-		// interface, with knowledge's types and errors.
-		"gateway": {"dialogue", "ratelimit", "tenant", "logging", "handoff", "knowledge"},
+		// interface, with knowledge's types and errors; customers rate answers through
+		// the Feedback interface, with insights' errors.
+		"gateway": {"dialogue", "ratelimit", "tenant", "logging", "handoff", "knowledge", "insights"},
+		// The records of answered turns and feedback: it reads dialogue's stored turns
+		// (session's types), redacts with logging, and is given its JetStream handle by
+		// serve.go, so it needs nothing of queue (its tests open one).
+		"insights": {"session", "tenant", "logging"},
 		// The live knowledge bases: the FAQ engine is built by serve.go (Deps.Serve), and
 		// the JetStream handle is given by it, so it needs nothing of queue or faq.
 		"knowledge": {"nlpclient", "tenant"},

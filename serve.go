@@ -16,6 +16,7 @@ import (
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/gateway"
 	"github.com/fengda-ai/fengda/handoff"
+	"github.com/fengda-ai/fengda/insights"
 	"github.com/fengda-ai/fengda/knowledge"
 	"github.com/fengda-ai/fengda/logging"
 	"github.com/fengda-ai/fengda/metrics"
@@ -97,6 +98,7 @@ type modules struct {
 	queue   *queue.Queue            // nil when queue.mode is off
 	engine  *dialogue.Engine
 	desk    *handoff.Desk
+	records *insights.Recorder
 	srv     *gateway.Server
 	closers []func() // in the order they were opened
 }
@@ -159,6 +161,11 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		return nil, err
 	}
 
+	// The records of answered turns and ratings, on the queue's server.
+	if m.records, err = buildInsights(cfg.Insights, m.queue, figures, log); err != nil {
+		return nil, err
+	}
+
 	// Human handoff: its state in the session store, its live events on the queue's
 	// connection (this process only with the queue off). Both stores keep handoffs; a
 	// store that did not would run without it.
@@ -190,6 +197,7 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		Tenants:   m.tenants,
 		Metrics:   figures,
 		Spill:     spill,
+		Insights:  m.records,
 		Log:       log,
 	}
 	if desk != nil {
@@ -213,7 +221,7 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		gwCfg.QueueWait = cfg.Queue.MaxWait
 	}
 	gwCfg.KBMaxBodyBytes = int64(cfg.Knowledge.MaxBytes)
-	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Knowledge: m.kb, Metrics: figures, Log: log}
+	gw := gateway.Deps{Dialogue: m.engine, Tenants: m.tenants, Knowledge: m.kb, Feedback: m.records, Metrics: figures, Log: log}
 	if desk != nil {
 		gw.Handoff = desk
 	}
@@ -256,7 +264,14 @@ func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener,
 	g, gctx := errgroup.WithContext(ctx)
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
-	g.Go(func() error { return engine.Run(engineCtx) })
+	// The insights writer stops after the engine, with the records of its last turns.
+	recordsCtx, stopRecords := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecords()
+	g.Go(func() error { return m.records.Run(recordsCtx) })
+	g.Go(func() error {
+		defer stopRecords()
+		return engine.Run(engineCtx)
+	})
 	if m.desk != nil {
 		g.Go(func() error { return m.desk.Run(engineCtx) }) // webhooks: a last try after the server stops
 	}
@@ -279,6 +294,13 @@ func (m *modules) run(ctx context.Context, cfg Config, ln, adminLn net.Listener,
 		defer stopEngine()
 		err := m.srv.Run(gctx, ln)
 		if q != nil {
+			// The records of the turns answered until now, while the connection is open;
+			// those of queued turns finished during the drain below may be lost.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if ferr := m.records.Flush(fctx); ferr != nil {
+				log.Warn("insight records not flushed before the queue closed", zap.Error(ferr))
+			}
+			cancel()
 			// In-flight queued turns end within their deadline plus storing them.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.RequestTimeout+cfg.Dialogue.StoreTimeout+time.Second)
 			defer cancel()
@@ -324,6 +346,30 @@ func openQueue(ctx context.Context, cfg queue.Config, tenants *tenant.Registry, 
 	}
 	log.Info("spillover queue open", zap.String("mode", cfg.Mode), zap.String("at", where), zap.String("stream", cfg.Stream))
 	return q, nil
+}
+
+// buildInsights returns the recorder of answered turns and ratings: each tenant's in a
+// JetStream stream <queue.stream>_INSIGHTS_<tenant> of the queue's server, on subjects
+// under <queue.subject>_insights, apart from the turns stream's <queue.subject>.*; with
+// queue.mode off, in this process only.
+func buildInsights(cfg insights.Config, q *queue.Queue, figures *metrics.Metrics, log *zap.Logger) (*insights.Recorder, error) {
+	var store insights.Store
+	if q != nil {
+		js, replicas := q.JetStream()
+		s, err := insights.NewJetStreamStore(js, q.Stream(), q.Subject()+"_insights", replicas, cfg)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+	} else {
+		s, err := insights.NewMemoryStore(cfg)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+		log.Info("queue.mode is off: the records of answered turns and ratings are kept in this process only")
+	}
+	return insights.NewRecorder(store, figures, log)
 }
 
 // revocationBoard is the name of the queue's board of revoked tokens.
@@ -420,6 +466,9 @@ var (
 	_ gateway.RateLimiter = (*ratelimit.Limiter)(nil)
 	_ gateway.Knowledge   = (*knowledge.Service)(nil)
 	_ knowledge.Observer  = (*metrics.Metrics)(nil)
+	_ insights.Observer   = (*metrics.Metrics)(nil)
+	_ dialogue.Insights   = (*insights.Recorder)(nil)
+	_ gateway.Feedback    = (*insights.Recorder)(nil)
 )
 
 // buildLimiter returns the rate limiter, nil when ratelimit.enabled is false, and how

@@ -140,7 +140,17 @@ type Deps struct {
 	// after unresolved answers in a row, and keeps the bot silent while a person
 	// answers.
 	Handoff Handoff
-	Log     *zap.Logger
+	// Insights, if set, is told of every turn answered and stored (not of a retry's
+	// stored answer), off the turn's path.
+	Insights Insights
+	Log      *zap.Logger
+}
+
+// Insights records answered turns (*insights.Recorder). TurnAnswered must not block.
+type Insights interface {
+	// TurnAnswered records stored turn t of ref's session; cause is the handoff's cause
+	// on a turn that handed the session to a person, else empty.
+	TurnAnswered(ref session.Ref, t session.Turn, cause string)
 }
 
 // Engine answers turns with a bounded pool of workers. Turns of one session are answered
@@ -171,6 +181,10 @@ type Engine struct {
 	active   map[sessionKey][]*job // sessions with a turn in progress → turns waiting behind it
 	draining bool
 }
+
+type noInsights struct{}
+
+func (noInsights) TurnAnswered(session.Ref, session.Turn, string) {}
 
 type sessionKey struct {
 	tenant  tenant.ID
@@ -229,6 +243,9 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = noMetrics{}
+	}
+	if deps.Insights == nil {
+		deps.Insights = noInsights{}
 	}
 	if err := deps.Spill.setDefaults(); err != nil {
 		return nil, err
@@ -536,6 +553,9 @@ func (e *Engine) process(j *job) {
 	// The store returns another turn, or the same turn id answered elsewhere (a replica
 	// that took the same client message id at once), when it holds one already.
 	dup := stored.ID != j.turnID || !stored.AnsweredAt.Equal(st.AnsweredAt)
+	if !dup {
+		e.deps.Insights.TurnAnswered(j.ref, stored, "")
+	}
 	if cut && !dup {
 		e.fail(j, ErrIncomplete) // the part sent is stored; the stream ends with an error
 		return

@@ -124,6 +124,9 @@ func (e *Engine) handOver(j *job, tn *tenant.Tenant, cause string) {
 	if !ok {
 		return
 	}
+	if !dup {
+		e.deps.Insights.TurnAnswered(j.ref, stored, cause)
+	}
 	if o.New && !dup {
 		e.deps.Handoff.Opening(tn, j.ref, stored)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fengda-ai/fengda/dialogue"
 	"github.com/fengda-ai/fengda/handoff"
+	"github.com/fengda-ai/fengda/insights"
 	"github.com/fengda-ai/fengda/knowledge"
 	"github.com/fengda-ai/fengda/ratelimit"
 	"github.com/fengda-ai/fengda/tenant"
@@ -97,6 +98,12 @@ func classify(err error) errorClass {
 		return errorClass{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: "A knowledge base is imported as YAML (application/yaml), JSON (application/json) or CSV (text/csv)."}
 	case errors.Is(err, knowledge.ErrUnavailable):
 		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The knowledge base store is unavailable; retry shortly.", retryAfter: time.Second}
+	case errors.Is(err, insights.ErrInvalid):
+		return errorClass{status: http.StatusBadRequest, code: "invalid_request", message: "The rating must be \"up\" or \"down\", and the comment at most 1000 characters."}
+	case errors.Is(err, insights.ErrNotFound):
+		return errorClass{status: http.StatusNotFound, code: "not_found", message: "Not found."}
+	case errors.Is(err, insights.ErrUnavailable):
+		return errorClass{status: http.StatusServiceUnavailable, code: "unavailable", message: "The service is unavailable; retry shortly.", retryAfter: time.Second}
 	case errors.Is(err, errForbidden):
 		return errorClass{status: http.StatusForbidden, code: "forbidden", message: "This credential may not call this route."}
 	case errors.Is(err, dialogue.ErrNotFound), errors.Is(err, errRouteNotFound):

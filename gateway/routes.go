@@ -56,6 +56,9 @@ func (s *Server) routes() http.Handler {
 			r.Use(s.requireRole(tenant.RoleUser))
 			r.Post("/v1/chat", s.handleChatCreate)
 			r.Get("/v1/turns/{turn_id}", s.handleTurnGet)
+			if s.feedback != nil {
+				r.Post("/v1/turns/{turn_id}/feedback", s.handleFeedback)
+			}
 			r.Get("/v1/sessions/{id}/messages", s.handleSessionMessages)
 			r.Delete("/v1/sessions/{id}", s.handleSessionDelete)
 			if s.handoff != nil {

@@ -23,6 +23,7 @@ type Server struct {
 	tenants  Tenants
 	handoff  Handoff   // nil: no handoff routes
 	kb       Knowledge // nil: no knowledge-base routes
+	feedback Feedback  // nil: no feedback route
 	metrics  Metrics
 	log      *zap.Logger
 	handler  http.Handler
@@ -48,6 +49,8 @@ type Deps struct {
 	// Knowledge, if set, serves the tenants' admins' routes of their live knowledge
 	// bases (/v1/admin/kb/...).
 	Knowledge Knowledge
+	// Feedback, if set, serves POST /v1/turns/{turn_id}/feedback.
+	Feedback Feedback
 	// Limiter applies the tenants' rate limits; nil admits every request.
 	Limiter RateLimiter
 	Metrics Metrics     // nil: none, and /metrics is 404
@@ -94,6 +97,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		dialogue: deps.Dialogue,
 		handoff:  deps.Handoff,
 		kb:       deps.Knowledge,
+		feedback: deps.Feedback,
 		tenants:  deps.Tenants,
 		limiter:  deps.Limiter,
 		metrics:  metrics,

@@ -49,8 +49,9 @@ type Metrics struct {
 	spilled      *prometheus.CounterVec
 	queuedWorked *prometheus.CounterVec
 
-	handoffs    *prometheus.CounterVec
-	handoffWait *prometheus.HistogramVec
+	handoffs        *prometheus.CounterVec
+	insightsDropped *prometheus.CounterVec
+	handoffWait     *prometheus.HistogramVec
 
 	kbVersion *prometheus.GaugeVec
 	kbReload  prometheus.Histogram
@@ -127,6 +128,10 @@ func New() *Metrics {
 		Help:    "How long a handed-off conversation waited until an agent claimed it.",
 		Buckets: []float64{1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
 	}, []string{"tenant"})
+	m.insightsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fengda_insights_dropped_total",
+		Help: "Records of answered turns dropped because the insights writer's buffer was full (the store slow or unreachable).",
+	}, []string{"tenant"})
 	m.kbVersion = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "fengda_kb_version",
 		Help: "The version of the tenant's knowledge base this replica serves.",
@@ -141,7 +146,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.stage, m.requests, m.duration, m.rateLimited, m.rlFallbacks, m.rlDegraded,
 		m.upstream, m.firstToken, m.retries, m.breakerState, m.fallbacks, m.spilled, m.queuedWorked,
-		m.handoffs, m.handoffWait, m.kbVersion, m.kbReload,
+		m.handoffs, m.handoffWait, m.kbVersion, m.kbReload, m.insightsDropped,
 	)
 	return m
 }
@@ -180,6 +185,11 @@ func (m *Metrics) ObserveQueuedWorked(t tenant.ID) {
 // ObserveHandoff counts a session of tenant t handed to a person, by cause.
 func (m *Metrics) ObserveHandoff(t tenant.ID, cause string) {
 	m.handoffs.WithLabelValues(string(t), cause).Inc()
+}
+
+// InsightsDropped counts a record of tenant t the insights recorder dropped.
+func (m *Metrics) InsightsDropped(t tenant.ID) {
+	m.insightsDropped.WithLabelValues(string(t)).Inc()
 }
 
 // ObserveClaimWait records how long a conversation of tenant t waited for its agent.

@@ -129,3 +129,6 @@ func (q *Queue) JetStream() (js jetstream.JetStream, replicas int) { return q.js
 
 // Stream returns the name of the queue's stream (queue.stream).
 func (q *Queue) Stream() string { return q.cfg.Stream }
+
+// Subject returns the queue's subject prefix (queue.subject).
+func (q *Queue) Subject() string { return q.cfg.Subject }
