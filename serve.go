@@ -175,7 +175,7 @@ func build(ctx context.Context, cfg Config, getenv func(string) string, log *zap
 		if m.queue != nil {
 			bus = m.queue.Live()
 		}
-		if desk, err = handoff.New(handoff.Deps{Store: hs, Tenants: m.tenants, Bus: bus, Metrics: figures, Log: log}, m.tenants.Tenants()); err != nil {
+		if desk, err = handoff.New(handoff.Deps{Store: hs, Tenants: m.tenants, Bus: bus, Metrics: figures, Turns: m.records, Log: log}, m.tenants.Tenants()); err != nil {
 			return nil, err
 		}
 		ids := make([]tenant.ID, 0, len(m.tenants.Tenants()))

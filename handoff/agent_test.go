@@ -2,6 +2,8 @@ package handoff
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,5 +88,35 @@ func TestStreamMissesNothingJustAfterItOpens(t *testing.T) {
 		cancel()
 		for range ch { // until the stream ends
 		}
+	}
+}
+
+// turnLog records what a desk tells its TurnObserver.
+type turnLog struct {
+	mu    sync.Mutex
+	turns []string // session/source/cause
+}
+
+func (l *turnLog) TurnAnswered(ref session.Ref, t session.Turn, cause string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.turns = append(l.turns, ref.Session+"/"+t.Source+"/"+cause)
+}
+
+// The widget's button stores a notice, which is recorded with the cause "button"; a
+// second press stores nothing and records nothing.
+func TestRequestRecordsTheNotice(t *testing.T) {
+	log := &turnLog{}
+	f := newFixture(t, options{turns: log})
+	ref := f.customer(t, shop, "u1")
+	for range 2 {
+		if _, _, err := f.desk.Request(context.Background(), ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if want := []string{ref.Session + "/handoff/button"}; !slices.Equal(log.turns, want) {
+		t.Errorf("recorded %q, want %q", log.turns, want)
 	}
 }

@@ -86,6 +86,9 @@ type Deps struct {
 	Bus Bus
 	// Metrics, if set, counts handoffs and claim waits.
 	Metrics Observer
+	// Turns, if set, is told of the notice stored when the widget's button hands a
+	// session over (a turn's own handoff is told by the dialogue engine).
+	Turns TurnObserver
 	// Client posts webhooks; nil: a client with a 10 s timeout.
 	Client *http.Client
 	Log    *zap.Logger
@@ -93,12 +96,23 @@ type Deps struct {
 	Now func() time.Time
 }
 
+// TurnObserver records a stored turn of a session, with the handoff's cause
+// (*insights.Recorder). TurnAnswered must not block.
+type TurnObserver interface {
+	TurnAnswered(ref session.Ref, t session.Turn, cause string)
+}
+
+type noTurns struct{}
+
+func (noTurns) TurnAnswered(session.Ref, session.Turn, string) {}
+
 // Desk is the handoff service of every tenant. It is safe for concurrent use.
 type Desk struct {
 	store    Store
 	tenants  Tenants
 	bus      Bus
 	metrics  Observer
+	turns    TurnObserver
 	log      *zap.Logger
 	now      func() time.Time
 	phrases  map[tenant.ID]*matcher
@@ -116,6 +130,9 @@ func New(deps Deps, all []*tenant.Tenant) (*Desk, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = noMetrics{}
 	}
+	if deps.Turns == nil {
+		deps.Turns = noTurns{}
+	}
 	if deps.Log == nil {
 		deps.Log = zap.NewNop()
 	}
@@ -130,6 +147,7 @@ func New(deps Deps, all []*tenant.Tenant) (*Desk, error) {
 		tenants: deps.Tenants,
 		bus:     deps.Bus,
 		metrics: deps.Metrics,
+		turns:   deps.Turns,
 		log:     deps.Log.Named("handoff"),
 		now:     deps.Now,
 		phrases: make(map[tenant.ID]*matcher, len(all)),
@@ -318,6 +336,7 @@ func (d *Desk) Request(ctx context.Context, ref session.Ref) (Opened, session.Tu
 	if err != nil {
 		return o, session.Turn{}, err
 	}
+	d.turns.TurnAnswered(ref, stored, session.CauseButton)
 	return o, stored, nil
 }
 

@@ -122,6 +122,8 @@ type options struct {
 	run bool
 	// backoff, if set, replaces the webhook's first retry wait.
 	backoff time.Duration
+	// turns, if set, is told of the turns the desk stores.
+	turns TurnObserver
 }
 
 func newFixture(t *testing.T, o options) *fixture {
@@ -144,6 +146,7 @@ func newFixture(t *testing.T, o options) *fixture {
 		Tenants: reg,
 		Bus:     o.bus,
 		Metrics: f.metrics,
+		Turns:   o.turns,
 		Log:     zaptest.NewLogger(t),
 		Now:     f.clock.Now,
 	}, reg.Tenants())
