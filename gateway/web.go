@@ -180,10 +180,17 @@ func newWeb(demo, all []*tenant.Tenant) (*web, error) {
 	if w.assets["/widget.js"] == nil {
 		return nil, fmt.Errorf("web assets: widget.js is missing")
 	}
-	if w.agent, err = newAgentPage(demo, w.assets); err != nil {
+	// The agents' console offers demo agents of the demo tenants whose handoff is on.
+	var staffed []*tenant.Tenant
+	for _, t := range demo {
+		if !t.Handoff.Disabled {
+			staffed = append(staffed, t)
+		}
+	}
+	if w.agent, err = newConsolePage("agent", staffed, w.assets); err != nil {
 		return nil, err
 	}
-	if w.admin, err = newAdminPage(demo, w.assets); err != nil {
+	if w.admin, err = newConsolePage("admin", demo, w.assets); err != nil {
 		return nil, err
 	}
 	return w, nil

@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"html"
-	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,103 +15,7 @@ import (
 
 func TestAdminConsole(t *testing.T) {
 	s, _ := newTestServer(t, demoConfig(), nil, nil) // no handoff: the console is there all the same
-	h := s.Handler()
-
-	w := do(t, h, request{method: "GET", path: "/admin"})
-	if w.Code != http.StatusOK {
-		t.Fatalf("GET /admin: status %d", w.Code)
-	}
-	page := w.Body.String()
-	t.Run("headers", func(t *testing.T) {
-		for k, want := range map[string]string{
-			"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-				"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-			"Content-Type":               "text/html; charset=utf-8",
-			"Referrer-Policy":            "same-origin",
-			"Cross-Origin-Opener-Policy": "same-origin",
-			"Cache-Control":              "no-cache",
-			"X-Content-Type-Options":     "nosniff",
-			"X-Frame-Options":            "DENY",
-		} {
-			if got := w.Header().Get(k); got != want {
-				t.Errorf("%s = %q, want %q", k, got, want)
-			}
-		}
-	})
-
-	t.Run("ETag, 304 and HEAD", func(t *testing.T) {
-		etag := w.Header().Get("ETag")
-		if etag == "" {
-			t.Fatal("no ETag")
-		}
-		if etag == do(t, h, request{method: "GET", path: "/agent"}).Header().Get("ETag") {
-			t.Error("the admin console has the agents' console's ETag")
-		}
-		nm := do(t, h, request{method: "GET", path: "/admin", header: map[string]string{"If-None-Match": etag}})
-		if nm.Code != http.StatusNotModified || nm.Body.Len() != 0 {
-			t.Errorf("If-None-Match: status %d with %d bytes, want 304 and none", nm.Code, nm.Body.Len())
-		}
-		head := do(t, h, request{method: "HEAD", path: "/admin"})
-		if head.Code != http.StatusOK || head.Body.Len() != 0 || head.Header().Get("ETag") != etag {
-			t.Errorf("HEAD: status %d, %d bytes, ETag %q; want 200, none, %q", head.Code, head.Body.Len(), head.Header().Get("ETag"), etag)
-		}
-	})
-
-	t.Run("gzip", func(t *testing.T) {
-		z := do(t, h, request{method: "GET", path: "/admin", header: map[string]string{"Accept-Encoding": "gzip"}})
-		if got := z.Header().Get("Content-Encoding"); got != "gzip" {
-			t.Fatalf("Content-Encoding = %q, want gzip", got)
-		}
-		zr, err := gzip.NewReader(z.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, err := io.ReadAll(zr); err != nil || string(got) != page {
-			t.Errorf("gzipped page differs from the plain one (err %v)", err)
-		}
-	})
-
-	t.Run("nothing inline", func(t *testing.T) {
-		if m := inlineCode.FindString(page); m != "" {
-			t.Errorf("the page holds inline code or style (%q):\n%s", m, page)
-		}
-		for _, tag := range regexp.MustCompile(`<script[^>]*>`).FindAllString(page, -1) {
-			if !strings.Contains(tag, ` src="/`) {
-				t.Errorf("script %s does not load a file of this server", tag)
-			}
-		}
-	})
-
-	t.Run("its files", func(t *testing.T) {
-		var refs []string
-		for _, m := range localRef.FindAllStringSubmatch(page, -1) {
-			refs = append(refs, m[1])
-		}
-		for _, want := range []string{"/static/admin.js", "/static/admin.css", "/static/favicon.svg"} {
-			if !slices.ContainsFunc(refs, func(r string) bool { return strings.Split(r, "?")[0] == want }) {
-				t.Errorf("the page does not reference %s (it references %v)", want, refs)
-			}
-		}
-		for _, ref := range refs {
-			path, version, _ := strings.Cut(ref, "?v=")
-			a := do(t, h, request{method: "GET", path: ref, header: map[string]string{"Accept-Encoding": "gzip"}})
-			if a.Code != http.StatusOK {
-				t.Errorf("GET %s: status %d", ref, a.Code)
-				continue
-			}
-			if version != "" && `"`+version+`"` != a.Header().Get("ETag") {
-				t.Errorf("%s: version %q, but the file's ETag is %s", path, version, a.Header().Get("ETag"))
-			}
-			if strings.HasSuffix(path, ".js") || strings.HasSuffix(path, ".css") {
-				if got := a.Header().Get("Content-Encoding"); got != "gzip" {
-					t.Errorf("%s: Content-Encoding %q, want gzip", path, got)
-				}
-			}
-		}
-		if s.web.assets["/admin.html"] != nil {
-			t.Error("the page template is served as a static file")
-		}
-	})
+	page := checkConsolePage(t, s, "admin")
 
 	t.Run("the script builds DOM nodes and documents its hooks", func(t *testing.T) {
 		js := s.web.assets["/static/admin.js"]
