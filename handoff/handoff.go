@@ -212,10 +212,6 @@ func statusOf(h session.Handoff) Status {
 	return Status{Status: StatusBot}
 }
 
-// StatusOf is the customer's view of a record LoadRecent returned, without the
-// queue position, which it does not compute.
-func StatusOf(h session.Handoff) Status { return statusOf(h) }
-
 // Opened is what Open did: the session's status, and the notice to give the customer.
 type Opened struct {
 	Status Status

@@ -3,7 +3,6 @@ package handoff
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"sync"
 	"time"
 
@@ -267,9 +266,6 @@ func (d *Desk) seeAgent(ctx context.Context, agent tenant.Principal) {
 		d.log.Warn("handoff: agent presence not recorded", zap.String("tenant", agent.Tenant.String()), zap.Error(err))
 	}
 }
-
-// FormatID is an event id as SSE writes it.
-func FormatID(id int64) string { return strconv.FormatInt(id, 10) }
 
 // LocalBus is a Bus within one process.
 type LocalBus struct {
